@@ -1,0 +1,48 @@
+"""Command line: `explorer <command> ...` (also `python -m explorer <command> ...`).
+
+Each subcommand lives next to the code it drives, in a module that defines
+``add_arguments(parser)`` and ``run(args) -> int``; this file only registers them, and imports
+a module when its command runs so that `explorer --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command name -> (module, one-line help)
+COMMANDS = {
+    "simulate": ("explorer.sim.command", "run the particle-mesh stand-in simulator, write CAMELS CMD files"),
+    "train": ("explorer.train", "train the conditional diffusion model on a CMD-format directory"),
+    "sample": ("explorer.model.command", "sample maps at given (Omega_m, sigma_8)"),
+    "evaluate": ("explorer.model.evaluate", "measure fidelity figures of a trained model (JSON)"),
+    "infer": ("explorer.inference.command", "infer (Omega_m, sigma_8) from a field"),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="explorer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = (argv or [None])[0]
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:  # only the module of the command that runs is imported
+            mod = importlib.import_module(module)
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if not argv else 2
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"explorer {args.command}: error: {err}", file=sys.stderr)
+        return 2
