@@ -16,7 +16,7 @@ COMMANDS = {
     "simulate": ("explorer.sim.command", "run the particle-mesh stand-in simulator, write CAMELS CMD files"),
     "train": ("explorer.train", "train the conditional diffusion model on a CMD-format directory"),
     "sample": ("explorer.model.command", "sample maps at given (Omega_m, sigma_8)"),
-    "evaluate": ("explorer.model.evaluate", "measure fidelity figures of a trained model (JSON)"),
+    "evaluate": ("explorer.evaluate", "measure fidelity figures of a trained model (JSON)"),
     "infer": ("explorer.inference.command", "infer (Omega_m, sigma_8) from a field"),
 }
 

@@ -22,7 +22,7 @@ def add_arguments(parser):
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--recipe", choices=sorted(_recipes()), help="a named set of the project")
     what.add_argument("--assets", action="store_true",
-                      help="build every set bundled in assets/ (valid, twins, 1P, examples)")
+                      help="build every set bundled in assets/ (valid, twins, onep, examples)")
     parser.add_argument("--n-sims", type=int, default=None, help="custom LH set: simulations")
     parser.add_argument("--seed", type=int, default=100, help="custom LH set: base seed")
     parser.add_argument("--map-size", type=int, default=128, help="custom set: map side (divides 128)")
@@ -31,6 +31,9 @@ def add_arguments(parser):
     parser.add_argument("--stop", type=int, default=None,
                         help="only simulations [0, STOP) of the set (a prefix of the same recipe)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    parser.add_argument("--parts", type=Path, default=None,
+                        help="where unmerged simulations are kept (default: OUT, or data/assets-parts "
+                             "with --assets)")
 
 
 def _recipes():
@@ -53,7 +56,7 @@ def run(args) -> int:
         raise ValueError(f"--shard {args.shard!r}: expected I/N, e.g. 0/2") from None
 
     if args.assets:
-        return _build_assets(args.out, shard)
+        return _build_assets(args.out, args.parts or Path("data/assets-parts"), shard)
     if args.recipe:
         recipe = _recipes()[args.recipe]
     elif args.n_sims:
@@ -61,16 +64,16 @@ def run(args) -> int:
                            map_size=args.map_size, suite=args.suite)
     else:
         raise ValueError("say what to simulate: --recipe NAME, --assets, or --n-sims N")
-    generate(recipe, args.out, shard=shard, stop=args.stop)
-    _merge_if_complete(recipe, args.out, args.stop)
+    generate(recipe, args.parts or args.out, shard=shard, stop=args.stop)
+    _merge_if_complete(recipe, args.out, args.parts, args.stop)
     return 0
 
 
-def _merge_if_complete(recipe, out, stop=None):
+def _merge_if_complete(recipe, out, parts_root=None, stop=None):
     from explorer.sim.sets import merge
 
     try:
-        maps_path, params_path = merge(recipe, out, stop=stop)
+        maps_path, params_path = merge(recipe, out, parts_root=parts_root, stop=stop)
     except FileNotFoundError as err:
         print(f"not merged yet: {err}")
         return None
@@ -78,22 +81,23 @@ def _merge_if_complete(recipe, out, stop=None):
     return maps_path
 
 
-def _build_assets(out: Path, shard):
-    """valid, twins and 1P as CMD files; examples as single-field .npy files with a JSON index."""
+def _build_assets(out: Path, parts_root: Path, shard):
+    """One folder per bundled set: valid/, twins/, onep/ as CMD files; examples/ as single fields."""
     from explorer.sim.sets import RECIPES, generate, part_path
 
-    for name in ("valid", "twins", "1P", "examples"):
-        generate(RECIPES[name], out, shard=shard)
+    names = ("valid", "twins", "onep", "examples")
+    for name in names:
+        generate(RECIPES[name], parts_root, shard=shard)
     if shard != (0, 1):
         print("shard done; run again without --shard to merge")
-    for name in ("valid", "twins", "1P"):
-        _merge_if_complete(RECIPES[name], out)
+    for name in names[:3]:
+        _merge_if_complete(RECIPES[name], out / name, parts_root)
     recipe = RECIPES["examples"]
     folder = out / "examples"
     folder.mkdir(parents=True, exist_ok=True)
     index = []
     for i, (om, s8) in enumerate(recipe.params()):
-        field = np.load(part_path(out, recipe, i))[0]  # map 0: first slab along x
+        field = np.load(part_path(parts_root, recipe, i))[0]  # map 0: first slab along x
         name = f"field_{i}_om{om:.2f}_s8{s8:.2f}.npy"
         np.save(folder / name, field)
         index.append({"file": name, "omega_m": float(om), "sigma_8": float(s8),

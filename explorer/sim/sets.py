@@ -6,8 +6,9 @@ the results merged. Work is done one simulation at a time into `<out>/parts_<nam
 (resumable: finished parts are skipped; `shard=(I, N)` takes simulations i ≡ I mod N), then
 merged into `Maps_Mcdm_<suite>_<set>_z=0.00.npy` + `params_<set>_<suite>.txt`.
 
-The named recipes below are the project's data: the training set used for the shipped weights,
-and the small sets bundled in assets/ (regenerate with `explorer simulate --recipe NAME`).
+The named recipes below are the project's data: the training set used for the shipped weights
+(`explorer simulate --recipe train --out data/train`), and the small sets bundled in assets/, one
+folder per recipe (`explorer simulate --assets --out assets`; parts kept in data/assets-parts).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ RECIPES = {
     # assets/: held-out LH validation set (never trained on), reference maps of the app.
     "valid": SetRecipe("valid", "LH", 50, seed=2, map_size=64),
     # assets/: 1P sets around (0.3, 0.8), one IC seed for all values.
-    "1P": SetRecipe("1P", "1P", 10, seed=4, map_size=64, one_p_values=_one_p(
+    "onep": SetRecipe("onep", "1P", 10, seed=4, map_size=64, one_p_values=_one_p(
         [(0, (0.2, 0.25, 0.3, 0.35, 0.4)), (1, (0.7, 0.75, 0.8, 0.85, 0.9))])),
 }
 # assets/: the first 20 validation cosmologies again with new seeds (the "new-seed simulations"
@@ -100,25 +101,26 @@ def simulate_one(omega_m: float, sigma_8: float, seed: int, map_size: int = 128,
     return block_average(maps.numpy().astype(np.float64), paint // map_size).astype(np.float32)
 
 
-def part_path(out: Path, recipe: SetRecipe, i: int) -> Path:
-    return Path(out) / f"parts_{recipe.name}" / f"sim_{i:05d}.npy"
+def part_path(parts_root, recipe: SetRecipe, i: int) -> Path:
+    """Where simulation i of `recipe` is kept until merged: (15, r, r) float32 Σ."""
+    return Path(parts_root) / f"parts_{recipe.name}" / f"sim_{i:05d}.npy"
 
 
-def generate(recipe: SetRecipe, out, shard: tuple[int, int] = (0, 1), stop: int | None = None,
-             progress: bool = True) -> list[int]:
+def generate(recipe: SetRecipe, parts_root, shard: tuple[int, int] = (0, 1),
+             stop: int | None = None, progress: bool = True) -> list[int]:
     """Simulate the missing parts of `recipe` in this shard; returns the indices simulated."""
     index, count = shard
     if not 0 <= index < count:
         raise ValueError(f"shard={index}/{count}: need 0 <= I < N")
     stop = recipe.n_sims if stop is None else min(stop, recipe.n_sims)
     params = recipe.params()
-    todo = [i for i in range(index, stop, count) if not part_path(out, recipe, i).exists()]
+    todo = [i for i in range(index, stop, count) if not part_path(parts_root, recipe, i).exists()]
     from tqdm import tqdm
 
     done = []
     for i in tqdm(todo, desc=f"simulate {recipe.name} {index}/{count}", disable=not progress):
         maps = simulate_one(*params[i], recipe.sim_seed(i), recipe.map_size, recipe.pm)
-        path = part_path(out, recipe, i)
+        path = part_path(parts_root, recipe, i)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, maps)
@@ -127,14 +129,15 @@ def generate(recipe: SetRecipe, out, shard: tuple[int, int] = (0, 1), stop: int 
     return done
 
 
-def merge(recipe: SetRecipe, out, stop: int | None = None, overwrite: bool = True):
-    """Write the CMD files of simulations [0, stop) from their parts; all must exist."""
+def merge(recipe: SetRecipe, out, parts_root=None, stop: int | None = None, overwrite: bool = True):
+    """Write the CMD files of simulations [0, stop) into `out` from their parts (all must exist)."""
+    parts_root = out if parts_root is None else parts_root
     stop = recipe.n_sims if stop is None else min(stop, recipe.n_sims)
-    missing = [i for i in range(stop) if not part_path(out, recipe, i).exists()]
+    missing = [i for i in range(stop) if not part_path(parts_root, recipe, i).exists()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} of {stop} simulations of '{recipe.name}' are not "
                                 f"simulated yet (first missing: {missing[0]}); run the remaining shards")
-    maps = np.concatenate([np.load(part_path(out, recipe, i)) for i in range(stop)])
+    maps = np.concatenate([np.load(part_path(parts_root, recipe, i)) for i in range(stop)])
     assert maps.shape[0] == stop * MAPS_PER_SIM
     return write_cmd(out, maps, recipe.params()[:stop], field="Mcdm", suite=recipe.suite,
                      set_name=recipe.set_name, overwrite=overwrite)

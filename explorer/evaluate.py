@@ -1,0 +1,165 @@
+"""Sample-quality figures of an emulator on held-out simulations (DESIGN.md section 7).
+
+For every held-out cosmology θ_c with its 15 true maps (one simulation), and optionally 15 maps
+of a *new-seed* simulation at the same θ_c:
+
+    χ²_r(generated)   15 generated maps against the true maps' mean and σ (per k)
+    χ²_r(LOO true)    each true map against the other 14 (the seed paper's cosmic-variance floor)
+    χ²_r(new seed)    the new-seed simulation's maps against the true maps: what a perfect
+                      emulator scores (the LOO floor is lower, because the 15 maps of a simulation
+                      share its large-scale modes)
+
+    fidelity_loo     = mean χ²_r(generated) / mean χ²_r(LOO true)     (seed paper: 1.30/1.27)
+    fidelity_newseed = mean χ²_r(generated) / mean χ²_r(new seed)     (target ≤ 1.10; perfect = 1)
+
+means over all maps of all cosmologies. Also reported: the pixel σ ratio and the mean log10 Σ
+offset (generated − true), cheap alarms for washed-out or shifted samples.
+
+`explorer evaluate --weights weights/ --method ddpm-strided --steps 250` prints these as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from explorer.stats import leave_one_out_chi2, power_spectrum, reduced_chi2
+
+#: emulate(omega_m, sigma_8, n, seed) -> (n, H, W) log10 Σ
+EmulateFn = Callable[[float, float, int, int], np.ndarray]
+
+
+@dataclass
+class Fidelity:
+    """Fidelity figures over n_cosmologies held-out cosmologies (see module docstring)."""
+
+    n_cosmologies: int
+    n_generated: int
+    chi2_generated: float
+    chi2_loo: float
+    chi2_newseed: float | None
+    fidelity_loo: float
+    fidelity_newseed: float | None
+    pixel_std_ratio: float  # mean over cosmologies of σ_pix(generated)/σ_pix(true)
+    mean_offset: float  # mean over cosmologies of ⟨log10 Σ⟩_gen − ⟨log10 Σ⟩_true, dex
+    mean_offset_sem: float  # its standard error over cosmologies
+    per_cosmology: list  # [{"theta": [Ω_m, σ_8], "chi2_generated", "chi2_loo", "chi2_newseed"}]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
+             newseed_maps: np.ndarray | None = None, n_generated: int = 15, seed: int = 0,
+             box_size: float = 25.0, progress: Callable[[int, int], None] | None = None) -> Fidelity:
+    """Fidelity of `emulate` at held-out cosmologies.
+
+    theta: (C, 2) (Ω_m, σ_8); true_maps: (C, 15, H, W) log10 Σ; newseed_maps: (C', 15, H, W)
+    for the first C' ≤ C cosmologies, or None. Generated maps use seed `seed + c` at cosmology c.
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    if true_maps.ndim != 4 or true_maps.shape[0] != theta.shape[0]:
+        raise ValueError(f"true_maps must be (C, n, H, W) with C = {theta.shape[0]}, got {true_maps.shape}")
+    start = time.perf_counter()
+    gen_all, loo_all, new_all, std_ratio, offsets, rows = [], [], [], [], [], []
+    for c, (om, s8) in enumerate(theta):
+        generated = np.asarray(emulate(float(om), float(s8), n_generated, seed + c), dtype=np.float64)
+        truth = true_maps[c].astype(np.float64)
+        p_true = power_spectrum(truth, box_size).power
+        chi_gen = reduced_chi2(power_spectrum(generated, box_size).power, p_true)
+        chi_loo = leave_one_out_chi2(p_true)
+        gen_all.append(chi_gen)
+        loo_all.append(chi_loo)
+        row = {"theta": [float(om), float(s8)], "chi2_generated": float(chi_gen.mean()),
+               "chi2_loo": float(chi_loo.mean())}
+        if newseed_maps is not None and c < len(newseed_maps):
+            p_new = power_spectrum(newseed_maps[c].astype(np.float64), box_size).power
+            chi_new = reduced_chi2(p_new, p_true)
+            new_all.append(chi_new)
+            row["chi2_newseed"] = float(chi_new.mean())
+        std_ratio.append(generated.std() / truth.std())
+        offsets.append(generated.mean() - truth.mean())
+        rows.append(row)
+        if progress:
+            progress(c + 1, len(theta))
+    chi_gen = float(np.concatenate(gen_all).mean())
+    chi_loo = float(np.concatenate(loo_all).mean())
+    chi_new = float(np.concatenate(new_all).mean()) if new_all else None
+    # Compare generated and new-seed χ² on the same cosmologies.
+    chi_gen_matched = float(np.concatenate(gen_all[:len(new_all)]).mean()) if new_all else None
+    return Fidelity(
+        n_cosmologies=len(theta), n_generated=n_generated, chi2_generated=chi_gen, chi2_loo=chi_loo,
+        chi2_newseed=chi_new, fidelity_loo=chi_gen / chi_loo,
+        fidelity_newseed=(chi_gen_matched / chi_new) if new_all else None,
+        pixel_std_ratio=float(np.mean(std_ratio)), mean_offset=float(np.mean(offsets)),
+        mean_offset_sem=float(np.std(offsets, ddof=1) / np.sqrt(len(offsets))) if len(offsets) > 1 else float("nan"),
+        per_cosmology=rows, seconds=time.perf_counter() - start)
+
+
+def load_reference(directory: str | Path, resolution: int, set_name: str = "LH", suite: str | None = None,
+                   sims=None) -> tuple[np.ndarray, np.ndarray]:
+    """θ (C, 2) and log10 maps (C, 15, r, r) of a CMD directory (optionally only `sims`)."""
+    from explorer.data import MAPS_PER_SIM, find_cmd, load_cmd, to_log10
+
+    cmd = load_cmd(*find_cmd(directory, set_name=set_name, suite=suite))
+    sims = np.arange(cmd.n_sims) if sims is None else np.asarray(sims)
+    maps = to_log10(cmd.maps, resolution, indices=cmd.map_indices(sims))
+    return cmd.theta[sims], maps.reshape(len(sims), MAPS_PER_SIM, resolution, resolution)
+
+
+def add_arguments(parser):
+    parser.add_argument("--weights", default="weights", help="weights folder")
+    parser.add_argument("--reference", default="assets",
+                        help="CMD directory of held-out simulations (default assets/valid)")
+    parser.add_argument("--twins", default="assets",
+                        help="CMD directory of new-seed simulations at the first reference cosmologies "
+                             "(assets/twins); '' to skip")
+    parser.add_argument("--n-cosmologies", type=int, default=20)
+    parser.add_argument("--n-generated", type=int, default=15)
+    parser.add_argument("--method", default=None, help="sampler (default: the weights' default)")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from explorer.model import Emulator
+
+    emu = Emulator.from_folder(args.weights, device=args.device)
+    theta, truth = _reference_sets(args.reference, emu.resolution, "valid", args.n_cosmologies)
+    newseed = None
+    if args.twins:
+        _, newseed = _reference_sets(args.twins, emu.resolution, "twins", args.n_cosmologies)
+    bar = tqdm(total=len(theta), desc="evaluate")
+
+    def emulate(om, s8, n, seed):
+        return emu.sample(om, s8, n=n, seed=seed, method=args.method, steps=args.steps)
+
+    result = fidelity(emulate, theta, truth, newseed, n_generated=args.n_generated, seed=args.seed,
+                      progress=lambda done, total: bar.update(1))
+    bar.close()
+    out = {"weights": str(args.weights), "method": args.method or emu.default_method,
+           "steps": args.steps or emu.default_steps, **result.to_dict()}
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+def _reference_sets(directory, resolution, recipe_name, limit):
+    """θ and maps of a reference folder; the bundled assets keep each set in assets/<recipe>/."""
+    directory = Path(directory)
+    if (directory / recipe_name).is_dir():
+        directory = directory / recipe_name
+    theta, maps = load_reference(directory, resolution, sims=None)
+    return theta[:limit], maps[:limit]

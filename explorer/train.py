@@ -1,0 +1,330 @@
+"""Train the conditional diffusion model on a CMD-format directory (stand-in or real CAMELS).
+
+    explorer train --data data/train --run-dir runs/main                      # 64², from scratch
+    explorer train --data data/train --run-dir runs/main                      # again: resumes
+    explorer train --data data/train --run-dir runs/r2 --init weights         # warm start from weights/
+    explorer train --data CAMELS/ --maps Maps_Mcdm_IllustrisTNG_LH_z=0.00.npy \\
+                   --params params_LH_IllustrisTNG.txt --resolution 256 --init weights  # progressive
+    torchrun --nproc_per_node=2 -m explorer train --data data/train --run-dir runs/ddp   # DDP (gloo on CPU)
+
+What it does: split by simulation (deterministic), log10 at the working resolution, normalise,
+random rotations/flips; ε-prediction loss ‖ε − ε̂(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t, θ)‖² with t uniform
+(Ho et al. 2020, Algorithm 1); AdamW with linear warm-up, bf16 autocast on CPU, gradient clipping,
+EMA weights. Every `val_every` steps the EMA model samples maps at held-out cosmologies and the
+reduced χ² of their power spectra (explorer.evaluate) is logged; the best EMA weights are kept in
+RUN/best/ (a weights folder). RUN/checkpoint.pt (model, EMA, optimizer, step; tensors and plain
+types only, loaded with weights_only=True) makes the run resumable; RUN/log.jsonl has one JSON
+line per logging interval.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (stored in RUN/config.json and in the weights)."""
+
+    data: str = "data/train"  # CMD directory
+    maps: str | None = None  # maps file name in `data` (default: discover Maps_Mcdm_*_LH_*.npy)
+    params: str | None = None  # params file name in `data`
+    run_dir: str = "runs/main"  # run folder: checkpoint, log, best weights
+    resolution: int = 64  # working resolution (block-average of the linear density)
+    normalization: str = "percentile"  # "minmax" (seed work) or "percentile" (0.01/99.99 %)
+    split_seed: int = 0  # train/val/test split by simulation
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    channels: tuple = (32, 64, 96, 128)  # U-Net block_out_channels (4 levels)
+    layers_per_block: int = 2  # ResNet blocks per level
+    attention_levels: int = 2  # attention at the two lowest resolutions
+    norm_groups: int = 32  # GroupNorm groups
+    prediction_type: str = "epsilon"
+    batch_size: int = 16  # per process
+    lr: float = 2e-4  # AdamW peak learning rate
+    weight_decay: float = 0.0
+    warmup: int = 200  # linear warm-up steps
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999  # EMA of the weights (with the usual (1+n)/(10+n) warm-up)
+    max_steps: int = 100_000
+    max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
+    bf16: bool = True  # autocast to bfloat16 (CPU with AMX/AVX-512, or CUDA)
+    seed: int = 0
+    log_every: int = 25
+    ckpt_every: int = 200
+    val_every: int = 1000  # 0 disables sample-quality validation
+    val_cosmologies: int = 3  # held-out simulations sampled at each validation
+    val_maps: int = 8  # generated maps per cosmology
+    val_method: str = "ddpm-strided"
+    val_steps: int = 50
+    init: str | None = None  # weights folder to start from (warm start / resume from weights)
+    workers: int = 0  # DataLoader workers
+    device: str = "auto"
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed under torchrun (gloo on CPU)."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1.0 - decay)
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+
+
+def build_data(cfg: TrainConfig):
+    """(train dataset, val dataset, split, normalization, cmd) for a config."""
+    from explorer.data import MapDataset, Normalization, find_cmd, load_cmd, split_by_simulation
+
+    data = Path(cfg.data)
+    if cfg.maps or cfg.params:
+        if not (cfg.maps and cfg.params):
+            raise ValueError("give both --maps and --params, or neither (to discover them)")
+        maps_path, params_path = data / cfg.maps, data / cfg.params
+    else:
+        maps_path, params_path = find_cmd(data)
+    cmd = load_cmd(maps_path, params_path)
+    split = split_by_simulation(cmd.n_sims, (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction,
+                                             cfg.test_fraction), seed=cfg.split_seed)
+    train = MapDataset(cmd, split.train, resolution=cfg.resolution, normalization=None, augment=True)
+    if cfg.normalization == "minmax":
+        norm = Normalization.fit(train.log10_maps, method="minmax")
+    else:
+        norm = Normalization.fit(train.log10_maps, method="percentile")
+    train.normalization = norm
+    val = MapDataset(cmd, split.val, resolution=cfg.resolution, normalization=norm, augment=False)
+    return train, val, split, norm, cmd
+
+
+def build_model(cfg: TrainConfig):
+    from explorer.model import ParamUNet
+
+    return ParamUNet(sample_size=cfg.resolution, block_out_channels=tuple(cfg.channels),
+                     layers_per_block=cfg.layers_per_block, attention_levels=cfg.attention_levels,
+                     norm_num_groups=cfg.norm_groups, prediction_type=cfg.prediction_type)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Run (or resume) training; returns the final record (steps, loss, best validation)."""
+    from tqdm import tqdm
+
+    from explorer.model import autocast, load_model, pick_device, seed_schedule_spec, schedule_from_spec
+
+    rank, world = _distributed()
+    device = pick_device(cfg.device) if world == 1 or not torch.cuda.is_available() else \
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    run = Path(cfg.run_dir)
+    if rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    torch.manual_seed(cfg.seed + rank)
+
+    train_set, val_set, split, norm, cmd = build_data(cfg)
+    data_info = {"maps": str(cmd.maps_path), "params": str(cmd.params_path), "n_sims": cmd.n_sims,
+                 "suite": cmd.suite, "set": cmd.set_name, "split_seed": cfg.split_seed,
+                 "train_sims": len(split.train), "val_sims": [int(s) for s in split.val],
+                 "test_sims": [int(s) for s in split.test], "resolution": cfg.resolution}
+    schedule = schedule_from_spec(seed_schedule_spec(1000))
+
+    # Model: from a checkpoint (resume), a weights folder (warm start), or fresh.
+    ckpt_path = run / "checkpoint.pt"
+    if cfg.init and not ckpt_path.exists():
+        loaded = load_model(cfg.init, device="cpu")
+        model = loaded.model
+        if model.config.sample_size != cfg.resolution:
+            model.register_to_config(sample_size=cfg.resolution)  # fully convolutional: any size
+    else:
+        model = build_model(cfg)
+    model.to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, record = 0, {"best": None, "cpu_hours": 0.0}
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        step, record = int(state["step"]), json.loads(state["record"])
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, seed=cfg.seed) if world > 1 else None
+    loader_gen = torch.Generator().manual_seed(cfg.seed + step)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=True, num_workers=cfg.workers, generator=loader_gen)
+    meta = {"normalization": {**norm.to_dict(), "method": cfg.normalization,
+                              "clip": cfg_clip(norm, train_set.log10_maps)},
+            "data": data_info, "train_config": asdict(cfg)}
+
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not progress or rank != 0)
+    log = open(run / "log.jsonl", "a") if rank == 0 else None
+    start, last_t, losses, epoch = time.perf_counter(), time.perf_counter(), [], 0
+    threads = torch.get_num_threads()
+    try:
+        while step < cfg.max_steps:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            for x0, theta in loader:
+                x0, theta = x0.to(device), theta.to(device)
+                t = torch.randint(0, schedule.T, (x0.shape[0],), device=device)
+                noise = torch.randn_like(x0)
+                xt = schedule.q_sample(x0, t, noise)
+                target = noise if cfg.prediction_type == "epsilon" else schedule.v_from(x0, noise, t)
+                for group in opt.param_groups:
+                    group["lr"] = _lr_at(step, cfg)
+                with autocast(device, enabled=cfg.bf16):
+                    pred = net(xt, t, theta)
+                loss = torch.nn.functional.mse_loss(pred.float(), target)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                step += 1
+                _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+                losses.append(loss.item())
+                bar.update(1)
+                if step % cfg.log_every == 0 and rank == 0:
+                    now = time.perf_counter()
+                    rate = cfg.log_every * cfg.batch_size * world / (now - last_t)
+                    record["cpu_hours"] += (now - last_t) * threads * world / 3600
+                    last_t = now
+                    entry = {"step": step, "loss": float(np.mean(losses)), "lr": _lr_at(step, cfg),
+                             "maps_per_s": rate, "time": time.time()}
+                    losses = []
+                    bar.set_postfix(loss=f"{entry['loss']:.4f}", maps_s=f"{rate:.1f}")
+                    log.write(json.dumps(entry) + "\n")
+                    log.flush()
+                if cfg.val_every and step % cfg.val_every == 0 and rank == 0:
+                    figures = validate(ema, schedule, val_set, norm, cfg)
+                    figures["step"] = step
+                    log.write(json.dumps({"val": figures}) + "\n")
+                    log.flush()
+                    bar.write(f"step {step}: fidelity_loo {figures['fidelity_loo']:.3f} "
+                              f"σ ratio {figures['pixel_std_ratio']:.3f} ({figures['seconds']:.0f} s)")
+                    best = record.get("best")
+                    if best is None or figures["fidelity_loo"] < best["fidelity_loo"]:
+                        record["best"] = figures
+                        export(ema, run / "best", meta, step, record)
+                    last_t = time.perf_counter()  # validation time is not training throughput
+                if rank == 0 and (step % cfg.ckpt_every == 0 or step >= cfg.max_steps):
+                    _checkpoint(ckpt_path, model, ema, opt, step, record)
+                    export(ema, run / "last", meta, step, record)
+                out_of_time = cfg.max_minutes and time.perf_counter() - start > 60 * cfg.max_minutes
+                if step >= cfg.max_steps or out_of_time:
+                    break
+            epoch += 1
+            if cfg.max_minutes and time.perf_counter() - start > 60 * cfg.max_minutes:
+                break
+    finally:
+        if rank == 0:
+            _checkpoint(ckpt_path, model, ema, opt, step, record)
+            export(ema, run / "last", meta, step, record)
+            log.close()
+        bar.close()
+        if world > 1:
+            dist.barrier()
+    return {"step": step, **record}
+
+
+def cfg_clip(norm, log10_maps) -> list[float]:
+    """x̂₀ clipping range: the training data's extremes in normalised units (±1 for min-max)."""
+    return [float(norm.encode(float(log10_maps.min()))), float(norm.encode(float(log10_maps.max())))]
+
+
+def _checkpoint(path: Path, model, ema, opt, step: int, record: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                "step": step, "record": json.dumps(record)}, tmp)
+    os.replace(tmp, path)
+
+
+def export(ema, folder: Path, meta: dict, step: int, record: dict) -> None:
+    """Write the EMA model as a weights folder with its training record."""
+    from explorer.model import save_model
+
+    training = {"steps": step, "cpu_hours": round(record.get("cpu_hours", 0.0), 3),
+                "best_validation": record.get("best")}
+    save_model(folder, ema, {**meta, "training": training})
+
+
+@torch.no_grad()
+def validate(ema, schedule, val_set, norm, cfg: TrainConfig) -> dict:
+    """Sample-quality figures of the EMA model at the first `val_cosmologies` held-out simulations."""
+    from explorer.data import MAPS_PER_SIM
+    from explorer.evaluate import fidelity
+    from explorer.model import sample
+
+    n_cos = min(cfg.val_cosmologies, len(val_set.sims))
+    r = cfg.resolution
+    truth = val_set.log10_maps[: n_cos * MAPS_PER_SIM].reshape(n_cos, MAPS_PER_SIM, r, r)
+    theta = val_set.theta[::MAPS_PER_SIM][:n_cos]
+    clip = tuple(cfg_clip(norm, val_set.log10_maps))
+
+    def emulate(om, s8, n, seed):
+        x = sample(ema, schedule, [om, s8], n=n, resolution=r, seed=seed, method=cfg.val_method,
+                   steps=cfg.val_steps, bf16=cfg.bf16, clip=clip)
+        return norm.decode(x.numpy())
+
+    result = fidelity(emulate, theta, truth, n_generated=cfg.val_maps, seed=1234)
+    out = result.to_dict()
+    out.pop("per_cosmology")
+    return out
+
+
+def add_arguments(parser) -> None:
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        value = getattr(defaults, f.name)
+        name = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(name, action=argparse_bool(), default=value)
+        elif isinstance(value, tuple):
+            parser.add_argument(name, type=int, nargs="+", default=value)
+        else:
+            kind = {int: int, float: float}.get(type(value), str)
+            if f.name == "max_minutes":
+                kind = float
+            parser.add_argument(name, type=kind, default=value)
+
+
+def argparse_bool():
+    import argparse
+
+    return argparse.BooleanOptionalAction
+
+
+def run(args) -> int:
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    cfg.channels = tuple(cfg.channels)
+    record = train(cfg)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps({k: v for k, v in record.items()}, default=str))
+    return 0
+
+
+if __name__ == "__main__":  # torchrun -m explorer.train ... also works
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(p)
+    raise SystemExit(run(p.parse_args()))
