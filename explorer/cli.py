@@ -18,6 +18,8 @@ COMMANDS = {
     "sample": ("explorer.model.command", "sample maps at given (Omega_m, sigma_8)"),
     "evaluate": ("explorer.evaluate", "measure fidelity figures of a trained model (JSON)"),
     "infer": ("explorer.inference.command", "infer (Omega_m, sigma_8) from a field"),
+    "calibrate": ("explorer.inference.calibrate",
+                  "fit the P(k) baseline and the likelihood calibration, measure coverage (JSON)"),
 }
 
 

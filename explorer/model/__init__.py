@@ -1,0 +1,38 @@
+"""The diffusion model core: periodic conditional U-Net, noise schedule, samplers, weights I/O.
+
+    from explorer.model import Emulator
+    maps = Emulator.from_folder("weights").sample(0.3, 0.8, n=4, seed=0)   # (4, H, W) log10 Σ
+
+Modules: ``schedule`` (β, ᾱ, q/p helpers; the timestep convention), ``unet`` (``ParamUNet``),
+``sampling`` (``sample``, ``SAMPLERS``, ``Emulator``), ``weights`` (``save_model``/``load_model``),
+``device`` (``pick_device``, ``autocast``), ``command`` (`explorer sample`).
+Names are imported lazily so that ``import explorer.model`` does not load torch or diffusers.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "NoiseSchedule": "schedule", "seed_betas": "schedule", "linear_betas": "schedule",
+    "seed_schedule_spec": "schedule", "schedule_from_spec": "schedule", "spaced_timesteps": "schedule",
+    "ParamUNet": "unet", "make_circular": "unet",
+    "pick_device": "device", "autocast": "device",
+    "save_model": "weights", "load_model": "weights", "read_metadata": "weights",
+    "LoadedModel": "weights", "WeightsError": "weights",
+    "sample": "sampling", "SAMPLERS": "sampling", "SamplerInfo": "sampling", "Emulator": "sampling",
+    "predict_eps": "sampling", "check_in_prior": "sampling", "decode": "sampling",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
