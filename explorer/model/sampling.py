@@ -1,0 +1,300 @@
+"""Drawing maps from the trained model: every sampler behind one function, ``sample``.
+
+Methods (``SAMPLERS`` holds each one's default number of steps):
+
+- ``"ddpm"``: ancestral sampling over all T steps, Ho et al. 2020 Algorithm 2 / eq. 11 with
+  σ_t² = β̃_t, the mean taken as the posterior mean (eq. 7) of the clipped x̂_0.
+- ``"ddpm-strided"``: the same on ``steps`` evenly spaced timesteps, with the schedule respaced
+  as in Nichol & Dhariwal 2021 (``NoiseSchedule.respaced``); ``steps = T`` is exactly ``"ddpm"``.
+- ``"ddim"``: diffusers ``DDIMScheduler`` (η = 0, deterministic, "trailing" timesteps; when
+  T/steps rounds up, e.g. 60 of 1000, diffusers' last step lands on code t = 0, i.e. paper x_1,
+  not x_0: a residual noise of σ = √(1 - ᾱ_1) = 0.01).
+- ``"dpmsolver++"``: diffusers ``DPMSolverMultistepScheduler``, 2nd order, deterministic.
+- ``"sde-dpmsolver++"``: its stochastic variant (noise from the seeded generator).
+
+Every method clips x̂_0 to ``clip`` (the data range in normalised units) at every step.
+
+Randomness: all noise is drawn on the CPU from one ``torch.Generator`` (seeded from ``seed``) and
+then moved to the device, so a seed gives the same noise on every device; same seed, θ, method
+and steps give identical maps. The ``Emulator`` class is the user-facing entry point: it loads a
+weights folder, validates θ against the prior box and returns log10 Σ maps.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .device import autocast, pick_device
+from .schedule import NoiseSchedule, spaced_timesteps
+from .unet import ParamUNet
+from .weights import LoadedModel, load_model
+
+
+@dataclass(frozen=True)
+class SamplerInfo:
+    """One sampling method: its default number of steps (None = all T) and whether it is stochastic."""
+
+    name: str
+    default_steps: int | None
+    stochastic: bool
+    description: str
+
+
+SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
+    SamplerInfo("ddpm", None, True, "ancestral DDPM over all T steps (paper mode)"),
+    SamplerInfo("ddpm-strided", 250, True, "ancestral DDPM on a respaced subsequence of timesteps"),
+    SamplerInfo("ddim", 50, False, "DDIM, eta = 0 (diffusers)"),
+    SamplerInfo("dpmsolver++", 20, False, "DPM-Solver++ order 2 (diffusers)"),
+    SamplerInfo("sde-dpmsolver++", 30, True, "stochastic DPM-Solver++ order 2 (diffusers)"),
+)}
+PARAM_NAMES = ("omega_m", "sigma_8")
+
+Progress = Callable[[int, int], None]
+
+
+def check_in_prior(theta, param_ranges) -> None:
+    """Raise ValueError naming the parameter if any row of ``theta: (B, 2)`` is outside the box."""
+    theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
+    for j, (name, (lo, hi)) in enumerate(zip(PARAM_NAMES, param_ranges)):
+        vals = theta[:, j]
+        bad = vals[~((vals >= lo) & (vals <= hi))]  # also catches NaN
+        if bad.size:
+            raise ValueError(f"{name}={bad[0]:g} is outside the prior range [{lo:g}, {hi:g}] of this model")
+
+
+def predict_eps(model: ParamUNet, schedule: NoiseSchedule, x: torch.Tensor, t: torch.Tensor,
+                theta: torch.Tensor, bf16: bool = True) -> torch.Tensor:
+    """One network call under ``autocast``: ε̂ ``(B, 1, H, W)`` float32 for ``x: (B, 1, H, W)``.
+
+    ``t: (B,)`` long code timesteps, ``theta: (B, 2)`` physical. A v-predicting model's output is
+    converted with ε = √ᾱ_t v + √(1 - ᾱ_t) x_t, so samplers only ever see ε.
+    """
+    with autocast(x.device, enabled=bf16):
+        out = model(x, t, theta)
+    out = out.float()
+    if model.config.prediction_type == "v_prediction":
+        out = schedule.eps_from_v(x, t, out)
+    return out
+
+
+def _noise(shape, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Standard normal noise drawn on the CPU from ``generator``, then moved to ``device``."""
+    return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+
+
+def _ancestral(model, schedule, theta, shape, timesteps, gen, device, bf16, clip, progress):
+    """Algorithm 2 of Ho et al. on the kept code ``timesteps`` (all of 0..T-1 for plain DDPM)."""
+    sched = schedule.respaced(timesteps)  # bit-identical to ``schedule`` when every step is kept
+    x = _noise(shape, gen, device)                                   # 1: x_T ~ N(0, I)
+    total = len(timesteps)
+    for done, i in enumerate(reversed(range(total)), start=1):       # 2: for t = T, ..., 1
+        idx = torch.full((shape[0],), i, dtype=torch.long, device=device)
+        t_model = torch.full_like(idx, int(timesteps[i]))             # the network's own timestep
+        eps = predict_eps(model, schedule, x, t_model, theta, bf16)
+        mean = sched.p_mean(x, idx, eps, clip=clip)                   # 4: μ_θ via clipped x̂_0 (eq. 7, 11)
+        if i > 0:                                                     # 3: z ~ N(0, I) if t > 1, else 0
+            x = mean + float(np.sqrt(sched.posterior_variance[i])) * _noise(shape, gen, device)
+        else:
+            x = mean
+        if progress is not None:
+            progress(done, total)
+    return x
+
+
+def _diffusers_scheduler(method: str, schedule: NoiseSchedule):
+    """A fresh diffusers scheduler for ``method`` built on ``schedule.betas`` (``trained_betas``).
+
+    Their own clipping is off: ``_diffusers_loop`` clips x̂_0 itself, for any (lo, hi).
+    """
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    common = dict(num_train_timesteps=schedule.T, trained_betas=schedule.betas.tolist(),
+                  prediction_type="epsilon")
+    if method == "ddim":
+        # "trailing" spacing starts at t = T-1, where x_T ~ N(0, I) holds (Lin et al. 2023).
+        return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+    return DPMSolverMultistepScheduler(**common, algorithm_type=method, solver_order=2, thresholding=False)
+
+
+def _diffusers_loop(model, schedule, method, theta, shape, steps, gen, device, bf16, clip, progress):
+    """Run a diffusers scheduler's ``set_timesteps`` / ``step`` loop from x_T ~ N(0, I).
+
+    x̂_0 clipping: the scheduler is handed ε̃ = ε(x_t, clip(x̂_0)), the noise whose x̂_0 is the
+    clipped one. For clip = (-1, 1) this is what DDIM's ``clip_sample=True,
+    use_clipped_model_output=True`` and DPM-Solver++'s ``thresholding=True, sample_max_value=1``
+    do (tested), and it also works for the asymmetric ranges of a percentile normalisation.
+    """
+    scheduler = _diffusers_scheduler(method, schedule)
+    with warnings.catch_warnings():  # diffusers' own np.array(tensor) call under numpy 2
+        warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+        scheduler.set_timesteps(steps, device=device)
+    x = _noise(shape, gen, device) * scheduler.init_noise_sigma
+    total = len(scheduler.timesteps)
+    for done, t in enumerate(scheduler.timesteps, start=1):
+        t_batch = torch.full((shape[0],), int(t), dtype=torch.long, device=device)
+        eps = predict_eps(model, schedule, x, t_batch, theta, bf16)
+        if clip is not None:
+            eps = schedule.eps_from_x0(x, t_batch, schedule.predict_x0(x, t_batch, eps).clamp(*clip))
+        if method == "ddim":
+            x = scheduler.step(eps, t, x, eta=0.0).prev_sample
+        else:
+            x = scheduler.step(eps, t, x, generator=gen).prev_sample
+        if progress is not None:
+            progress(done, total)
+    return x
+
+
+def _check_clip(clip):
+    if clip is None:
+        return None
+    lo, hi = (float(c) for c in clip)
+    if not lo < hi:
+        raise ValueError(f"clip must be (lo, hi) with lo < hi, got {clip!r}")
+    return lo, hi
+
+
+@torch.inference_mode()
+def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = None,
+           resolution: int | tuple[int, int], seed: int | None = None, method: str = "ddpm",
+           steps: int | None = None, device: str | torch.device | None = None, bf16: bool = True,
+           clip: tuple[float, float] | None = (-1.0, 1.0), progress: Progress | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw maps x_0 at parameters θ.
+
+    Args:
+        model: the network (moved to ``device`` if given; run in eval mode, its mode restored).
+        schedule: the noise schedule the model was trained with.
+        theta: ``(B, 2)`` physical (Ω_m, σ_8), or ``(2,)`` repeated ``n`` times (n defaults to 1).
+        n: number of maps; must equal B when theta is ``(B, 2)``.
+        resolution: map side H = W, or (H, W); multiples of the model's down-sampling factor.
+        seed: seeds a CPU ``torch.Generator`` for all noise. Give exactly one of seed/generator.
+        generator: a CPU ``torch.Generator`` to draw from instead (advanced; it is advanced).
+        method: one of ``SAMPLERS``.
+        steps: number of denoising steps; None = ``SAMPLERS[method].default_steps`` (T for ddpm).
+        device: where to run; None = where the model is.
+        bf16: run the network under ``autocast`` (bfloat16 on CPU).
+        clip: range x̂_0 is clipped to at every step (data range), or None.
+        progress: called as ``progress(steps_done, total)`` after every step; it may raise to cancel.
+
+    Returns:
+        ``(B, H, W)`` float32 CPU tensor, maps in normalised units.
+    """
+    if method not in SAMPLERS:
+        raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}")
+    if (seed is None) == (generator is None):
+        raise ValueError("give exactly one of seed= or generator= (randomness is explicit)")
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
+    gen = generator if generator is not None else torch.Generator("cpu").manual_seed(int(seed))
+
+    theta = torch.as_tensor(np.asarray(theta, dtype=np.float32))
+    if theta.shape == (2,):
+        theta = theta.expand(1 if n is None else int(n), 2)
+    if theta.ndim != 2 or theta.shape[1] != 2 or theta.shape[0] < 1:
+        raise ValueError(f"theta must have shape (2,) or (B, 2), got {tuple(theta.shape)}")
+    if n is not None and int(n) != theta.shape[0]:
+        raise ValueError(f"n={n} does not match theta with {theta.shape[0]} rows")
+    check_in_prior(theta.numpy(), model.config.param_ranges)
+
+    h, w = (resolution, resolution) if np.ndim(resolution) == 0 else tuple(resolution)
+    f = model.downsampling_factor
+    if int(h) != h or int(w) != w or h < f or w < f or h % f or w % f:
+        raise ValueError(f"resolution must be a positive multiple of {f}, got {resolution!r}")
+    shape = (theta.shape[0], 1, int(h), int(w))
+
+    T = schedule.T
+    steps = SAMPLERS[method].default_steps if steps is None else steps
+    if method == "ddpm":
+        if steps not in (None, T):
+            raise ValueError(f"steps must be None or T={T} for method 'ddpm' (use 'ddpm-strided'), got {steps!r}")
+        steps = T
+    if int(steps) != steps or not 2 <= steps <= T:
+        raise ValueError(f"steps must be an integer in [2, {T}], got {steps!r}")
+    clip = _check_clip(clip)
+
+    device = next(model.parameters()).device if device is None else pick_device(device)
+    was_training = model.training
+    model.to(device).eval()
+    theta = theta.to(device)
+    try:
+        if method in ("ddpm", "ddpm-strided"):
+            x = _ancestral(model, schedule, theta, shape, spaced_timesteps(T, int(steps)), gen, device,
+                           bf16, clip, progress)
+        else:
+            x = _diffusers_loop(model, schedule, method, theta, shape, int(steps), gen, device, bf16, clip,
+                                progress)
+    finally:
+        model.train(was_training)
+    return x[:, 0].float().cpu()
+
+
+def decode(x, normalization: dict) -> np.ndarray:
+    """Normalised maps -> log10 Σ: ``lo + (x + 1)(hi - lo)/2``, float32.
+
+    The map is affine whatever ``normalization["method"]`` says ("minmax", "percentile", ...):
+    the method only records how lo and hi were chosen.
+    """
+    lo, hi = float(normalization["lo"]), float(normalization["hi"])
+    x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return (lo + (x.astype(np.float64) + 1.0) * (hi - lo) / 2.0).astype(np.float32)
+
+
+class Emulator:
+    """Parameters -> log10 Σ maps from a weights folder.
+
+    >>> emu = Emulator.from_folder("weights")
+    >>> maps = emu.sample(0.3, 0.8, n=4, seed=0)   # (4, H, W) float32, log10 Σ [(M_⊙/h)/(Mpc/h)²]
+    """
+
+    def __init__(self, loaded: LoadedModel, bf16: bool = True):
+        self.loaded = loaded
+        self.bf16 = bf16
+        sampler = loaded.metadata.get("sampler") or {}
+        method = sampler.get("method", "ddpm-strided")
+        if method not in SAMPLERS:
+            raise ValueError(f"sampler method {method!r} in the weights metadata is not one of {sorted(SAMPLERS)}")
+        self.default_method: str = method
+        self.default_steps: int | None = sampler.get("steps", SAMPLERS[method].default_steps)
+        #: x̂_0 clipping range in normalised units: the stored data range, else [-1, 1] (min-max)
+        self.clip: tuple[float, float] = tuple(loaded.normalization.get("clip", (-1.0, 1.0)))
+
+    @classmethod
+    def from_folder(cls, folder: str | Path = "weights", device: str | torch.device = "auto",
+                    bf16: bool = True) -> "Emulator":
+        """Load ``folder`` (raises WeightsError with instructions if it is missing or corrupt)."""
+        return cls(load_model(folder, device=device), bf16=bf16)
+
+    @property
+    def resolution(self) -> int:
+        return self.loaded.resolution
+
+    @property
+    def param_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        return self.loaded.param_ranges
+
+    def sample(self, omega_m: float, sigma_8: float, n: int = 4, seed: int = 0, method: str | None = None,
+               steps: int | None = None, progress: Progress | None = None) -> np.ndarray:
+        """``n`` maps at (Ω_m, σ_8): ``(n, H, W) float32`` log10 Σ [(M_⊙/h)/(Mpc/h)²].
+
+        ``method``/``steps`` default to the weights' ``sampler`` entry (else ddpm-strided, 250);
+        another method given without steps uses ``SAMPLERS[method].default_steps``.
+        ``progress(steps_done, total)`` is called after every step and may raise to cancel.
+        """
+        check_in_prior([[omega_m, sigma_8]], self.param_ranges)
+        if int(n) != n or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        method = self.default_method if method is None else method
+        if steps is None and method == self.default_method:
+            steps = self.default_steps
+        lm = self.loaded
+        x = sample(lm.model, lm.schedule, [omega_m, sigma_8], n=int(n), resolution=lm.resolution, seed=seed,
+                   method=method, steps=steps, device=lm.device, bf16=self.bf16, clip=self.clip,
+                   progress=progress)
+        return decode(x, lm.normalization)
+

@@ -1,0 +1,188 @@
+"""The weights folder: everything needed to use a trained model, and nothing executable.
+
+Layout (Hugging Face style, loadable with ``ParamUNet.from_pretrained``)::
+
+    weights/
+      config.json                          ParamUNet constructor arguments (diffusers ConfigMixin)
+      diffusion_pytorch_model.safetensors  the tensors (never a pickle)
+      explorer.json                        how to use them (below)
+
+``explorer.json`` keys::
+
+    format            "explorer-weights/1"
+    schedule          {"name": "seed", "T": 1000, "beta_start": ..., ...}  (schedule.schedule_from_spec)
+    resolution        map side in pixels, int
+    normalization     {"lo": float, "hi": float, "method": "minmax" | "percentile", "clip": [lo, hi]}:
+                      x = 2 (log10 Σ - lo)/(hi - lo) - 1 whatever the method (it records how lo, hi
+                      were chosen); optional "clip" is the x̂_0 clipping range in x units ([-1, 1])
+    param_ranges      [[Ω_m lo, hi], [σ_8 lo, hi]]
+    prediction_type   "epsilon" | "v_prediction"
+    data              provenance (suite, files, number of simulations/maps, ...)
+    training          record (steps, batch size, CPU-hours, ...)
+    metrics           measured figures (fidelity, ...)
+    sampler           optional default {"method": ..., "steps": ...}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .device import pick_device
+from .schedule import NoiseSchedule, schedule_from_spec, seed_schedule_spec
+from .unet import ParamUNet, make_circular
+
+CONFIG_FILE = "config.json"
+TENSORS_FILE = "diffusion_pytorch_model.safetensors"
+METADATA_FILE = "explorer.json"
+FORMAT = "explorer-weights/1"
+HOW_TO_GET = ("Restore the shipped weights with `git checkout -- weights/` (or `git lfs pull`), "
+              "or train a model with `explorer train ...` and pass its output folder.")
+
+
+class WeightsError(ValueError):
+    """A weights folder is missing, incomplete or corrupt (the message says how to get weights)."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to sample, with everything that travels with it."""
+
+    model: ParamUNet                 # in eval mode, on ``device``, circular padding
+    schedule: NoiseSchedule
+    metadata: dict                   # the whole explorer.json
+    resolution: int                  # map side in pixels
+    normalization: dict              # {"lo", "hi", "method"}, log10 Σ <-> [-1, 1]
+    param_ranges: tuple[tuple[float, float], tuple[float, float]]
+    device: torch.device
+
+
+def _jsonable(obj):
+    """``json.dumps`` default: numpy scalars/arrays, tuples, paths."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"metadata value {obj!r} of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def _check_normalization(norm, where: str) -> dict:
+    if not isinstance(norm, dict) or "lo" not in norm or "hi" not in norm:
+        raise ValueError(f"{where} must be a dict with 'lo' and 'hi', got {norm!r}")
+    lo, hi = float(norm["lo"]), float(norm["hi"])
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"{where} needs finite lo < hi, got lo={lo}, hi={hi}")
+    out = {**norm, "lo": lo, "hi": hi, "method": norm.get("method", "minmax")}
+    if "clip" in norm:
+        try:
+            c_lo, c_hi = (float(c) for c in norm["clip"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}['clip'] must be [lo, hi], got {norm['clip']!r}") from None
+        if not c_lo < c_hi:
+            raise ValueError(f"{where}['clip'] needs lo < hi, got {norm['clip']!r}")
+        out["clip"] = [c_lo, c_hi]
+    return out
+
+
+def save_model(folder: str | Path, model: ParamUNet, metadata: dict) -> Path:
+    """Write ``model`` and ``metadata`` as a weights folder (created if needed; files overwritten).
+
+    ``metadata`` must hold ``normalization`` {"lo", "hi"[, "method"]}; ``schedule`` defaults to the
+    seed schedule with T = 1000, ``resolution`` and ``param_ranges`` to the model's config, and
+    ``prediction_type`` is always the model's. Other keys (data, training, metrics, sampler) are
+    stored as given. Returns the folder path.
+    """
+    if not isinstance(model, ParamUNet):
+        raise ValueError(f"model must be a ParamUNet, got {type(model).__name__}")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}")
+    meta = dict(metadata)
+    meta["normalization"] = _check_normalization(meta.get("normalization"), 'metadata["normalization"]')
+    meta.setdefault("schedule", seed_schedule_spec(1000))
+    schedule_from_spec(meta["schedule"])  # fail now, not at load time
+    meta.setdefault("resolution", int(model.config.sample_size))
+    ranges = [list(map(float, r)) for r in model.config.param_ranges]
+    if "param_ranges" in meta and [list(map(float, r)) for r in meta["param_ranges"]] != ranges:
+        raise ValueError(f'metadata["param_ranges"]={meta["param_ranges"]} differs from the model\'s {ranges}')
+    meta["param_ranges"] = ranges
+    if meta.get("prediction_type", model.config.prediction_type) != model.config.prediction_type:
+        raise ValueError(f'metadata["prediction_type"]={meta["prediction_type"]!r} differs from the '
+                         f"model's {model.config.prediction_type!r}")
+    meta["prediction_type"] = model.config.prediction_type
+    meta["format"] = FORMAT
+    for key in ("data", "training", "metrics"):
+        meta.setdefault(key, {})
+    text = json.dumps(meta, indent=2, default=_jsonable)  # serialise before touching the folder
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    (folder / METADATA_FILE).write_text(text + "\n")
+    return folder
+
+
+def read_metadata(folder: str | Path) -> dict:
+    """The checked contents of ``folder/explorer.json`` (raises WeightsError)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WeightsError(f"weights folder {folder} does not exist. {HOW_TO_GET}")
+    for name in (CONFIG_FILE, TENSORS_FILE, METADATA_FILE):
+        if not (folder / name).is_file():
+            raise WeightsError(f"weights folder {folder} has no {name}. {HOW_TO_GET}")
+    try:
+        meta = json.loads((folder / METADATA_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise WeightsError(f"{folder / METADATA_FILE} is not valid JSON ({err}). {HOW_TO_GET}") from None
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{folder / METADATA_FILE} must hold a JSON object. {HOW_TO_GET}")
+    missing = [k for k in ("schedule", "resolution", "normalization", "param_ranges") if k not in meta]
+    if missing:
+        raise WeightsError(f"{folder / METADATA_FILE} lacks {', '.join(missing)}. {HOW_TO_GET}")
+    try:
+        meta["normalization"] = _check_normalization(meta["normalization"], f"{METADATA_FILE} normalization")
+        meta["resolution"] = int(meta["resolution"])
+    except (ValueError, TypeError) as err:
+        raise WeightsError(f"{err}. {HOW_TO_GET}") from None
+    return meta
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a weights folder written by :func:`save_model` (safetensors only; never unpickles).
+
+    Raises:
+        WeightsError: missing folder or file, malformed JSON, corrupt or mismatching tensors.
+        ValueError: ``device`` is not available.
+    """
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    device = pick_device(device)
+    try:
+        schedule = schedule_from_spec(meta["schedule"])
+    except ValueError as err:
+        raise WeightsError(f"{folder / METADATA_FILE}: {err}. {HOW_TO_GET}") from None
+    try:
+        model, info = ParamUNet.from_pretrained(folder, use_safetensors=True, local_files_only=True,
+                                                low_cpu_mem_usage=False, output_loading_info=True)
+    except Exception as err:  # diffusers/safetensors raise OSError, SafetensorError, RuntimeError...
+        raise WeightsError(f"could not load the network from {folder} "
+                           f"({type(err).__name__}: {err}). {HOW_TO_GET}") from None
+    bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if bad:  # diffusers only warns and leaves missing tensors randomly initialised
+        raise WeightsError(f"{folder / TENSORS_FILE} does not match {CONFIG_FILE}: {bad}. {HOW_TO_GET}")
+    make_circular(model)
+    model.to(device).eval()
+    ranges = tuple(tuple(float(v) for v in r) for r in model.config.param_ranges)
+    if [list(r) for r in ranges] != [list(map(float, r)) for r in meta["param_ranges"]]:
+        raise WeightsError(f"{folder}: param_ranges in {METADATA_FILE} ({meta['param_ranges']}) and "
+                           f"{CONFIG_FILE} ({[list(r) for r in ranges]}) disagree. {HOW_TO_GET}")
+    if meta.get("prediction_type", "epsilon") != model.config.prediction_type:
+        raise WeightsError(f"{folder}: prediction_type in {METADATA_FILE} and {CONFIG_FILE} disagree. {HOW_TO_GET}")
+    return LoadedModel(model=model, schedule=schedule, metadata=meta, resolution=meta["resolution"],
+                       normalization=meta["normalization"], param_ranges=ranges, device=device)

@@ -1,0 +1,163 @@
+"""Samplers on a tiny random model: seeds reproduce, strided-at-T is DDPM, θ checks, Emulator."""
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.model.device import autocast, pick_device
+from explorer.model.sampling import SAMPLERS, Emulator, decode, predict_eps, sample
+from explorer.model.schedule import NoiseSchedule, seed_betas, seed_schedule_spec
+from explorer.model.unet import ParamUNet
+from explorer.model.weights import save_model
+
+T = 20
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
+                         norm_num_groups=4).eval()
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return NoiseSchedule.from_betas(seed_betas(T))
+
+
+def draw(model, schedule, seed, method, **kw):
+    steps = None if method == "ddpm" else 4
+    return sample(model, schedule, [0.3, 0.8], n=2, resolution=16, seed=seed, method=method,
+                  steps=steps, bf16=False, **kw)
+
+
+@pytest.mark.parametrize("method", sorted(SAMPLERS))
+def test_seed_reproduces(model, schedule, method):
+    a, b, c = (draw(model, schedule, s, method) for s in (1, 1, 2))
+    assert a.shape == (2, 16, 16) and a.dtype == torch.float32 and a.device.type == "cpu"
+    assert torch.isfinite(a).all()
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-3
+
+
+def test_strided_with_all_steps_is_ddpm(model, schedule):
+    full = draw(model, schedule, 5, "ddpm")
+    strided = sample(model, schedule, [0.3, 0.8], n=2, resolution=16, seed=5, method="ddpm-strided",
+                     steps=T, bf16=False)
+    assert torch.equal(full, strided)
+    assert full.abs().max() <= 1.0   # the last step returns the clipped x̂_0 (μ̃_1 = x̂_0)
+
+
+def test_bf16_reproduces_and_batch_theta(model, schedule):
+    theta = [[0.2, 0.7], [0.4, 0.9]]
+    a = sample(model, schedule, theta, resolution=16, seed=0, method="ddpm-strided", steps=3)
+    b = sample(model, schedule, theta, resolution=16, seed=0, method="ddpm-strided", steps=3)
+    assert a.shape == (2, 16, 16) and torch.equal(a, b)
+
+
+def test_progress_called_and_can_cancel(model, schedule):
+    calls = []
+    draw(model, schedule, 0, "dpmsolver++", progress=lambda i, n: calls.append((i, n)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+    def cancel(i, n):
+        raise KeyboardInterrupt("cancelled")
+
+    with pytest.raises(KeyboardInterrupt):
+        draw(model, schedule, 0, "ddpm-strided", progress=cancel)
+
+
+def test_argument_errors(model, schedule):
+    with pytest.raises(ValueError, match="omega_m=0.6.*0.1, 0.5"):
+        sample(model, schedule, [0.6, 0.8], n=1, resolution=16, seed=0)
+    with pytest.raises(ValueError, match="sigma_8"):
+        sample(model, schedule, [[0.3, 0.8], [0.3, float("nan")]], resolution=16, seed=0)
+    with pytest.raises(ValueError, match="n=3"):
+        sample(model, schedule, [[0.3, 0.8], [0.3, 0.8]], n=3, resolution=16, seed=0)
+    with pytest.raises(ValueError, match="seed"):
+        sample(model, schedule, [0.3, 0.8], resolution=16)
+    with pytest.raises(ValueError, match="method"):
+        sample(model, schedule, [0.3, 0.8], resolution=16, seed=0, method="euler")
+    with pytest.raises(ValueError, match="steps"):
+        sample(model, schedule, [0.3, 0.8], resolution=16, seed=0, method="ddpm", steps=5)
+    with pytest.raises(ValueError, match="resolution"):
+        sample(model, schedule, [0.3, 0.8], resolution=12, seed=0)
+    with pytest.raises(ValueError, match="clip"):
+        sample(model, schedule, [0.3, 0.8], resolution=16, seed=0, method="ddim", steps=3, clip=(1, 0))
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+@pytest.mark.parametrize("method", ["ddim", "dpmsolver++"])
+def test_clipping_matches_diffusers_flags(model, schedule, method):
+    """Our x̂_0 clipping (ε recomputed from the clipped x̂_0) equals diffusers' own for [-1, 1]."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    common = dict(num_train_timesteps=T, trained_betas=schedule.betas.tolist())
+    if method == "ddim":
+        sch = DDIMScheduler(**common, clip_sample=True, clip_sample_range=1.0, timestep_spacing="trailing")
+        step = lambda eps, t, x: sch.step(eps, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
+    else:
+        sch = DPMSolverMultistepScheduler(**common, solver_order=2, thresholding=True, sample_max_value=1.0)
+        step = lambda eps, t, x: sch.step(eps, t, x).prev_sample
+    sch.set_timesteps(4)
+    theta = torch.tensor([[0.3, 0.8]] * 2)
+    x = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for t in sch.timesteps:
+            x = step(predict_eps(model, schedule, x, torch.full((2,), int(t)), theta, bf16=False), t, x)
+    ours = draw(model, schedule, 3, method)
+    torch.testing.assert_close(ours, x[:, 0], rtol=0, atol=1e-4)
+    unclipped = draw(model, schedule, 3, method, clip=None)
+    assert (unclipped - ours).abs().max() > 1e-2   # clipping was active on this random model
+    shifted = draw(model, schedule, 3, method, clip=(-0.5, 2.0))   # asymmetric ranges work too
+    assert shifted.min() >= -0.5 - 1e-4 and shifted.max() <= 2.0 + 1e-4   # last step returns clip(x̂_0)
+
+
+def test_emulator(model, tmp_path):
+    norm = {"lo": 9.42, "hi": 15.45, "method": "minmax"}
+    folder = save_model(tmp_path / "w", model, {"schedule": seed_schedule_spec(T), "normalization": norm,
+                                                "sampler": {"method": "ddpm-strided", "steps": 3}})
+    emu = Emulator.from_folder(folder, device="cpu", bf16=False)
+    assert (emu.default_method, emu.default_steps, emu.resolution) == ("ddpm-strided", 3, 16)
+    maps = emu.sample(0.3, 0.8, n=2, seed=7)
+    assert maps.shape == (2, 16, 16) and maps.dtype == np.float32
+    x = sample(model, emu.loaded.schedule, [0.3, 0.8], n=2, resolution=16, seed=7, method="ddpm-strided",
+               steps=3, bf16=False)
+    np.testing.assert_array_equal(maps, decode(x, norm))
+    assert 9.42 <= maps.min() and maps.max() <= 15.45
+    with pytest.raises(ValueError, match=r"sigma_8=1.2 is outside the prior range \[0.6, 1\]"):
+        emu.sample(0.3, 1.2)
+    with pytest.raises(ValueError, match="omega_m"):
+        emu.sample(0.05, 0.8)
+    # a percentile normalisation stores its own x̂_0 clipping range, which the emulator uses
+    wide = {**norm, "method": "percentile", "clip": [-1.5, 1.25]}
+    folder = save_model(tmp_path / "p", model, {"schedule": seed_schedule_spec(T), "normalization": wide})
+    emu = Emulator.from_folder(folder, device="cpu", bf16=False)
+    assert emu.clip == (-1.5, 1.25) and (emu.default_method, emu.default_steps) == ("ddpm-strided", 250)
+    maps = emu.sample(0.3, 0.8, n=1, seed=0, method="ddim", steps=4)  # 4 divides T: ends at x_0
+    assert decode(np.array(-1.5), wide) - 1e-3 <= maps.min() and maps.max() <= decode(np.array(1.25), wide) + 1e-3
+
+
+def test_decode_and_device():
+    np.testing.assert_allclose(decode(torch.tensor([-1.0, 0.0, 1.0]), {"lo": 10.0, "hi": 14.0}), [10, 12, 14])
+    assert pick_device("cpu") == torch.device("cpu")
+    assert isinstance(pick_device("auto"), torch.device)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            pick_device("cuda")
+    with pytest.raises(ValueError, match="preference"):
+        pick_device("tpu-please")
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    with autocast("cpu"):
+        assert (a @ b).dtype == torch.bfloat16
+    with autocast("cpu", enabled=False):
+        assert (a @ b).dtype == torch.float32
