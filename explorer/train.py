@@ -60,7 +60,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # EMA of the weights (with the usual (1+n)/(10+n) warm-up)
     max_steps: int = 100_000
     max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
-    bf16: bool = True  # autocast to bfloat16 (CPU with AMX/AVX-512, or CUDA)
+    bf16: bool | None = None  # bfloat16 autocast; None = where faster (CUDA, CPU with AMX/AVX512-BF16)
     seed: int = 0
     log_every: int = 25
     ckpt_every: int = 200
@@ -296,7 +296,7 @@ def add_arguments(parser) -> None:
     for f in fields(TrainConfig):
         value = getattr(defaults, f.name)
         name = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
+        if isinstance(value, bool) or f.name == "bf16":
             parser.add_argument(name, action=argparse_bool(), default=value)
         elif isinstance(value, tuple):
             parser.add_argument(name, type=int, nargs="+", default=value)

@@ -32,7 +32,7 @@ def weights(tmp_path_factory):
 
 def run_sample(weights, out, *extra):
     return main(["sample", "--omega-m", "0.3", "--sigma-8", "0.8", "-n", "2", "--seed", "1",
-                 "--weights", str(weights), "--out", str(out), "--fp32", *extra])
+                 "--weights", str(weights), "--out", str(out), "--no-bf16", *extra])
 
 
 def test_sample_writes_maps_and_sidecar(weights, tmp_path, capsys):

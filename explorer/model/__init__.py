@@ -17,7 +17,7 @@ _EXPORTS = {
     "NoiseSchedule": "schedule", "seed_betas": "schedule", "linear_betas": "schedule",
     "seed_schedule_spec": "schedule", "schedule_from_spec": "schedule", "spaced_timesteps": "schedule",
     "ParamUNet": "unet", "make_circular": "unet",
-    "pick_device": "device", "autocast": "device",
+    "pick_device": "device", "autocast": "device", "bf16_helps": "device",
     "save_model": "weights", "load_model": "weights", "read_metadata": "weights",
     "LoadedModel": "weights", "WeightsError": "weights",
     "sample": "sampling", "SAMPLERS": "sampling", "SamplerInfo": "sampling", "Emulator": "sampling",

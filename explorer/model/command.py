@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sampler (default: the weights' sampler, else ddpm-strided)")
     parser.add_argument("--weights", type=Path, default=Path("weights"), help="weights folder (default weights/)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
-    parser.add_argument("--fp32", action="store_true", help="run the network in float32 (default bf16 autocast)")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bfloat16 autocast (default: only where it is faster: CUDA, CPUs with AMX/AVX512-BF16)")
     parser.add_argument("--out", type=Path, required=True, help="output .npy file; a .json sidecar is written next to it")
 
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--ddpm conflicts with --method {method}")
         method = "ddpm"
 
-    emulator = Emulator.from_folder(args.weights, device=args.device, bf16=not args.fp32)
+    emulator = Emulator.from_folder(args.weights, device=args.device, bf16=args.bf16)
     method = emulator.default_method if method is None else method
     if steps is None:
         steps = emulator.default_steps if method == emulator.default_method else SAMPLERS[method].default_steps
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     sidecar = {
         "omega_m": args.omega_m, "sigma_8": args.sigma_8, "n": int(maps.shape[0]), "seed": args.seed,
         "method": method, "steps": int(steps), "weights": str(Path(args.weights).resolve()),
-        "device": str(emulator.loaded.device), "bf16": not args.fp32, "seconds": round(seconds, 3),
+        "device": str(emulator.loaded.device), "bf16": args.bf16, "seconds": round(seconds, 3),
         "shape": list(maps.shape), "units": "log10 Sigma_cdm [(Msun/h)/(Mpc/h)^2]",
     }
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")

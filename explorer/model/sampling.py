@@ -69,7 +69,7 @@ def check_in_prior(theta, param_ranges) -> None:
 
 
 def predict_eps(model: ParamUNet, schedule: NoiseSchedule, x: torch.Tensor, t: torch.Tensor,
-                theta: torch.Tensor, bf16: bool = True) -> torch.Tensor:
+                theta: torch.Tensor, bf16: bool | None = None) -> torch.Tensor:
     """One network call under ``autocast``: ε̂ ``(B, 1, H, W)`` float32 for ``x: (B, 1, H, W)``.
 
     ``t: (B,)`` long code timesteps, ``theta: (B, 2)`` physical. A v-predicting model's output is
@@ -162,7 +162,7 @@ def _check_clip(clip):
 @torch.inference_mode()
 def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = None,
            resolution: int | tuple[int, int], seed: int | None = None, method: str = "ddpm",
-           steps: int | None = None, device: str | torch.device | None = None, bf16: bool = True,
+           steps: int | None = None, device: str | torch.device | None = None, bf16: bool | None = None,
            clip: tuple[float, float] | None = (-1.0, 1.0), progress: Progress | None = None,
            generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw maps x_0 at parameters θ.
@@ -178,7 +178,8 @@ def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = 
         method: one of ``SAMPLERS``.
         steps: number of denoising steps; None = ``SAMPLERS[method].default_steps`` (T for ddpm).
         device: where to run; None = where the model is.
-        bf16: run the network under ``autocast`` (bfloat16 on CPU).
+        bf16: run the network under ``autocast`` (bfloat16); None = only where that is faster
+            (``device.bf16_helps``).
         clip: range x̂_0 is clipped to at every step (data range), or None.
         progress: called as ``progress(steps_done, total)`` after every step; it may raise to cancel.
 
@@ -252,7 +253,7 @@ class Emulator:
     >>> maps = emu.sample(0.3, 0.8, n=4, seed=0)   # (4, H, W) float32, log10 Σ [(M_⊙/h)/(Mpc/h)²]
     """
 
-    def __init__(self, loaded: LoadedModel, bf16: bool = True):
+    def __init__(self, loaded: LoadedModel, bf16: bool | None = None):
         self.loaded = loaded
         self.bf16 = bf16
         sampler = loaded.metadata.get("sampler") or {}
@@ -266,7 +267,7 @@ class Emulator:
 
     @classmethod
     def from_folder(cls, folder: str | Path = "weights", device: str | torch.device = "auto",
-                    bf16: bool = True) -> "Emulator":
+                    bf16: bool | None = None) -> "Emulator":
         """Load ``folder`` (raises WeightsError with instructions if it is missing or corrupt)."""
         return cls(load_model(folder, device=device), bf16=bf16)
 
