@@ -1,0 +1,122 @@
+"""Emulator figures for a weights folder; prints JSON (and optional plots).
+
+    python bench/bench_emulator.py --weights weights --n-cosmologies 10 --plot-dir bench/out
+
+For each sampler configuration (method, steps): wall time for 4 maps at the model's resolution
+(median of --repeats runs, all configurations timed side by side in this one run), and, unless
+--timing-only, fidelity on held-out cosmologies (explorer.evaluate.fidelity: χ²_r(generated) against
+the leave-one-out floor and against new-seed simulations), pixel σ ratio, mean log10 offset and
+pixel-histogram agreement; then the 1P response of the default sampler against assets/onep.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from explorer.evaluate import _reference_sets, fidelity, histogram_agreement, one_p_response
+from explorer.model import Emulator
+
+CONFIGS = [("ddpm-strided", 25), ("ddpm-strided", 50), ("ddpm-strided", 100), ("ddpm-strided", 250),
+           ("ddim", 50), ("dpmsolver++", 20), ("sde-dpmsolver++", 30), ("ddpm", 1000)]
+
+
+def parse_config(text):
+    method, steps = text.split(":")
+    return method, int(steps)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", default="weights")
+    p.add_argument("--assets", default="assets")
+    p.add_argument("--configs", nargs="+", type=parse_config, default=None,
+                   help="method:steps ... (default: a ladder from 25-step strided DDPM to 1000-step DDPM)")
+    p.add_argument("--n-cosmologies", type=int, default=10)
+    p.add_argument("--n-generated", type=int, default=15)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--timing-only", action="store_true")
+    p.add_argument("--fidelity-configs", nargs="+", type=parse_config, default=None,
+                   help="configurations whose fidelity is measured (default: all timed ones but ddpm:1000)")
+    p.add_argument("--plot-dir", type=Path, default=None)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args()
+    emu = Emulator.from_folder(args.weights)
+    configs = args.configs or CONFIGS
+    out = {"weights": args.weights, "threads": torch.get_num_threads(), "timing_4_maps": {}, "fidelity": {}}
+
+    for method, steps in configs:  # side by side in one run
+        times = []
+        for r in range(args.repeats if steps <= 250 else 1):
+            start = time.perf_counter()
+            emu.sample(0.3, 0.8, n=4, seed=r, method=method, steps=steps)
+            times.append(time.perf_counter() - start)
+        out["timing_4_maps"][f"{method}:{steps}"] = float(np.median(times))
+    print(json.dumps(out["timing_4_maps"]), flush=True)
+    if args.timing_only:
+        return _finish(out, args)
+
+    theta, truth = _reference_sets(args.assets, emu.resolution, "valid", args.n_cosmologies)
+    _, twins = _reference_sets(args.assets, emu.resolution, "twins", args.n_cosmologies)
+    for method, steps in args.fidelity_configs or [c for c in configs if c != ("ddpm", 1000)]:
+        generated = {}
+
+        def emulate(om, s8, n, seed):
+            maps = emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps)
+            generated[(om, s8)] = maps
+            return maps
+
+        f = fidelity(emulate, theta, truth, twins, n_generated=args.n_generated).to_dict()
+        f.pop("per_cosmology")
+        gen = np.concatenate(list(generated.values()))
+        f["histogram"] = histogram_agreement(gen, truth.reshape(-1, *truth.shape[-2:]))
+        out["fidelity"][f"{method}:{steps}"] = f
+        print(json.dumps({f"{method}:{steps}": f}), flush=True)
+
+    onep_theta, onep_maps = _reference_sets(args.assets, emu.resolution, "onep", 10)
+    resp = one_p_response(lambda om, s8, n, seed: emu.sample(om, s8, n=n, seed=seed), onep_theta, onep_maps,
+                          n_generated=args.n_generated)
+    out["one_p"] = resp.summary()
+    if args.plot_dir:
+        _plot_response(resp, args.plot_dir)
+    return _finish(out, args)
+
+
+def _finish(out, args):
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+def _plot_response(resp, folder):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, name, label in zip(axes, ("omega_m", "sigma_8"), ("Ω_m", "σ_8")):
+        values = resp.values[name]
+        colors = plt.cm.viridis(np.linspace(0, 1, len(values)))
+        for i, (v, c) in enumerate(zip(values, colors)):
+            ref, gen = resp.reference[name], resp.generated[name]
+            ax.plot(resp.k, ref.mean[i], color=c, lw=2, label=f"{label} = {v:.2f}")
+            ax.fill_between(resp.k, ref.mean[i] - ref.std[i], ref.mean[i] + ref.std[i], color=c, alpha=0.15)
+            ax.plot(resp.k, gen.mean[i], color=c, lw=1.5, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel("k [h/Mpc]")
+        ax.set_ylabel("P(k; θ) / P(k; θ_fid)")
+        ax.set_title(f"1P response to {label}: stand-in (solid) vs emulator (dashed); "
+                     f"agreement {resp.agreement[name]:.2f}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "one_p_response.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()
