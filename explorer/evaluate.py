@@ -132,7 +132,8 @@ def one_p_response(emulate: EmulateFn, theta: np.ndarray, maps: np.ndarray, fidu
     for index, name in enumerate(("omega_m", "sigma_8")):
         other = 1 - index
         rows = np.flatnonzero(np.isclose(theta[:, other], fiducial[other]))
-        rows = rows[np.argsort(theta[rows, index])]
+        _, first = np.unique(np.round(theta[rows, index], 10), return_index=True)
+        rows = rows[first]  # sorted by value; the fiducial, in both halves of a 1P set, once
         fid = rows[np.argmin(np.abs(theta[rows, index] - fiducial[index]))]
         gen = [power_spectrum(np.asarray(emulate(*theta[r], n_generated, seed), dtype=np.float64),
                               box_size).power for r in rows]

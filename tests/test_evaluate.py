@@ -1,0 +1,74 @@
+"""Fidelity and 1P-response figures on synthetic Gaussian fields with a known power spectrum."""
+
+import numpy as np
+import pytest
+
+from explorer.evaluate import fidelity, histogram_agreement, one_p_response
+
+N = 32
+
+
+def gaussian_maps(rng, n, amplitude=1.0, slope=-2.0, mean=11.0):
+    """n periodic Gaussian fields with P(k) ∝ amplitude² k^slope, around `mean` (log10 Σ-like)."""
+    kx = np.fft.fftfreq(N)[:, None]
+    ky = np.fft.fftfreq(N)[None, :]
+    k = np.sqrt(kx**2 + ky**2)
+    k[0, 0] = np.inf
+    white = np.fft.fft2(rng.standard_normal((n, N, N)))
+    return mean + amplitude * 0.05 * np.real(np.fft.ifft2(white * k ** (slope / 2)))
+
+
+def make_emulator(amplitude_of, rng_seed_offset=100, jitter=0.0):
+    def emulate(om, s8, n, seed):
+        maps = gaussian_maps(np.random.default_rng(seed + rng_seed_offset), n, amplitude_of(om, s8))
+        if jitter:  # θ-specific noise, as in `maps` of the 1P test
+            maps += gaussian_maps(np.random.default_rng(int(1e4 * om + 1e7 * s8)), n, jitter, mean=0.0)
+        return maps
+    return emulate
+
+
+def test_perfect_emulator_scores_one_against_new_seeds_and_a_wrong_one_does_not():
+    rng = np.random.default_rng(0)
+    theta = np.array([[0.2, 0.7], [0.3, 0.8], [0.4, 0.9], [0.25, 0.95]] * 3)
+    amp = lambda om, s8: s8 / 0.8
+    truth = np.stack([gaussian_maps(rng, 15, amp(*t)) for t in theta])
+    twins = np.stack([gaussian_maps(rng, 15, amp(*t)) for t in theta])
+    good = fidelity(make_emulator(amp), theta, truth, twins, n_generated=15)
+    assert good.fidelity_newseed == pytest.approx(1.0, abs=0.15)
+    # For independent maps: E χ²_r(new map) = (1 + 1/M)(M−1)/(M−3)·c and E χ²_r(LOO) =
+    # (1 + 1/(M−1))(M−2)/(M−4)·c with c = n_k/(n_k − 1), M = 15: ratio 1.2444/1.2662 = 0.983.
+    assert good.fidelity_loo == pytest.approx(0.983, abs=0.08)
+    assert good.pixel_std_ratio == pytest.approx(1.0, abs=0.1)
+    assert abs(good.mean_offset) < 0.01
+    bad = fidelity(make_emulator(lambda om, s8: 1.3 * amp(om, s8)), theta, truth, twins, n_generated=15)
+    assert bad.fidelity_newseed > 2.0
+    assert bad.pixel_std_ratio == pytest.approx(1.3, abs=0.1)
+
+
+def test_histogram_agreement_detects_a_shifted_mean():
+    rng = np.random.default_rng(1)
+    truth = gaussian_maps(rng, 30)
+    same = histogram_agreement(gaussian_maps(rng, 30), truth)
+    shifted = histogram_agreement(gaussian_maps(rng, 30, mean=11.05), truth)
+    assert same["max_cdf_gap"] < 0.05 < shifted["max_cdf_gap"]
+
+
+def test_one_p_response_agrees_for_the_right_response_and_not_for_a_flat_one():
+    rng_seed = 7
+    fid = (0.3, 0.8)
+    theta = np.array([[om, 0.8] for om in (0.2, 0.25, 0.3, 0.35, 0.4)] +
+                     [[0.3, s8] for s8 in (0.7, 0.75, 0.8, 0.85, 0.9)])
+    amp = lambda om, s8: (s8 / 0.8) * (om / 0.3) ** 0.5
+    # the reference set: one seed for every θ, as a 1P set, plus a little θ-specific noise so that
+    # the ratios scatter between maps (as the non-linear response does in simulations)
+    maps = np.stack([gaussian_maps(np.random.default_rng(rng_seed), 15, amp(*t))
+                     + gaussian_maps(np.random.default_rng(i), 15, 0.1, mean=0.0) for i, t in enumerate(theta)])
+    right = one_p_response(make_emulator(amp, jitter=0.1), theta, maps, fiducial=fid, n_generated=8)
+    flat = one_p_response(make_emulator(lambda om, s8: 1.0, jitter=0.1), theta, maps, fiducial=fid,
+                          n_generated=8)
+    assert list(right.values["omega_m"]) == [0.2, 0.25, 0.3, 0.35, 0.4]
+    # P ∝ amplitude² (+1% jitter): the mean ratio at σ_8 = 0.9 is ≈ (0.9/0.8)² at every k
+    i = list(right.values["sigma_8"]).index(0.9)
+    assert right.generated["sigma_8"].mean[i] == pytest.approx((0.9 / 0.8) ** 2, rel=0.05)
+    assert right.reference["sigma_8"].mean[i] == pytest.approx((0.9 / 0.8) ** 2, rel=0.05)
+    assert max(right.agreement.values()) < 0.3 * min(flat.agreement.values())
