@@ -1,0 +1,223 @@
+"""`explorer calibrate`: fit the P(k) baseline and the likelihood temperature, measure coverage.
+
+    explorer calibrate --weights weights --data data/train --valid assets/valid --json calib.json
+
+Steps (all fields are one map per simulation, from simulations the model never trained on):
+
+1. P(k) baseline: fitted on every map of the training set's *train* split (the trainer's split,
+   read from the weights' metadata, else ``split_by_simulation(n, (0.9, 0.05, 0.05), seed=0)``),
+   written to ``WEIGHTS/pk_baseline.json``.
+2. Temperature τ on the calibration split (the training set's *test* split): the raw Δχ² at the
+   truth is χ²₂-distributed for an honest likelihood, so τ is chosen such that 68.3 % of the
+   calibration fields have Δχ²_raw(truth)/τ ≤ 2.30, i.e. τ = q₀.₆₈₃(Δχ²_raw(truth)) / 2.30
+   (``fit_temperature``). Stored in ``WEIGHTS/explorer.json`` under "calibration" (the other keys
+   and the tensors are left alone). The same is done for the P(k) baseline, for comparison.
+3. Evaluation split (``--valid``, e.g. assets/valid): coverage of the 68/95 % intervals and of the
+   2D 1σ/2σ contours, bias, relative error and mean |z| of the posterior means, for the diffusion
+   likelihood (raw and calibrated) and the P(k) baseline; printed as JSON, written to ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .grid import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, LEVELS, MASS_68,
+                   PARAM_NAMES, Posterior, infer)
+from .pk_baseline import FILENAME as PK_FILENAME
+from .pk_baseline import PkBaseline
+
+
+def fit_temperature(delta_chi2_truth, mass: float = MASS_68, level: float = LEVELS[0]) -> float:
+    """τ such that a fraction ``mass`` of fields has Δχ²_raw(truth)/τ ≤ ``level``.
+
+    ``delta_chi2_truth: (n,)`` raw Δχ² at the true θ of n independent fields. For an honest
+    2-parameter likelihood these are χ²₂ draws and τ ≈ 1; τ > 1 widens the contours (the
+    likelihood was overconfident).
+    """
+    d = np.asarray(delta_chi2_truth, dtype=np.float64)
+    if d.ndim != 1 or d.size < 3 or np.isnan(d).any() or (d < 0).any():
+        raise ValueError(f"need at least 3 non-negative Δχ² values, got {d!r}")
+    q = float(np.quantile(d, mass))
+    return max(q / level, 1e-3)
+
+
+def coverage_metrics(posteriors: list[Posterior]) -> dict:
+    """Coverage, bias and errors of posteriors with known truth (means as point estimates).
+
+    Per parameter: ``coverage68/95`` (truth inside the central 1D interval), ``bias`` (mean of
+    mean − truth), ``rel_error`` (mean |mean − truth| / truth), ``mean_abs_z`` (mean |mean −
+    truth| / std), ``mean_std``. Joint: ``coverage_2d_1sigma/2sigma`` (Δχ²(truth) ≤ 2.30 / 6.18).
+    """
+    if not posteriors or any(p.truth is None for p in posteriors):
+        raise ValueError("coverage needs at least one posterior, each with a truth")
+    out: dict = {"n_fields": len(posteriors)}
+    for j, name in enumerate(PARAM_NAMES):
+        truth = np.array([p.truth[j] for p in posteriors])
+        est = [p.estimates[name] for p in posteriors]
+        mean, std = np.array([e["mean"] for e in est]), np.array([e["std"] for e in est])
+        inside68 = [e["lo68"] <= t <= e["hi68"] for e, t in zip(est, truth)]
+        inside95 = [e["lo95"] <= t <= e["hi95"] for e, t in zip(est, truth)]
+        out[name] = {"coverage68": float(np.mean(inside68)), "coverage95": float(np.mean(inside95)),
+                     "bias": float(np.mean(mean - truth)),
+                     "rel_error": float(np.mean(np.abs(mean - truth) / truth)),
+                     "mean_abs_z": float(np.mean(np.abs(mean - truth) / np.maximum(std, 1e-12))),
+                     "mean_std": float(np.mean(std))}
+    d = np.array([p.delta_chi2_truth() for p in posteriors])
+    out["coverage_2d_1sigma"] = float(np.mean(d <= LEVELS[0]))
+    out["coverage_2d_2sigma"] = float(np.mean(d <= LEVELS[1]))
+    out["median_delta_chi2_truth"] = float(np.median(d))
+    return out
+
+
+def one_map_per_simulation(sims, seed: int = 0) -> np.ndarray:
+    """Map indices, one per simulation: ``15 s + r`` with r drawn from ``seed`` (slab and axis vary)."""
+    from explorer.data import MAPS_PER_SIM
+
+    sims = np.asarray(sims, dtype=np.int64)
+    return sims * MAPS_PER_SIM + np.random.default_rng(seed).integers(0, MAPS_PER_SIM, sims.size)
+
+
+def training_split(cmd, metadata: dict, split_seed: int = 0):
+    """(train sims, test sims) of the trainer's split: from the weights' metadata when it describes
+    this data set, else recomputed with ``split_by_simulation(n, (0.9, 0.05, 0.05), split_seed)``."""
+    from explorer.data import split_by_simulation
+
+    data = (metadata or {}).get("data") or {}
+    if data.get("n_sims") == cmd.n_sims and data.get("test_sims"):
+        test = np.array(sorted(data["test_sims"]), dtype=np.int64)
+        held = set(test) | set(data.get("val_sims") or [])
+        train = np.array([s for s in range(cmd.n_sims) if s not in held], dtype=np.int64)
+        return train, test
+    split = split_by_simulation(cmd.n_sims, (0.9, 0.05, 0.05), seed=split_seed)
+    return split.train, split.test
+
+
+def write_calibration(folder: str | Path, calibration: dict) -> None:
+    """Set key "calibration" of ``folder/explorer.json``; every other key is kept as it was."""
+    from explorer.model.weights import METADATA_FILE
+
+    path = Path(folder) / METADATA_FILE
+    meta = json.loads(path.read_text())
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    meta["calibration"] = calibration
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _fields(cmd, map_indices, resolution: int) -> np.ndarray:
+    from explorer.data import to_log10
+
+    order = np.argsort(map_indices)
+    maps = to_log10(cmd.maps, resolution, indices=np.asarray(map_indices)[order])
+    out = np.empty_like(maps)
+    out[order] = maps
+    return out
+
+
+def _posteriors(loaded, maps, thetas, desc: str, show: bool, **kw) -> list[Posterior]:
+    from tqdm.auto import tqdm
+
+    out = []
+    for field, theta in tqdm(list(zip(maps, thetas)), desc=desc, unit="field", disable=not show):
+        out.append(infer(loaded, field, kind="log10", truth=tuple(theta), **kw))
+    return out
+
+
+def calibrate(weights="weights", data="data/train", valid="assets/valid", *, terms: str = DEFAULT_TERMS,
+              n_noise: int = DEFAULT_N_NOISE, coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, seed: int = 0,
+              split_seed: int = 0, max_fields: int | None = None, write: bool = True, show: bool = True) -> dict:
+    """Run steps 1-3 of the module docstring; returns the JSON-able report."""
+    from explorer.data import find_cmd, load_cmd
+    from explorer.model import load_model
+
+    t_start = time.perf_counter()
+    loaded = load_model(weights)
+    r = loaded.resolution
+    train_cmd = load_cmd(*find_cmd(data))
+    valid_cmd = load_cmd(*find_cmd(valid))
+    train_sims, test_sims = training_split(train_cmd, loaded.metadata, split_seed)
+    valid_sims = np.arange(valid_cmd.n_sims)
+    if max_fields is not None:
+        test_sims, valid_sims = test_sims[:max_fields], valid_sims[:max_fields]
+    if test_sims.size < 3 or valid_sims.size < 3:
+        raise ValueError(f"need >= 3 calibration and evaluation fields, got {test_sims.size} and {valid_sims.size}")
+    kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=seed)
+
+    # 1. P(k) baseline on every map of the train split
+    idx = train_cmd.map_indices(train_sims)
+    baseline = PkBaseline.fit(train_cmd.maps_theta()[idx], _fields(train_cmd, idx, r),
+                              param_ranges=loaded.param_ranges, n_independent=len(train_sims))
+    if write:
+        baseline.save(Path(weights) / PK_FILENAME)
+
+    # 2. temperature on the calibration split (raw likelihood)
+    cal_idx = one_map_per_simulation(test_sims, seed)
+    cal_maps, cal_theta = _fields(train_cmd, cal_idx, r), train_cmd.theta[test_sims]
+    raw = _posteriors(loaded, cal_maps, cal_theta, "calibration fields", show, temperature=1.0, **kw)
+    tau = fit_temperature([p.delta_chi2_truth() for p in raw])
+    pk_cal = [baseline.posterior(m, truth=tuple(t)) for m, t in zip(cal_maps, cal_theta)]
+    tau_pk = fit_temperature([p.delta_chi2_truth() for p in pk_cal])
+    calibration = {"temperature": tau, "terms": terms, "n_noise": int(n_noise), "seed": int(seed),
+                   "method": "tau = 68.3% quantile of raw delta_chi2(truth) / 2.30",
+                   "split": f"test split of {data} ({len(test_sims)} simulations, one map each)",
+                   "n_fields": len(raw), "coverage_before": coverage_metrics(raw),
+                   "coverage_after": coverage_metrics([p.retempered(tau) for p in raw]),
+                   "pk_temperature": tau_pk}
+    if write:
+        write_calibration(weights, calibration)
+
+    # 3. evaluation split: calibrated run; raw = same grids at τ = 1; P(k) on its own grid
+    ev_idx = one_map_per_simulation(valid_sims, seed + 1)
+    ev_maps, ev_theta = _fields(valid_cmd, ev_idx, r), valid_cmd.theta[valid_sims]
+    t0 = time.perf_counter()
+    cal = _posteriors(loaded, ev_maps, ev_theta, "evaluation fields", show, temperature=tau, **kw)
+    seconds = (time.perf_counter() - t0) / len(cal)
+    pk = [baseline.posterior(m, truth=tuple(t)) for m, t in zip(ev_maps, ev_theta)]
+    evaluation = {"data": str(valid), "n_fields": len(cal),
+                  "vlb_raw": coverage_metrics([p.retempered(1.0) for p in cal]),
+                  "vlb_calibrated": coverage_metrics(cal),
+                  "pk": coverage_metrics(pk),
+                  "pk_calibrated": coverage_metrics([p.retempered(tau_pk) for p in pk]),
+                  "seconds_per_field": seconds, "evaluations_per_field": cal[0].n_evaluations}
+    if write:
+        write_calibration(weights, {**calibration, "evaluation": evaluation})
+    return {"weights": str(weights), "terms": terms, "n_noise": int(n_noise), "temperature": tau,
+            "pk_baseline": {"bins": len(baseline.groups), "degree": baseline.degree, "n_maps": baseline.n_maps,
+                            "train_sims": len(train_sims)},
+            "calibration": calibration, "evaluation": evaluation, "written": bool(write),
+            "seconds": time.perf_counter() - t_start}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--weights", default="weights", help="weights folder (calibration written here)")
+    parser.add_argument("--data", default="data/train", help="training CMD directory (train/test split)")
+    parser.add_argument("--valid", default="assets/valid", help="evaluation CMD directory (never trained on)")
+    parser.add_argument("--terms", default=DEFAULT_TERMS, help="VLB terms: L0, Lk or sum:K")
+    parser.add_argument("--n-noise", type=int, default=DEFAULT_N_NOISE, help="noise draws per term")
+    parser.add_argument("--coarse", type=int, nargs=2, default=DEFAULT_COARSE, metavar=("N_OM", "N_S8"))
+    parser.add_argument("--fine", type=int, nargs=2, default=DEFAULT_FINE, metavar=("N_OM", "N_S8"))
+    parser.add_argument("--seed", type=int, default=0, help="noise and field-choice seed")
+    parser.add_argument("--split-seed", type=int, default=0, help="split seed if the weights do not record it")
+    parser.add_argument("--max-fields", type=int, default=None, help="limit each split (quick runs)")
+    parser.add_argument("--no-write", action="store_true", help="measure only; leave the weights folder alone")
+    parser.add_argument("--json", default=None, help="also write the report to this file")
+
+
+def run(args) -> int:
+    if args.json is not None and not Path(args.json).parent.is_dir():
+        raise ValueError(f"--json: directory {Path(args.json).parent} does not exist")
+    report = calibrate(args.weights, args.data, args.valid, terms=args.terms, n_noise=args.n_noise,
+                       coarse=tuple(args.coarse), fine=tuple(args.fine), seed=args.seed,
+                       split_seed=args.split_seed, max_fields=args.max_fields, write=not args.no_write)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json is not None:
+        Path(args.json).write_text(text + "\n")
+    return 0

@@ -1,0 +1,186 @@
+"""Terms of the variational lower bound of one field, for many θ at once (DESIGN.md section 6).
+
+Timestep convention as in :mod:`explorer.model.schedule`: code index t = 0..T-1 is the paper's
+t = 1..T. The term evaluated with the network at code index k is called ``L_k``:
+
+    L_0 = −log N(x₀; μ_θ(x₁, 1), β₁ I)                 code k = 0 (network at paper t = 1)
+    L_k = KL(q(x_k | x_{k+1}, x₀) ‖ p_θ(x_k | x_{k+1}))  code k = 1..T-1 (paper indices inside)
+        = Σ_pixels normal_kl(μ̃, log β̃, μ_θ, log β̃)     both Gaussians with the posterior variance
+    L_T = KL(q(x_T | x₀) ‖ N(0, I))                      no network, independent of θ (prior_kl)
+
+with x_{k+1} = √ᾱ x₀ + √(1 − ᾱ) ε drawn from q(x_{k+1} | x₀) (ᾱ at code k), μ̃ the posterior
+mean (Ho et al. 2020 eq. 7) and μ_θ = μ̃(x_{k+1}, x̂₀(x_{k+1}, ε̂_θ)) (eq. 11, no clipping). All
+terms are in nats, summed over pixels. With equal variances the KL reduces to
+(μ̃ − μ_θ)²/(2β̃); the full formula is kept (its θ-independent parts are zero here).
+
+Common random numbers: the noise ε of term k and draw n is ``term_noise(seed, k, n, shape)``,
+the same array for every θ, so L(θ) is a smooth deterministic function of θ and differences
+between θ are not swamped by the noise of the draw. A term's noise does not depend on which
+other terms are computed, so "L0" and "sum:20" share L_0.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable
+
+import numpy as np
+import torch
+
+from explorer.model.device import autocast
+
+from .likelihood import gaussian_log_likelihood, normal_kl
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
+
+
+class InferenceCancelled(RuntimeError):
+    """Raised when the ``cancel()`` callback of an inference returns True."""
+
+
+def term_timesteps(terms: str, T: int) -> np.ndarray:
+    """Code timesteps of a term choice: ``(K,) int64``.
+
+    "L0" (the seed paper: L_0 alone), "Lk" (the single term L_k), or "sum:K" (L_0 .. L_{K-1},
+    Diffusion-HMC used K = 20).
+    """
+    if not isinstance(terms, str):
+        raise ValueError(f"terms must be a string such as 'L0' or 'sum:20', got {terms!r}")
+    m = re.fullmatch(r"\s*(?:L(\d+)|sum:(\d+))\s*", terms)
+    if m is None:
+        raise ValueError(f"terms must be 'L0', 'Lk' (one term) or 'sum:K' (the first K terms), got {terms!r}")
+    if m.group(1) is not None:
+        k = int(m.group(1))
+        if not 0 <= k < T:
+            raise ValueError(f"terms {terms!r}: term index must be in [0, {T - 1}] for T = {T}")
+        return np.array([k], dtype=np.int64)
+    K = int(m.group(2))
+    if not 1 <= K <= T:
+        raise ValueError(f"terms {terms!r}: K must be in [1, {T}] for T = {T}")
+    return np.arange(K, dtype=np.int64)
+
+
+def term_noise(seed: int, timestep: int, draw: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The fixed standard-normal noise of term ``timestep``, draw ``draw``: ``shape`` float64."""
+    return np.random.default_rng([int(seed), int(timestep), int(draw)]).standard_normal(shape)
+
+
+def prior_kl(schedule, x0) -> float:
+    """L_T = KL(q(x_T | x₀) ‖ N(0, I)) summed over pixels, nats; ``x0`` any shape, normalised."""
+    x0 = np.asarray(x0, dtype=np.float64)
+    ab = schedule.alpha_bar[-1]
+    return float(normal_kl(math.sqrt(ab) * x0, math.log1p(-ab), 0.0, 0.0).sum())
+
+
+def _as_field(x0) -> np.ndarray:
+    a = x0.detach().cpu().numpy() if torch.is_tensor(x0) else np.asarray(x0)
+    if a.ndim == 4 and a.shape[:2] == (1, 1):
+        a = a[0, 0]
+    if a.ndim != 2:
+        raise ValueError(f"x0 must have shape (H, W) or (1, 1, H, W), got {a.shape}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError("x0 contains NaN or inf")
+    return a
+
+
+def _model_device(model) -> torch.device:
+    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def vlb_terms(model, schedule, x0, theta, timesteps, *, n_noise: int = 1, seed: int = 0,
+              batch_size: int = 64, bf16: bool = False, progress: Progress | None = None,
+              cancel: Cancel | None = None, prediction_type: str | None = None) -> np.ndarray:
+    """VLB terms L_k(θ) of one field for every θ of a list, with common random numbers.
+
+    Parameters
+    ----------
+    model : callable ``(x_t (B, 1, H, W), t (B,) long, θ (B, 2)) -> (B, 1, H, W)`` predicting ε
+        (or v), e.g. a ``ParamUNet``; its ``config.prediction_type`` is used unless
+        ``prediction_type`` is given.
+    schedule : :class:`explorer.model.NoiseSchedule` the model was trained with.
+    x0 : (H, W) or (1, 1, H, W), the field in normalised units (x = 2 (log10 Σ − lo)/(hi − lo) − 1).
+    theta : (G, 2) physical (Ω_m, σ_8).
+    timesteps : (K,) code indices k in [0, T); k = 0 is L_0 (module docstring).
+    n_noise : noise draws per term; the result is their mean.
+    seed : seed of the fixed noise (``term_noise``).
+    batch_size : network evaluations per forward pass.
+    bf16 : run the network under bfloat16 autocast (the loss itself is computed in float64);
+        off by default, as its rounding noise (~0.5 nat on a 64² field) breaks the smoothness in θ.
+    progress : ``progress(done, total)`` after each batch, in network evaluations.
+    cancel : ``cancel()`` is polled before each batch; True raises :class:`InferenceCancelled`.
+
+    Returns
+    -------
+    (K, G) float64, nats: L_k(θ_g) summed over pixels, averaged over the n_noise draws.
+    Network evaluations: K · n_noise · G.
+    """
+    x0 = _as_field(x0)
+    H, W = x0.shape
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.ndim != 2 or theta.shape[1] != 2 or theta.shape[0] < 1:
+        raise ValueError(f"theta must have shape (G, 2) with G >= 1, got {theta.shape}")
+    ts = np.asarray(timesteps).reshape(-1)
+    if ts.size < 1 or not np.issubdtype(ts.dtype, np.integer) or ts.min() < 0 or ts.max() >= schedule.T:
+        raise ValueError(f"timesteps must be integer code indices in [0, {schedule.T}), got {timesteps!r}")
+    ts = ts.astype(np.int64)
+    if isinstance(n_noise, bool) or int(n_noise) != n_noise or n_noise < 1:
+        raise ValueError(f"n_noise must be a positive integer, got {n_noise!r}")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n_noise, batch_size = int(n_noise), int(batch_size)
+    if prediction_type is None:
+        prediction_type = getattr(getattr(model, "config", None), "prediction_type", "epsilon")
+    if prediction_type not in ("epsilon", "v_prediction"):
+        raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {prediction_type!r}")
+    K, G = ts.size, theta.shape[0]
+    device = _model_device(model)
+
+    # 1. the fixed noisy maps x_{k+1} = √ᾱ_k x₀ + √(1-ᾱ_k) ε_{k,n}, shared by all θ (eq. 4)
+    sqrt_ab = np.sqrt(schedule.alpha_bar[ts])[:, None, None, None]
+    sqrt_1mab = np.sqrt(1.0 - schedule.alpha_bar[ts])[:, None, None, None]
+    eps = np.stack([np.stack([term_noise(seed, k, n, (H, W)) for n in range(n_noise)]) for k in ts])
+    xt = torch.from_numpy(sqrt_ab * x0 + sqrt_1mab * eps)  # (K, N, H, W) float64
+    x0_t = torch.from_numpy(x0)
+    theta_t = torch.from_numpy(theta)
+
+    # per-term coefficients, float64 torch (K,)
+    coef = {name: torch.from_numpy(np.asarray(arr[ts], dtype=np.float64)) for name, arr in (
+        ("sqrt_ab", np.sqrt(schedule.alpha_bar)), ("sqrt_1mab", np.sqrt(1.0 - schedule.alpha_bar)),
+        ("c1", schedule.posterior_mean_coef1), ("c2", schedule.posterior_mean_coef2))}
+    # L_0 uses the decoder variance β₁; L_k the posterior variance β̃ (> 0 for k >= 1)
+    logvar = torch.from_numpy(np.where(ts == 0, math.log(schedule.betas[0]),
+                                       np.log(np.where(ts == 0, 1.0, schedule.posterior_variance[ts]))))
+
+    losses = torch.empty(K * n_noise * G, dtype=torch.float64)
+    total = losses.numel()
+    for start in range(0, total, batch_size):
+        if cancel is not None and cancel():
+            raise InferenceCancelled(f"cancelled after {start} of {total} network evaluations")
+        i = torch.arange(start, min(start + batch_size, total))
+        k, n, g = i // (n_noise * G), (i // G) % n_noise, i % G
+        x = xt[k, n]                                     # (B, H, W) float64
+        with autocast(device, enabled=bf16):
+            out = model(x[:, None].to(device=device, dtype=torch.float32),
+                        torch.from_numpy(ts).to(device)[k.to(device)],
+                        theta_t[g].to(device=device, dtype=torch.float32))
+        out = out.detach().to("cpu", torch.float64)[:, 0]  # (B, H, W)
+        c = {name: v[k][:, None, None] for name, v in coef.items()}
+        if prediction_type == "v_prediction":             # ε = √ᾱ v + √(1-ᾱ) x_t
+            out = c["sqrt_ab"] * out + c["sqrt_1mab"] * x
+        # 2. x̂₀ (eq. 4), model mean μ_θ and posterior mean μ̃ (eq. 7; at k = 0, c1 = 1 and c2 = 0)
+        x0_hat = (x - c["sqrt_1mab"] * out) / c["sqrt_ab"]
+        mu_theta = c["c1"] * x0_hat + c["c2"] * x
+        mu_post = c["c1"] * x0_t + c["c2"] * x
+        lv = logvar[k][:, None, None]
+        # 3. the terms, summed over pixels
+        kl = normal_kl(mu_post, lv, mu_theta, lv).sum(dim=(1, 2))
+        nll = -gaussian_log_likelihood(x0_t, mu_theta, lv).sum(dim=(1, 2))
+        losses[i] = torch.where(torch.from_numpy(ts)[k] == 0, nll, kl)
+        if progress is not None:
+            progress(int(i[-1]) + 1, total)
+    return losses.reshape(K, n_noise, G).mean(dim=1).numpy()
