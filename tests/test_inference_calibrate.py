@@ -1,0 +1,131 @@
+"""Calibration: temperature math on synthetic likelihoods, coverage figures, the weights' JSON
+edited in place, and `explorer calibrate` end to end on tiny CMD sets with a tiny model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.cli import main
+from explorer.data import write_cmd
+from explorer.inference import Posterior
+from explorer.inference.calibrate import coverage_metrics, fit_temperature, training_split, write_calibration
+from explorer.model.schedule import seed_schedule_spec
+from explorer.model.unet import ParamUNet
+from explorer.model.weights import METADATA_FILE, TENSORS_FILE, save_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_temperature_of_chi2_draws():
+    rng = np.random.default_rng(0)
+    honest = rng.chisquare(2, 4000)
+    assert fit_temperature(honest) == pytest.approx(1.0, rel=0.06)
+    tau = fit_temperature(3.0 * honest)
+    assert tau == pytest.approx(3.0, rel=0.06)
+    assert np.mean(3.0 * honest / tau <= 2.30) == pytest.approx(0.683, abs=0.005)
+    with pytest.raises(ValueError):
+        fit_temperature([1.0, -1.0, 2.0])
+
+
+def overconfident_posteriors(n, factor, seed=0):
+    """Gaussian likelihoods centred on truth + N(0, σ) but reporting width σ / factor."""
+    rng = np.random.default_rng(seed)
+    sigma = np.array([0.03, 0.04])
+    om, s8 = np.linspace(0.1, 0.5, 161), np.linspace(0.6, 1.0, 161)
+    out = []
+    for _ in range(n):
+        truth = rng.uniform([0.2, 0.7], [0.4, 0.9])
+        centre = truth + sigma * rng.normal(size=2)
+        d = ((om[:, None] - centre[0]) ** 2 / sigma[0] ** 2 + (s8[None, :] - centre[1]) ** 2 / sigma[1] ** 2)
+        out.append(Posterior.from_grid(om, s8, factor ** 2 * d, truth=tuple(truth)))
+    return out
+
+
+def test_calibration_restores_coverage_of_an_overconfident_likelihood():
+    raw = overconfident_posteriors(300, factor=2.0)
+    before = coverage_metrics(raw)
+    assert before["omega_m"]["coverage68"] < 0.45 and before["coverage_2d_1sigma"] < 0.35
+    assert before["omega_m"]["mean_abs_z"] == pytest.approx(2 * 0.798, rel=0.15)
+    tau = fit_temperature([p.delta_chi2_truth() for p in raw])
+    assert tau == pytest.approx(4.0, rel=0.15)
+    after = coverage_metrics([p.retempered(tau) for p in overconfident_posteriors(300, 2.0, seed=1)])
+    for name in ("omega_m", "sigma_8"):
+        assert 0.6 < after[name]["coverage68"] < 0.76
+        assert 0.9 < after[name]["coverage95"] <= 1.0
+        assert abs(after[name]["bias"]) < 0.01
+    assert 0.6 < after["coverage_2d_1sigma"] < 0.76
+
+
+def test_write_calibration_keeps_everything_else(tmp_path):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ParamUNet(sample_size=16, block_out_channels=(8, 16), layers_per_block=1, attention_levels=0,
+                          norm_num_groups=4)
+    folder = save_model(tmp_path / "w", model, {"normalization": {"lo": 9.0, "hi": 15.0},
+                                                "metrics": {"fidelity": 1.05}})
+    before = json.loads((folder / METADATA_FILE).read_text())
+    tensors = (folder / TENSORS_FILE).read_bytes()
+    write_calibration(folder, {"temperature": 2.5, "terms": "L0"})
+    after = json.loads((folder / METADATA_FILE).read_text())
+    assert after.pop("calibration") == {"temperature": 2.5, "terms": "L0"}
+    assert after == before
+    assert (folder / TENSORS_FILE).read_bytes() == tensors
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["config.json", TENSORS_FILE, METADATA_FILE])
+
+
+def test_training_split_prefers_the_recorded_one():
+    class Cmd:
+        n_sims = 40
+    train, test = training_split(Cmd, {"data": {"n_sims": 40, "test_sims": [3, 1], "val_sims": [5]}})
+    assert test.tolist() == [1, 3] and 5 not in train and len(train) == 37
+    train, test = training_split(Cmd, {})
+    assert len(test) == 2 and not set(train) & set(test)
+
+
+def lognormal_maps(n_sims, side, seed):
+    rng = np.random.default_rng(seed)
+    return 10 ** (12 + 0.3 * rng.normal(size=(15 * n_sims, side, side))).astype(np.float32)
+
+
+def test_calibrate_command_end_to_end(tmp_path):
+    rng = np.random.default_rng(0)
+    write_cmd(tmp_path / "train", lognormal_maps(60, 32, 1), rng.uniform([0.1, 0.6], [0.5, 1.0], (60, 2)))
+    write_cmd(tmp_path / "valid", lognormal_maps(4, 32, 2), rng.uniform([0.1, 0.6], [0.5, 1.0], (4, 2)))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ParamUNet(sample_size=16, block_out_channels=(8, 16), layers_per_block=1, attention_levels=0,
+                          norm_num_groups=4)
+    weights = save_model(tmp_path / "w", model, {"normalization": {"lo": 11.0, "hi": 13.0},
+                                                 "schedule": seed_schedule_spec(20)})
+    before = json.loads((weights / METADATA_FILE).read_text())
+    out = tmp_path / "report.json"
+    grids = ["--coarse", "3", "3", "--fine", "3", "3", "--n-noise", "1"]
+    assert main(["calibrate", "--weights", str(weights), "--data", str(tmp_path / "train"),
+                 "--valid", str(tmp_path / "valid"), "--json", str(out), *grids]) == 0
+    report = json.loads(out.read_text())
+    ev = report["evaluation"]
+    assert ev["n_fields"] == 4 and report["calibration"]["n_fields"] == 3
+    for key in ("vlb_raw", "vlb_calibrated", "pk", "pk_calibrated"):
+        assert set(ev[key]["omega_m"]) >= {"coverage68", "coverage95", "bias", "rel_error", "mean_abs_z"}
+    meta = json.loads((weights / METADATA_FILE).read_text())
+    cal = meta.pop("calibration")
+    assert meta == before
+    assert cal["temperature"] == report["temperature"] > 0 and cal["terms"] == "L0" and cal["n_noise"] == 1
+    assert "evaluation" in cal and (weights / "pk_baseline.json").is_file()
+
+    # `explorer infer` with the same settings applies the stored temperature
+    field = tmp_path / "field.npy"
+    np.save(field, lognormal_maps(1, 32, 3)[0])
+    post_json = tmp_path / "post.json"
+    assert main(["infer", str(field), "--weights", str(weights), "--json", str(post_json), "--quiet", *grids]) == 0
+    doc = json.loads(post_json.read_text())
+    assert doc["posterior"]["temperature"] == pytest.approx(cal["temperature"])
+    assert doc["pk_baseline"]["method"] == "pk"

@@ -1,0 +1,119 @@
+"""`explorer infer`: good fields (.npy, .npz, FITS) give estimates, JSON and a figure; bad files,
+bad truth and bad output paths exit with code 2, a message naming the problem, and no output."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.cli import main
+from explorer.model.schedule import seed_schedule_spec
+from explorer.model.unet import ParamUNet
+from explorer.model.weights import save_model
+
+FAST = ["--coarse", "3", "3", "--fine", "3", "3", "--n-noise", "1", "--quiet"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
+                          attention_levels=1, norm_num_groups=4, attention_head_dim=8)
+    return save_model(tmp_path_factory.mktemp("model") / "weights", model,
+                      {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(20)})
+
+
+def density(side=32, seed=0):
+    return 10 ** (12 + 0.3 * np.random.default_rng(seed).normal(size=(side, side)))
+
+
+def test_npy_field_gives_estimates_json_and_plot(weights, tmp_path, capsys):
+    np.save(tmp_path / "f.npy", density())
+    out, fig = tmp_path / "post.json", tmp_path / "post.png"
+    code = main(["infer", str(tmp_path / "f.npy"), "--weights", str(weights), "--truth", "0.3", "0.8",
+                 "--json", str(out), "--plot", str(fig), *FAST])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "omega_m" in text and "sigma_8" in text and "68%" in text and "truth" in text
+    doc = json.loads(out.read_text())
+    post = doc["posterior"]
+    assert doc["kind"] == "density" and post["truth"] == [0.3, 0.8] and post["n_evaluations"] == 9 + 1 + 9
+    assert np.asarray(post["delta_chi2"]).shape == (51, 51) and post["levels"] == [2.30, 6.18, 11.83]
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".fits"])
+def test_npz_and_fits_fields(weights, tmp_path, suffix):
+    path = tmp_path / f"f{suffix}"
+    if suffix == ".npz":
+        np.savez(path, field=np.log10(density()))
+    else:
+        from astropy.io import fits
+        fits.PrimaryHDU(np.log10(density()).astype(np.float32)).writeto(path)
+    out = tmp_path / "post.json"
+    assert main(["infer", str(path), "--weights", str(weights), "--json", str(out), *FAST]) == 0
+    assert json.loads(out.read_text())["kind"] == "log10"
+
+
+def bad_files(tmp):
+    """name -> (file, words the message must contain)."""
+    (tmp / "f.txt").write_text("1 2 3")
+    (tmp / "empty.npy").write_bytes(b"")
+    nan = density()
+    nan[3, 4] = np.nan
+    np.save(tmp / "nan.npy", nan)
+    np.save(tmp / "cube.npy", np.ones((4, 32, 32)))
+    np.save(tmp / "rect.npy", np.ones((32, 48)))
+    np.save(tmp / "neg.npy", -density())
+    (tmp / "pickled.npy").write_bytes(pickle.dumps({"a": 1}))
+    np.savez(tmp / "two.npz", a=density(), b=density())
+    np.save(tmp / "odd.npy", density(24))
+    return {
+        "extension": (tmp / "f.txt", "unsupported file type"),
+        "empty": (tmp / "empty.npy", "empty"),
+        "nan": (tmp / "nan.npy", "NaN"),
+        "cube": (tmp / "cube.npy", "2D"),
+        "rect": (tmp / "rect.npy", "square"),
+        "negative": (tmp / "neg.npy", "negative"),
+        "pickle": (tmp / "pickled.npy", "pickle"),
+        "two arrays": (tmp / "two.npz", "exactly one array"),
+        "size": (tmp / "odd.npy", "does not divide"),
+        "missing": (tmp / "nope.npy", "not found"),
+    }
+
+
+def test_bad_files_are_refused(weights, tmp_path, capsys):
+    for name, (path, words) in bad_files(tmp_path).items():
+        out, fig = tmp_path / "out.json", tmp_path / "out.png"
+        code = main(["infer", str(path), "--weights", str(weights), "--json", str(out), "--plot", str(fig), *FAST])
+        err = capsys.readouterr().err
+        assert code == 2, name
+        assert words.lower() in err.lower(), (name, err)
+        assert not out.exists() and not fig.exists(), name
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--truth", "0.7", "0.8"], "omega_m"),
+    (["--terms", "sum:x"], "terms"),
+    (["--plot", "out.gif"], "unsupported file type"),
+    (["--json", "no/such/dir/out.json"], "does not exist"),
+    (["--weights", "no-such-weights"], "does not exist"),
+])
+def test_bad_options_are_refused(weights, tmp_path, capsys, monkeypatch, extra, words):
+    monkeypatch.chdir(tmp_path)
+    np.save("f.npy", density())
+    args = ["infer", "f.npy", "--weights", str(weights), "--json", "post.json", *FAST] + extra
+    assert main(args) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "post.json").exists()

@@ -1,0 +1,189 @@
+"""Grid posterior: contour levels, marginals and intervals on an analytic Gaussian; the minimum of
+infer() follows the truth (an analytic denoiser whose VLB is minimised at a chosen θ); JSON round
+trip; temperature; progress, cancel and bad arguments."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chi2
+from torch import nn
+
+from explorer.inference import LEVELS, InferenceCancelled, Posterior, infer, interval_68, marginals
+from explorer.model.schedule import NoiseSchedule, seed_betas
+from explorer.model.weights import LoadedModel
+
+SCHEDULE = NoiseSchedule.from_betas(seed_betas(1000))
+NORM = {"lo": 9.0, "hi": 15.0}
+MU, SIGMA, RHO = (0.3, 0.8), (0.03, 0.05), 0.6
+
+
+def gaussian_chi2(om, s8, mu=MU, sigma=SIGMA, rho=RHO):
+    x = (om[:, None] - mu[0]) / sigma[0]
+    y = (s8[None, :] - mu[1]) / sigma[1]
+    return (x ** 2 - 2 * rho * x * y + y ** 2) / (1 - rho ** 2)
+
+
+def test_levels_are_chi2_quantiles_for_two_parameters():
+    np.testing.assert_allclose(LEVELS, chi2.ppf([0.6827, 0.9545, 0.9973], df=2), atol=0.01)
+
+
+def test_analytic_gaussian_marginals_intervals_and_contours():
+    om = np.linspace(MU[0] - 7 * SIGMA[0], MU[0] + 7 * SIGMA[0], 281)
+    s8 = np.linspace(MU[1] - 7 * SIGMA[1], MU[1] + 7 * SIGMA[1], 241)
+    post = Posterior.from_grid(om, s8, gaussian_chi2(om, s8) + 123.0)  # constant offsets do not matter
+    assert post.delta_chi2.min() == 0
+    for m in (post.marginal_omega_m, post.marginal_sigma_8):
+        assert m.sum() == pytest.approx(1.0)
+    for name, mu, sigma in zip(("omega_m", "sigma_8"), MU, SIGMA):
+        e = post.estimates[name]
+        assert e["max"] == pytest.approx(mu, abs=0.01 * sigma)
+        assert e["mean"] == pytest.approx(mu, abs=0.01 * sigma)
+        assert e["std"] == pytest.approx(sigma, rel=0.01)  # the correlation does not narrow a marginal
+        assert e["lo68"] == pytest.approx(mu - sigma, abs=0.02 * sigma)
+        assert e["hi68"] == pytest.approx(mu + sigma, abs=0.02 * sigma)
+        assert e["lo95"] == pytest.approx(mu - 2 * sigma, abs=0.03 * sigma)
+        assert e["hi95"] == pytest.approx(mu + 2 * sigma, abs=0.03 * sigma)
+    p = np.exp(-post.delta_chi2 / 2)
+    p /= p.sum()
+    for level, mass in zip(LEVELS, (0.6827, 0.9545, 0.9973)):
+        assert p[post.delta_chi2 <= level].sum() == pytest.approx(mass, abs=0.005)
+    # the tilted ellipse: at Ω_m = μ + σ the σ_8 minimum moves by ρ σ_8
+    i = np.argmin(np.abs(om - (MU[0] + SIGMA[0])))
+    assert s8[np.argmin(post.delta_chi2[i])] == pytest.approx(MU[1] + RHO * SIGMA[1], abs=s8[1] - s8[0])
+
+
+def test_marginals_and_interval_helpers():
+    d = np.add.outer(np.arange(5.0) ** 2, np.zeros(3))
+    m1, m2 = marginals(d)
+    assert m1.shape == (5,) and m2.shape == (3,)
+    np.testing.assert_allclose(m2, 1 / 3)
+    np.testing.assert_allclose(m1, np.exp(-np.arange(5.0) ** 2 / 2) / np.exp(-np.arange(5.0) ** 2 / 2).sum())
+    x = np.linspace(-6, 6, 1201)
+    lo, hi = interval_68(x, np.exp(-x ** 2 / 2))
+    assert lo == pytest.approx(-1, abs=0.01) and hi == pytest.approx(1, abs=0.01)
+    with pytest.raises(ValueError):
+        interval_68(x, -np.ones_like(x))
+    with pytest.raises(ValueError):
+        marginals(np.ones(3))
+
+
+def test_temperature_widens_and_round_trip():
+    om, s8 = np.linspace(0.1, 0.5, 81), np.linspace(0.6, 1.0, 81)
+    post = Posterior.from_grid(om, s8, gaussian_chi2(om, s8, sigma=(0.02, 0.03), rho=0), truth=(0.31, 0.79),
+                               coarse=Posterior.from_grid(om[::10], s8[::10], gaussian_chi2(om[::10], s8[::10])))
+    hot = post.retempered(4.0)
+    assert hot.temperature == 4.0
+    assert hot.estimates["omega_m"]["std"] == pytest.approx(2 * post.estimates["omega_m"]["std"], rel=0.02)
+    np.testing.assert_allclose(hot.delta_chi2 * 4, post.delta_chi2)
+    np.testing.assert_allclose(hot.retempered(1.0).delta_chi2, post.delta_chi2)
+    back = Posterior.from_dict(json.loads(json.dumps(post.to_dict())))
+    np.testing.assert_array_equal(back.delta_chi2, post.delta_chi2)
+    assert back.estimates == post.estimates and back.truth == post.truth and back.levels == LEVELS
+    np.testing.assert_array_equal(back.coarse.delta_chi2, post.coarse.delta_chi2)
+    # Δχ² at a point: this grid, then the coarse grid, then +inf
+    assert post.delta_chi2_at(om[40], s8[40]) == pytest.approx(post.delta_chi2[40, 40])
+    assert post.delta_chi2_truth() == pytest.approx((0.01 / 0.02) ** 2 + (0.01 / 0.03) ** 2, rel=0.05)
+    assert post.delta_chi2_at(0.05, 0.8) == float("inf")
+
+
+# ---- infer() with an analytic denoiser ---------------------------------------------------------
+
+PATTERN = np.random.default_rng(0).normal(0, 0.3, (16, 16))
+PATTERN -= PATTERN.mean()
+S_OM, S_S8 = 0.02, 0.03  # the posterior widths the denoiser below implies
+K_A = np.sqrt(SCHEDULE.betas[0] / (PATTERN ** 2).sum()) / S_OM
+K_B = np.sqrt(SCHEDULE.betas[0] / PATTERN.size) / S_S8
+
+
+def amplitude(theta):
+    return 1.0 + K_A * (theta[..., 0] - 0.3)
+
+
+def offset(theta):
+    return K_B * (theta[..., 1] - 0.8)
+
+
+class AnalyticDenoiser(nn.Module):
+    """ε̂ making x̂₀(θ) = a(θ) P + b(θ): L_0(θ) = Σ (x₀ − x̂₀(θ))²/(2β₁) + const, so a field
+    a(θ*) P + b(θ*) has −2ΔlnL = (Ω_m − Ω_m*)²/S_OM² + (σ_8 − σ_8*)²/S_S8²."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = SimpleNamespace(prediction_type="epsilon")
+
+    def forward(self, x, t, theta):
+        x, theta = x.double(), theta.double()
+        x0 = amplitude(theta)[:, None, None, None] * torch.tensor(PATTERN) + offset(theta)[:, None, None, None]
+        ab = torch.tensor(SCHEDULE.alpha_bar)[t][:, None, None, None]
+        return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+
+
+def loaded(metadata=None, resolution=16):
+    return LoadedModel(model=AnalyticDenoiser(), schedule=SCHEDULE, metadata=metadata or {}, resolution=resolution,
+                       normalization=NORM, param_ranges=((0.1, 0.5), (0.6, 1.0)), device=torch.device("cpu"))
+
+
+def field_at(om, s8):
+    x0 = amplitude(np.array([om, s8])) * PATTERN + offset(np.array([om, s8]))
+    return (x0 + 1) / 2 * (NORM["hi"] - NORM["lo"]) + NORM["lo"]  # log10 Σ
+
+
+def test_infer_minimum_moves_with_the_truth():
+    posts = [infer(loaded(), field_at(om, s8), kind="log10", truth=(om, s8), n_noise=1)
+             for om, s8 in ((0.22, 0.72), (0.38, 0.9))]
+    lo, hi = posts
+    assert lo.estimates["omega_m"]["max"] < hi.estimates["omega_m"]["max"]
+    assert lo.estimates["sigma_8"]["max"] < hi.estimates["sigma_8"]["max"]
+    for post in posts:
+        for j, (name, s) in enumerate((("omega_m", S_OM), ("sigma_8", S_S8))):
+            e = post.estimates[name]
+            assert e["max"] == pytest.approx(post.truth[j], abs=0.1 * s)
+            assert e["std"] == pytest.approx(s, rel=0.1)
+            assert e["lo68"] < post.truth[j] < e["hi68"]
+        assert post.truth_delta_chi2 == pytest.approx(0, abs=0.05)
+        assert post.n_evaluations == 7 * 7 + 1 + 11 * 11
+        assert post.coarse is not None and post.coarse.omega_m.size == 7
+        assert post.method == "vlb" and post.terms == "L0" and post.temperature == 1.0
+        assert any("no calibration" in n for n in post.notes)
+
+
+def test_infer_uses_the_stored_temperature_for_matching_settings():
+    cal = {"calibration": {"temperature": 4.0, "terms": "L0", "n_noise": 1}}
+    f = field_at(0.3, 0.8)
+    post = infer(loaded(cal), f, kind="log10", n_noise=1)
+    assert post.temperature == 4.0 and not post.notes
+    assert post.estimates["omega_m"]["std"] == pytest.approx(2 * S_OM, rel=0.1)
+    assert infer(loaded(cal), f, kind="log10", n_noise=1, calibrated=False).temperature == 1.0
+    other = infer(loaded(cal), f, kind="log10", n_noise=2, coarse=(3, 3), fine=(3, 3))
+    assert other.temperature == 1.0 and "n_noise" in other.notes[0]
+
+
+def test_infer_progress_cancel_and_per_timestep():
+    f = field_at(0.3, 0.8)
+    seen = []
+    post = infer(loaded(), f, kind="log10", terms="sum:2", n_noise=1, coarse=(3, 3), fine=(4, 4),
+                 interpolate_to=None, per_timestep=True, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (2 * (9 + 16), 2 * (9 + 16)) == (post.n_evaluations,) * 2
+    assert set(post.per_timestep) == {"L0", "L1"} and post.per_timestep["L0"].shape == (4, 4)
+    with pytest.raises(InferenceCancelled):
+        infer(loaded(), f, kind="log10", cancel=lambda: True)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"truth": (0.6, 0.8)}, "omega_m"),
+    ({"truth": (0.3, 0.5)}, "sigma_8"),
+    ({"terms": "L-1"}, "terms"),
+    ({"coarse": (2, 9)}, "coarse"),
+    ({"temperature": 0.0}, "temperature"),
+])
+def test_infer_refuses_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        infer(loaded(), field_at(0.3, 0.8), kind="log10", **kwargs)
+
+
+def test_infer_refuses_a_field_smaller_than_the_model():
+    with pytest.raises(ValueError, match="smaller"):
+        infer(loaded(resolution=32), field_at(0.3, 0.8), kind="log10")
