@@ -12,6 +12,7 @@ from scipy.stats import chi2
 from torch import nn
 
 from explorer.inference import LEVELS, InferenceCancelled, Posterior, infer, interval_68, marginals
+from explorer.inference.grid import DEFAULT_COARSE, DEFAULT_FINE
 from explorer.model.schedule import NoiseSchedule, seed_betas
 from explorer.model.weights import LoadedModel
 
@@ -144,8 +145,8 @@ def test_infer_minimum_moves_with_the_truth():
             assert e["std"] == pytest.approx(s, rel=0.1)
             assert e["lo68"] < post.truth[j] < e["hi68"]
         assert post.truth_delta_chi2 == pytest.approx(0, abs=0.05)
-        assert post.n_evaluations == 7 * 7 + 1 + 11 * 11
-        assert post.coarse is not None and post.coarse.omega_m.size == 7
+        assert post.n_evaluations == DEFAULT_COARSE[0] * DEFAULT_COARSE[1] + 1 + DEFAULT_FINE[0] * DEFAULT_FINE[1]
+        assert post.coarse is not None and post.coarse.omega_m.size == DEFAULT_COARSE[0]
         assert post.method == "vlb" and post.terms == "L0" and post.temperature == 1.0
         assert any("no calibration" in n for n in post.notes)
 

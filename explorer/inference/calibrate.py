@@ -121,6 +121,14 @@ def _fields(cmd, map_indices, resolution: int) -> np.ndarray:
     return out
 
 
+def _record(map_index: int, vlb: Posterior, pk: Posterior) -> dict:
+    """One evaluation field, compactly: truth, then mean ± std and Δχ²(truth) per likelihood."""
+    def brief(p):
+        return {**{n: [round(p.estimates[n]["mean"], 5), round(p.estimates[n]["std"], 5)] for n in PARAM_NAMES},
+                "delta_chi2_truth": round(p.delta_chi2_truth(), 3)}
+    return {"map": map_index, "truth": list(vlb.truth), "vlb_calibrated": brief(vlb), "pk": brief(pk)}
+
+
 def _posteriors(loaded, maps, thetas, desc: str, show: bool, **kw) -> list[Posterior]:
     from tqdm.auto import tqdm
 
@@ -185,9 +193,11 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
                   "vlb_calibrated": coverage_metrics(cal),
                   "pk": coverage_metrics(pk),
                   "pk_calibrated": coverage_metrics([p.retempered(tau_pk) for p in pk]),
-                  "seconds_per_field": seconds, "evaluations_per_field": cal[0].n_evaluations}
+                  "seconds_per_field": seconds, "evaluations_per_field": cal[0].n_evaluations,
+                  "fields": [_record(int(i), c, q) for i, c, q in zip(ev_idx, cal, pk)]}
     if write:
-        write_calibration(weights, {**calibration, "evaluation": evaluation})
+        summary = {k: v for k, v in evaluation.items() if k != "fields"}
+        write_calibration(weights, {**calibration, "evaluation": summary})
     return {"weights": str(weights), "terms": terms, "n_noise": int(n_noise), "temperature": tau,
             "pk_baseline": {"bins": len(baseline.groups), "degree": baseline.degree, "n_maps": baseline.n_maps,
                             "train_sims": len(train_sims)},

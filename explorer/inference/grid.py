@@ -39,13 +39,16 @@ LEVELS = (2.30, 6.18, 11.83)
 PARAM_NAMES = ("omega_m", "sigma_8")
 MASS_68, MASS_95 = 0.6827, 0.9545
 
-# Defaults of infer(): (49 + 121) points x 2 noise draws = 340 network evaluations (+2 with a
-# truth); measured in bench/bench_inference.py. The network runs in float32: bfloat16 rounding
-# made L(θ) jump by ~0.5 nat between neighbouring θ (a 64² field), as large as the 1σ level.
+# Defaults of infer(): (7·7 + 9·9) points x 2 noise draws = 260 network evaluations (+2 with a
+# truth), against the seed paper's 2,500. The network costs ~75-90 CPU-ms per 64² evaluation of
+# the (32,64,96,128)/2-block model in float32 (bfloat16 autocast was 2x slower on the 2-core
+# Xeon, and its rounding made L(θ) jump by ~0.5 nat between neighbouring θ, as large as the 1σ
+# level), so ~10-12 s on two free cores; bench/bench_inference.py measures it.
 DEFAULT_TERMS = "L0"
 DEFAULT_N_NOISE = 2
 DEFAULT_COARSE = (7, 7)
-DEFAULT_FINE = (11, 11)
+DEFAULT_FINE = (9, 9)
+DEFAULT_BATCH = 16
 DEFAULT_HALF_WIDTH = (0.1, 0.1)
 DEFAULT_INTERPOLATE = (51, 51)
 
@@ -358,7 +361,7 @@ def calibration_temperature(metadata: dict, terms: str, n_noise: int) -> tuple[f
 def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_noise: int = DEFAULT_N_NOISE,
           coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, fine_half_width=DEFAULT_HALF_WIDTH,
           interpolate_to=DEFAULT_INTERPOLATE, calibrated: bool = True, temperature: float | None = None,
-          per_timestep: bool = False, truth=None, seed: int = 0, batch_size: int = 64, bf16: bool = False,
+          per_timestep: bool = False, truth=None, seed: int = 0, batch_size: int = DEFAULT_BATCH, bf16: bool = False,
           progress: Progress | None = None, cancel: Cancel | None = None) -> Posterior:
     """−2ΔlnL̂ of (Ω_m, σ_8) for one field from the VLB of a trained diffusion model.
 
