@@ -105,7 +105,8 @@ def test_terms_match_direct_numpy_gaussians():
         else:
             abar_prev = abar[t - 1]
             var = betas[t] * (1 - abar_prev) / (1 - abar[t])
-            c1, c2 = np.sqrt(abar_prev) * betas[t] / (1 - abar[t]), np.sqrt(1 - betas[t]) * (1 - abar_prev) / (1 - abar[t])
+            c1 = np.sqrt(abar_prev) * betas[t] / (1 - abar[t])
+            c2 = np.sqrt(1 - betas[t]) * (1 - abar_prev) / (1 - abar[t])
             mu_q, mu_p = c1 * x0 + c2 * xt, c1 * x0_hat + c2 * xt
             s_q = s_p = np.sqrt(var)
             expected = np.sum(np.log(s_p / s_q) + (s_q ** 2 + (mu_q - mu_p) ** 2) / (2 * s_p ** 2) - 0.5)

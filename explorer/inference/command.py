@@ -123,7 +123,8 @@ def run(args) -> int:
     for name, t in zip(PARAM_NAMES, truth_vals):
         print(_line(name, post.estimates[name], t))
     if truth is not None:
-        print(f"Δχ² at the truth = {post.delta_chi2_truth():.2f} (1σ/2σ/3σ contours at {', '.join(map(str, post.levels))})")
+        levels = ", ".join(map(str, post.levels))
+        print(f"Δχ² at the truth = {post.delta_chi2_truth():.2f} (1σ/2σ/3σ contours at {levels})")
     if pk_post is not None:
         print("P(k) baseline:")
         for name, t in zip(PARAM_NAMES, truth_vals):

@@ -236,7 +236,7 @@ def _spline(om, s8, values, om_new, s8_new) -> np.ndarray:
     return RectBivariateSpline(om, s8, values, kx=kx, ky=ky, s=0)(om_new, s8_new)
 
 
-def scan(objective: Callable[[np.ndarray], np.ndarray], param_ranges, *, coarse=DEFAULT_COARSE,
+def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_ranges, *, coarse=DEFAULT_COARSE,
          fine=DEFAULT_FINE, fine_half_width=DEFAULT_HALF_WIDTH, interpolate_to=DEFAULT_INTERPOLATE,
          temperature: float = 1.0, evaluations_per_point: int = 0, per_term: bool = False,
          term_names=None, progress: Progress | None = None, **meta) -> Posterior:
@@ -302,8 +302,8 @@ def scan(objective: Callable[[np.ndarray], np.ndarray], param_ranges, *, coarse=
 
     notes = list(meta.pop("notes", ()))
     k = np.unravel_index(np.argmin(chi2_f), chi2_f.shape)
-    for axis, (idx, n, (a, b), (lo, hi), name) in enumerate(zip(
-            k, chi2_f.shape, window, ((o_lo, o_hi), (s_lo, s_hi)), PARAM_NAMES)):
+    for idx, n, (a, b), (lo, hi), name in zip(k, chi2_f.shape, window, ((o_lo, o_hi), (s_lo, s_hi)),
+                                              PARAM_NAMES):
         if (idx == 0 and a > lo) or (idx == n - 1 and b < hi):
             notes.append(f"the minimum lies on the edge of the fine window in {name}; "
                          "widen fine_half_width or the coarse grid")
