@@ -1,0 +1,94 @@
+"""The whole app: three tabs in a template, or a page saying why the model could not be loaded.
+
+``build_app()`` is what ``explorer/main.py`` serves; settings come from the environment and
+``--args`` (see ``explorer.ui.context``). Missing or corrupt weights stop the app at start: the
+page (and the server log) show the ``WeightsError`` message, which says how to get or train them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import panel as pn
+
+from .context import AppContext, Settings, get_context
+from .emulate import EmulateTab
+from .infer import InferTab
+from .response import ResponseTab
+
+TITLE = "Cosmic-field explorer"
+log = logging.getLogger(__name__)
+
+
+def error_page(message: str) -> pn.viewable.Viewable:
+    """The page served instead of the app when it cannot start."""
+    return pn.Column(
+        f"# {TITLE}",
+        pn.pane.Alert(f"**The app cannot start.** {message}", alert_type="danger", sizing_mode="stretch_width"),
+        sizing_mode="stretch_width",
+    )
+
+
+def _model_summary(ctx: AppContext) -> str:
+    emu, meta = ctx.emulator, ctx.emulator.loaded.metadata
+    data = meta.get("data") or {}
+    steps = (meta.get("training") or {}).get("steps")
+    parts = [f"model `{ctx.settings.weights}` ({emu.resolution}², {emu.loaded.device.type}",
+             f"sampler {emu.default_method} {emu.default_steps or ''}".rstrip() + ")"]
+    if data.get("suite"):
+        parts.append(f"trained on {data['suite']} maps" + (f" for {steps} steps" if steps else ""))
+    return " · ".join(parts)
+
+
+class ExplorerApp(pn.viewable.Viewer):
+    """Emulate, Parameter response and Infer tabs sharing one model."""
+
+    def __init__(self, context: AppContext, **params):
+        super().__init__(**params)
+        self.context = context
+        self.emulate = EmulateTab(context)
+        self.response = ResponseTab(context)
+        self.infer = InferTab(context)
+        self.tabs = pn.Tabs(("Emulate", self.emulate), ("Parameter response", self.response),
+                            ("Infer", self.infer), dynamic=True, sizing_mode="stretch_width")
+        self.tabs.param.watch(self._on_tab, "active")
+
+    async def _on_tab(self, event) -> None:
+        if event.new == 1:
+            await self.response.activate()
+
+    async def start(self) -> None:
+        """First sampling, once the page is loaded."""
+        await self.emulate.refresh()
+
+    def stop(self) -> None:
+        """Abandon this session's running jobs (called when the session closes)."""
+        for tab in (self.emulate, self.response, self.infer):
+            tab._slot.cancel()
+
+    def __panel__(self):
+        notes = [n for key, n in self.context.notes.items() if key != "onep"]
+        return pn.Column(
+            pn.pane.Markdown(_model_summary(self.context), styles={"font-size": "0.85em", "color": "#555"}),
+            *[pn.pane.Alert(n, alert_type="warning") for n in notes],
+            self.tabs, sizing_mode="stretch_width")
+
+
+def build_app(settings: Settings | None = None) -> pn.viewable.Viewable:
+    """The app for one session (the model is shared by the process), or the error page."""
+    from explorer.model import WeightsError
+
+    try:
+        context = get_context(settings or Settings.from_environment(sys.argv[1:]))
+    except (WeightsError, ValueError) as err:
+        log.error("explorer app cannot start: %s", err)
+        print(f"explorer app: {err}", file=sys.stderr)
+        return error_page(str(err))
+    app = ExplorerApp(context)
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.onload(app.start)
+        pn.state.on_session_destroyed(lambda _ctx: app.stop())
+    template = pn.template.BootstrapTemplate(title=TITLE, header_background="#2b3a55")
+    template.main.append(app)
+    return template

@@ -1,0 +1,192 @@
+"""The work behind each tab as plain functions (no panel): a notebook can call exactly what the app calls.
+
+Each function takes the settings' values as keyword arguments (the views' parameter names) and
+returns a fixed dataclass that the plot helpers turn into figures. They run on worker threads;
+``progress(done, total)`` is called as work advances and may raise to abandon the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from explorer import BOX_SIZE
+from explorer.stats import (Histograms, Response, Structure, histogram_bins, leave_one_out_chi2,
+                            pixel_histograms, power_spectrum, reduced_chi2, response_ratio,
+                            structure_statistics, z_scores)
+
+Progress = Callable[[int, int], None]
+
+#: Sampler choices offered in the app: label -> (method, steps); None = the weights' default.
+SAMPLER_CHOICES = {
+    "fast (model default)": None,
+    "DDPM, 50 strided steps": ("ddpm-strided", 50),
+    "DDPM, 250 strided steps": ("ddpm-strided", 250),
+    "stochastic DPM-Solver++, 30 steps": ("sde-dpmsolver++", 30),
+    "DDIM, 50 steps": ("ddim", 50),
+    "DDPM, 1000 steps (paper mode, slow)": ("ddpm", None),
+}
+
+
+def sampler_settings(sampler: str) -> tuple[str | None, int | None]:
+    """(method, steps) for a label of :data:`SAMPLER_CHOICES` ((None, None) = the model's default)."""
+    if sampler not in SAMPLER_CHOICES:
+        raise ValueError(f"sampler must be one of {list(SAMPLER_CHOICES)}, got {sampler!r}")
+    return SAMPLER_CHOICES[sampler] or (None, None)
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Statistics of generated maps against reference maps of (nearly) the same cosmology."""
+
+    k: np.ndarray                # (n_k,) h/Mpc
+    power: np.ndarray            # (n, n_k) (Mpc/h)², generated
+    power_ref: np.ndarray        # (M, n_k) (Mpc/h)², reference
+    z: np.ndarray | None         # (n_k,) z-score of the generated mean; None with a single map
+    chi2: np.ndarray             # (n,) χ²_r of each generated map against the reference
+    chi2_floor: np.ndarray       # (M,) leave-one-out χ²_r of the reference (cosmic-variance floor)
+    hist: Histograms             # generated pixel histograms
+    hist_ref: Histograms         # reference pixel histograms, same edges
+    structure: Structure         # generated, (n, n_t)
+    structure_ref: Structure     # reference, (M, n_t)
+
+
+def compare_maps(maps: np.ndarray, reference: np.ndarray, n_bins: int = 40) -> Comparison:
+    """Compare generated ``maps (n, H, W)`` with ``reference (M, H, W)``, both log10 Σ, M >= 3."""
+    ps, ps_ref = power_spectrum(maps, box_size=BOX_SIZE), power_spectrum(reference, box_size=BOX_SIZE)
+    edges = histogram_bins(maps, reference, n_bins=n_bins)
+    return Comparison(
+        k=ps.k, power=ps.power, power_ref=ps_ref.power,
+        z=z_scores(ps.power, ps_ref.power) if len(maps) > 1 else None,
+        chi2=reduced_chi2(ps.power, ps_ref.power), chi2_floor=leave_one_out_chi2(ps_ref.power),
+        hist=pixel_histograms(maps, edges), hist_ref=pixel_histograms(reference, edges),
+        structure=structure_statistics(maps), structure_ref=structure_statistics(reference),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Emulation:
+    """Maps generated at one cosmology, with their comparison to the reference (if any)."""
+
+    omega_m: float
+    sigma_8: float
+    seed: int
+    maps: np.ndarray                   # (n, H, W) float32 log10 Σ
+    seconds: float                     # sampling time
+    comparison: Comparison | None
+
+
+def emulate(emulator, *, omega_m: float, sigma_8: float, n_maps: int, seed: int, sampler: str,
+            reference: np.ndarray | None = None, progress: Progress | None = None) -> Emulation:
+    """Sample ``n_maps`` maps with ``emulator`` and compare them with ``reference (M, H, W)``."""
+    import time
+
+    method, steps = sampler_settings(sampler)
+    start = time.perf_counter()
+    maps = emulator.sample(omega_m, sigma_8, n=n_maps, seed=seed, method=method, steps=steps,
+                           progress=progress)
+    seconds = time.perf_counter() - start
+    comparison = compare_maps(maps, reference) if reference is not None else None
+    return Emulation(omega_m, sigma_8, seed, maps, seconds, comparison)
+
+
+@dataclass(frozen=True, eq=False)
+class ParameterResponse:
+    """P(k) response to one parameter, generated and (when available) from a 1P reference set."""
+
+    param: str                         # "omega_m" or "sigma_8"
+    values: np.ndarray                 # (n_values,) the varied parameter
+    fiducial: tuple[float, float]      # (Ω_m, σ_8) the ratio is taken against
+    k: np.ndarray                      # (n_k,) h/Mpc
+    maps: np.ndarray                   # (n_values, n_seeds, H, W) generated log10 Σ
+    power: np.ndarray                  # (n_values, n_seeds, n_k) generated
+    response: Response                 # generated ratio to the fiducial (same seeds)
+    maps_ref: np.ndarray | None        # (n_values, 15, H, W) 1P reference maps
+    power_ref: np.ndarray | None       # (n_values, 15, n_k)
+    response_ref: Response | None
+
+
+def parameter_response(emulator, *, param: str, values, fiducial: tuple[float, float], n_seeds: int,
+                       seed: int, sampler: str, onep=None, progress: Progress | None = None
+                       ) -> ParameterResponse:
+    """Vary ``param`` over ``values`` with the other at its fiducial value and the seed fixed.
+
+    Every value is sampled with the same ``seed``, so the ratio to the fiducial cancels most of
+    the sample variance, as the fixed initial conditions of a 1P set do. ``onep`` (a
+    ``reference.OnePSet``) supplies the simulated response where it has every value.
+    """
+    if param not in ("omega_m", "sigma_8"):
+        raise ValueError(f"param must be 'omega_m' or 'sigma_8', got {param!r}")
+    values = np.asarray(sorted(set(float(v) for v in values)))
+    j = 0 if param == "omega_m" else 1
+    thetas = [tuple(float(v) if i == j else fiducial[i] for i in range(2)) for v in values]
+    if fiducial not in thetas:
+        thetas.append(tuple(fiducial))
+    method, steps = sampler_settings(sampler)
+    done_maps, total_maps = 0, len(thetas)
+    sampled = {}
+    for theta in thetas:
+        def step(done, total, offset=done_maps):
+            if progress is not None:
+                progress(offset * total + done, total_maps * total)
+        sampled[theta] = emulator.sample(*theta, n=n_seeds, seed=seed, method=method, steps=steps,
+                                         progress=step)
+        done_maps += 1
+    maps = np.stack([sampled[t] for t in thetas[:len(values)]])           # (n_values, n_seeds, H, W)
+    ps = power_spectrum(maps, box_size=BOX_SIZE)
+    fid_power = power_spectrum(sampled[tuple(fiducial)], box_size=BOX_SIZE).power
+    response = response_ratio(ps.power, fid_power)
+
+    maps_ref = power_ref = response_ref = None
+    if onep is not None:
+        available = dict(onep.values(param))
+        fid_sim = dict(onep.values(param)).get(fiducial[j])
+        if fid_sim is not None and all(v in available for v in values):
+            maps_ref = np.stack([onep.maps(available[v]) for v in values])
+            power_ref = power_spectrum(maps_ref, box_size=BOX_SIZE).power
+            fid_ref = power_spectrum(onep.maps(fid_sim), box_size=BOX_SIZE).power
+            response_ref = response_ratio(power_ref, fid_ref)
+    return ParameterResponse(param, values, tuple(fiducial), ps.k, maps, ps.power, response,
+                             maps_ref, power_ref, response_ref)
+
+
+#: Likelihood choices of the infer tab: label -> VLB ``terms`` (explorer.inference.vlb.term_timesteps).
+TERM_CHOICES = {
+    "L0 (seed paper)": "L0",
+    "L0 … L4 (sum of 5 terms)": "sum:5",
+    "L0 … L19 (Diffusion-HMC, 20× slower)": "sum:20",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Inference:
+    """The posterior of one field from the diffusion model, and from the P(k) baseline if available."""
+
+    name: str
+    field_log10: np.ndarray          # (r, r) float32 log10 Σ at the model resolution
+    kind: str                        # how the input was read: "density" or "log10"
+    posterior: object                # explorer.inference.Posterior (VLB)
+    baseline: object | None          # explorer.inference.Posterior (P(k)), or None
+
+
+def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = "L0",
+                calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int = 0,
+                pk_baseline=None, progress: Progress | None = None, cancel=None) -> Inference:
+    """Infer (Ω_m, σ_8) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
+
+    ``loaded`` is an ``explorer.model.LoadedModel``; ``pk_baseline`` the path of a
+    ``pk_baseline.json`` (None: no baseline). Raises ValueError for a field the model cannot use,
+    ``InferenceCancelled`` when ``cancel()`` returns True.
+    """
+    from explorer.data import prepare_field
+    from explorer.inference import PkBaseline, infer
+
+    prepared = prepare_field(field, loaded.resolution, kind)  # fails fast, before any network call
+    posterior = infer(loaded, prepared, kind=prepared.kind, terms=terms, calibrated=calibrated,
+                      per_timestep=per_timestep, truth=truth, seed=seed, progress=progress, cancel=cancel)
+    baseline = None
+    if pk_baseline is not None:
+        baseline = PkBaseline.load(pk_baseline).posterior(prepared.log10, truth=truth)
+    return Inference(name, prepared.log10, prepared.kind, posterior, baseline)

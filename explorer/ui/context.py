@@ -1,0 +1,184 @@
+"""What all sessions of one app process share: settings, the model, reference sets, the worker pool.
+
+The app is configured by environment variables or by arguments after ``--args``::
+
+    panel serve explorer --address 127.0.0.1 --args --reference /data/camels --weights my_weights
+
+    EXPLORER_WEIGHTS    / --weights DIR    weights folder (default: ``weights/`` next to the package,
+                                           i.e. <repo>/weights, whatever the working directory)
+    EXPLORER_REFERENCE  / --reference DIR  reference maps: a CAMELS CMD directory holding
+                                           ``Maps_Mcdm_<suite>_LH_z=0.00.npy`` + ``params_LH_<suite>.txt``
+                                           (a real CAMELS download works as-is; default <repo>/assets/valid,
+                                           the bundled stand-in)
+    EXPLORER_ONEP       / --onep DIR       1P set for the parameter-response tab (default <repo>/assets/onep)
+    EXPLORER_EXAMPLES   / --examples DIR   example fields for the infer tab (default <repo>/assets/examples)
+    EXPLORER_DEVICE     / --device NAME    auto (CUDA, then MPS, then CPU), cpu, cuda, ...
+    EXPLORER_WORKERS    / --workers N      threads running slow jobs, shared by all sessions (default 2)
+
+Command-line arguments win over environment variables. The model is loaded once per process
+(:func:`get_context`, thread-safe) and shared by every session; slow work (sampling, inference,
+simulation) runs on :data:`worker pool <run_in_worker>` threads so the server's event loop, and with
+it every other session's sliders, stays responsive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import functools
+import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import explorer
+
+from .reference import OnePSet, ReferenceSet
+
+REPO = Path(explorer.__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Example:
+    """A bundled field with known parameters (an entry of ``examples.json``)."""
+
+    name: str
+    path: Path
+    omega_m: float
+    sigma_8: float
+    kind: str = "auto"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the app finds its model and data (see the module docstring)."""
+
+    weights: Path = REPO / "weights"
+    reference: Path = REPO / "assets" / "valid"
+    onep: Path = REPO / "assets" / "onep"
+    examples: Path = REPO / "assets" / "examples"
+    device: str = "auto"
+    workers: int = 2
+
+    @classmethod
+    def from_environment(cls, argv: list[str] | None = None, environ=None) -> "Settings":
+        """Settings from ``argv`` (the ``--args`` of ``panel serve``) over ``environ`` over defaults."""
+        environ = os.environ if environ is None else environ
+        parser = argparse.ArgumentParser(prog="panel serve explorer --args", add_help=False)
+        for name in ("weights", "reference", "onep", "examples", "device", "workers"):
+            parser.add_argument(f"--{name}", default=environ.get(f"EXPLORER_{name.upper()}"))
+        args, _unknown = parser.parse_known_args(list(argv or []))
+        default = cls()
+        values = {}
+        for name in ("weights", "reference", "onep", "examples"):
+            given = getattr(args, name)
+            values[name] = Path(given).expanduser() if given else getattr(default, name)
+        values["device"] = args.device or default.device
+        try:
+            values["workers"] = max(1, int(args.workers)) if args.workers else default.workers
+        except ValueError:
+            raise ValueError(f"workers must be an integer, got {args.workers!r}") from None
+        return cls(**values)
+
+
+@dataclass
+class AppContext:
+    """Everything the views need from the process: built once by :func:`get_context`.
+
+    ``emulator`` is an ``explorer.model.Emulator``; the optional data sets are None when absent,
+    with the reason in ``notes`` (shown in the page).
+    """
+
+    settings: Settings
+    emulator: object
+    reference: ReferenceSet | None = None
+    onep: OnePSet | None = None
+    examples: list[Example] = field(default_factory=list)
+    pk_baseline: Path | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def load_examples(directory: Path) -> list[Example]:
+    """Entries of ``directory/examples.json`` whose file exists (ValueError for a malformed list)."""
+    index = Path(directory) / "examples.json"
+    if not index.is_file():
+        return []
+    try:
+        entries = json.loads(index.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{index} is not valid JSON ({err})") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"{index} must hold a list of examples")
+    examples = []
+    for e in entries:
+        path = Path(directory) / str(e.get("file", ""))
+        if not path.is_file():
+            continue
+        label = e.get("name") or f"{path.stem} (Ω_m={float(e['omega_m']):.3g}, σ_8={float(e['sigma_8']):.3g})"
+        examples.append(Example(label, path, float(e["omega_m"]), float(e["sigma_8"]), e.get("kind", "auto")))
+    return examples
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Load the model (raises ``WeightsError`` saying how to get weights) and the optional data."""
+    from explorer.model import Emulator
+
+    emulator = Emulator.from_folder(settings.weights, device=settings.device)
+    ctx = AppContext(settings=settings, emulator=emulator)
+    executor(settings.workers)
+    try:
+        ctx.reference = ReferenceSet.from_directory(settings.reference, emulator.resolution)
+    except (OSError, ValueError) as err:
+        ctx.notes["reference"] = (f"No reference maps ({err}). Point EXPLORER_REFERENCE (or --args "
+                                  "--reference DIR) at a CAMELS CMD directory.")
+    try:
+        ctx.onep = OnePSet.from_directory(settings.onep, emulator.resolution)
+    except (OSError, ValueError) as err:
+        ctx.notes["onep"] = f"No 1P reference set ({err}); only generated responses are shown."
+    try:
+        ctx.examples = load_examples(settings.examples)
+    except ValueError as err:
+        ctx.notes["examples"] = str(err)
+    baseline = Path(settings.weights) / "pk_baseline.json"
+    ctx.pk_baseline = baseline if baseline.is_file() else None
+    return ctx
+
+
+_LOCK = threading.Lock()
+_CONTEXTS: dict[Settings, AppContext] = {}
+
+
+def get_context(settings: Settings | None = None) -> AppContext:
+    """The process-wide :class:`AppContext` for ``settings`` (built on first use, under a lock)."""
+    settings = Settings.from_environment() if settings is None else settings
+    with _LOCK:
+        if settings not in _CONTEXTS:
+            _CONTEXTS[settings] = build_context(settings)
+        return _CONTEXTS[settings]
+
+
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def executor(workers: int = 2) -> ThreadPoolExecutor:
+    """The process-wide pool for slow jobs (created on first use with ``workers`` threads)."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-job")
+        return _EXECUTOR
+
+
+async def run_in_worker(fn, /, *args, **kwargs):
+    """Await ``fn(*args, **kwargs)`` run on the worker pool, off the event loop.
+
+    The caller's context variables (Panel's current document) travel with it, so widgets updated
+    from the job (progress bars) are scheduled onto the right session.
+    """
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await loop.run_in_executor(executor(), call)

@@ -1,0 +1,247 @@
+"""Emulate tab: sliders for (Ω_m, σ_8) sample maps live and compare them with reference maps.
+
+Sampling starts when a slider is released (``throttled``), or the seed, number of maps or
+sampler changes; it runs on the worker pool (``context.run_in_worker``) and a newer request
+supersedes a running one (``jobs.JobSlot``). The statistics are those of the seed paper:
+P(k) with mean ± σ bands and per-k z-scores (Figure 1), χ²_r of each map beside the leave-one-out
+floor, pixel histograms with envelopes (Figure 4) and the connected-region census.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from . import compute, plots
+from .context import AppContext, run_in_worker
+from .jobs import JobSlot, Superseded
+from .panes import PlotRow
+from .reference import simulate_reference
+
+N_SHOWN = 8   # generated maps drawn (all of them are downloadable and enter the statistics)
+N_REF_SHOWN = 4
+
+
+class EmulateTab(pn.viewable.Viewer):
+    """Live emulation at slider parameters, beside the nearest reference simulation."""
+
+    omega_m = param.Number(default=0.3, bounds=(0.1, 0.5), step=0.005, label="Ω_m")
+    sigma_8 = param.Number(default=0.8, bounds=(0.6, 1.0), step=0.005, label="σ_8")
+    seed = param.Integer(default=0, bounds=(0, 2**31 - 1), label="seed")
+    n_maps = param.Integer(default=4, bounds=(1, 16), label="number of maps")
+    sampler = param.Selector(default=next(iter(compute.SAMPLER_CHOICES)), objects=list(compute.SAMPLER_CHOICES),
+                             label="sampler (speed ↔ quality)")
+    new_seed = param.Event(label="🎲 new seed")
+    simulate = param.Event(label="Simulate 15 reference maps here")
+
+    def __init__(self, context: AppContext, **params):
+        super().__init__(**params)
+        self.context = context
+        self.emulator = context.emulator
+        (om_lo, om_hi), (s8_lo, s8_hi) = self.emulator.param_ranges
+        self.param.omega_m.bounds, self.param.sigma_8.bounds = (om_lo, om_hi), (s8_lo, s8_hi)
+        self.result: compute.Emulation | None = None
+        self._simulated: tuple[float, float, int, np.ndarray] | None = None  # (Ω_m, σ_8, seed, maps)
+        self.reference_label = ""
+
+        self._progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
+                                                bar_color="primary")
+        self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
+        self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self._reference_info = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._slot = JobSlot(on_progress=self._report)
+        self._sim_slot = JobSlot()
+        self.maps_row = PlotRow(N_SHOWN)
+        self.ref_row = PlotRow(N_REF_SHOWN)
+        self.power_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.zscore_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.chi2_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.hist_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.structure_row = PlotRow(3)
+        self._npy = pn.widgets.FileDownload(callback=self._maps_npy, filename="generated_maps.npy",
+                                            label="Download maps (.npy)", button_type="primary",
+                                            disabled=True)
+        self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="emulate.html",
+                                             label="Download plots (.html)", disabled=True)
+        self._simulate_button = pn.widgets.Button.from_param(self.param.simulate, button_type="default")
+        stand_in = context.reference is not None and context.reference.is_stand_in
+        self._simulate_button.disabled = not stand_in
+        if not stand_in:
+            self._simulate_button.description = "only with the bundled stand-in reference (particle-mesh)"
+
+        self.param.watch(self._on_settings, ["omega_m", "sigma_8", "seed", "n_maps", "sampler"])
+        self.param.watch(self._on_new_seed, "new_seed")
+        self.param.watch(self._on_simulate, "simulate")
+
+    # ---- controls -------------------------------------------------------------------------------
+    def controls(self) -> pn.Column:
+        return pn.Column(
+            "### Parameters",
+            pn.widgets.FloatSlider.from_param(self.param.omega_m, throttled=True, format="0.000"),
+            pn.widgets.FloatSlider.from_param(self.param.sigma_8, throttled=True, format="0.000"),
+            pn.Row(pn.widgets.IntInput.from_param(self.param.seed, width=130),
+                   pn.widgets.Button.from_param(self.param.new_seed, width=110, margin=(27, 5, 5, 5))),
+            pn.widgets.IntSlider.from_param(self.param.n_maps),
+            pn.widgets.Select.from_param(self.param.sampler),
+            self._simulate_button,
+            pn.pane.Markdown("PNG of any plot: the 💾 tool in its toolbar.", styles={"font-size": "0.85em"}),
+            self._npy, self._html,
+            width=300,
+        )
+
+    def __panel__(self):
+        return pn.Row(
+            self.controls(),
+            pn.Column(
+                pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
+                self._error,
+                self._reference_info,
+                "#### Generated maps", self.maps_row,
+                "#### Reference maps", self.ref_row,
+                pn.Row(pn.Column(self.power_pane, self.zscore_pane), self.chi2_pane),
+                pn.Row(self.hist_pane),
+                "#### Structure: connected regions above μ + νσ (ν in units of each map's σ)",
+                self.structure_row,
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )
+
+    # ---- jobs ----------------------------------------------------------------------------------
+    def _report(self, fraction: float, text: str) -> None:
+        self._progress.value = int(round(100 * fraction))
+
+    def _busy(self, busy: bool, text: str = "") -> None:
+        self._progress.visible = busy
+        if busy:
+            self._progress.value = 0
+        self.maps_row.loading = busy
+        self._status.object = text
+
+    def _on_new_seed(self, _event) -> None:
+        self.seed = random.randrange(2**31 - 1)  # triggers a refresh through the seed watcher
+
+    async def _on_settings(self, *_events) -> None:
+        await self.refresh()
+
+    def _reference_maps(self, omega_m: float, sigma_8: float):
+        """(15, r, r) log10 reference maps and a Markdown description (run on a worker)."""
+        sim = self._simulated
+        if sim is not None and np.isclose(sim[0], omega_m) and np.isclose(sim[1], sigma_8):
+            return sim[3], (f"**Reference**: 15 maps of a stand-in simulation run at exactly "
+                            f"Ω_m = {omega_m:.3f}, σ_8 = {sigma_8:.3f} (seed {sim[2]}).")
+        ref = self.context.reference
+        if ref is None:
+            return None, "**No reference maps**: " + self.context.notes.get("reference", "")
+        near = ref.nearest(omega_m, sigma_8, k=3)
+        rows = "\n".join(f"| {'**' if i == 0 else ''}{n.sim}{'**' if i == 0 else ''} | {n.omega_m:.3f} | "
+                         f"{n.sigma_8:.3f} | {n.distance:.3f} |" for i, n in enumerate(near))
+        text = (f"**Reference**: the 15 maps of simulation {near[0].sim} of `{ref.source}`, the nearest "
+                f"of {ref.cmd.n_sims} to the sliders (distance in prior widths):\n\n"
+                f"| simulation | Ω_m | σ_8 | distance |\n|---|---|---|---|\n{rows}")
+        return ref.maps(near[0].sim), text
+
+    def _work(self, generation: int, omega_m, sigma_8, n_maps, seed, sampler):
+        reference, text = self._reference_maps(omega_m, sigma_8)
+        self._slot.check(generation)
+        result = compute.emulate(self.emulator, omega_m=omega_m, sigma_8=sigma_8, n_maps=n_maps, seed=seed,
+                                 sampler=sampler, reference=reference,
+                                 progress=self._slot.progress(generation, "denoising step"))
+        return result, reference, text
+
+    async def refresh(self) -> None:
+        """Sample at the current settings and redraw (a newer call supersedes this one)."""
+        generation = self._slot.start()
+        settings = (self.omega_m, self.sigma_8, self.n_maps, self.seed, self.sampler)
+        self._busy(True, f"Sampling {self.n_maps} map(s) at Ω_m = {self.omega_m:.3f}, "
+                         f"σ_8 = {self.sigma_8:.3f} ({self.sampler}) …")
+        try:
+            result, reference, text = await run_in_worker(self._work, generation, *settings)
+        except Superseded:
+            return
+        except Exception as err:  # a message in the page, and the app keeps working
+            if self._slot.is_current(generation):
+                self._busy(False)
+                self.show_error(f"Sampling failed: {err}")
+            return
+        if not self._slot.is_current(generation):
+            return  # a newer request is on its way; drop this stale result
+        self._busy(False, f"{len(result.maps)} map(s) at Ω_m = {result.omega_m:.3f}, σ_8 = {result.sigma_8:.3f}, "
+                          f"seed {result.seed}: sampled in {result.seconds:.1f} s.")
+        self.show(result, reference, text)
+
+    async def _on_simulate(self, _event) -> None:
+        generation = self._sim_slot.start()
+        omega_m, sigma_8, seed = self.omega_m, self.sigma_8, self.seed
+        self._simulate_button.loading = True
+        self._status.object = f"Simulating 15 reference maps at Ω_m = {omega_m:.3f}, σ_8 = {sigma_8:.3f} …"
+        try:
+            maps = await run_in_worker(simulate_reference, omega_m, sigma_8, seed, self.emulator.resolution)
+        except Exception as err:
+            self.show_error(f"Simulation failed: {err}")
+            return
+        finally:
+            self._simulate_button.loading = False
+        if not self._sim_slot.is_current(generation):
+            return
+        self._simulated = (omega_m, sigma_8, seed, maps)
+        await self.refresh()
+
+    # ---- display -------------------------------------------------------------------------------
+    def show_error(self, message: str) -> None:
+        self._error.object = message
+        self._error.visible = True
+
+    def show(self, result: compute.Emulation, reference: np.ndarray | None, text: str) -> None:
+        """Draw ``result`` (and the reference it was compared with)."""
+        self._error.visible = False
+        self.result = result
+        self._reference_info.object = text
+        clim = plots.map_clim(result.maps, reference)
+        shown = result.maps[:N_SHOWN]
+        self.maps_row.update(plots.map_images(shown, [f"generated #{i + 1}" for i in range(len(shown))], clim))
+        self.ref_row.update(None if reference is None else plots.map_images(
+            reference[:N_REF_SHOWN], [f"reference #{i + 1}" for i in range(N_REF_SHOWN)], clim))
+        c = result.comparison
+        if c is None:
+            from explorer.stats import histogram_bins, pixel_histograms, power_spectrum, structure_statistics
+
+            ps = power_spectrum(result.maps)
+            self.power_pane.object = plots.power_plot(ps.k, ps.power, title="P(k) of the generated maps")
+            self.hist_pane.object = plots.histogram_plot(
+                pixel_histograms(result.maps, histogram_bins(result.maps, n_bins=40)))
+            self.structure_row.update(plots.structure_panels(structure_statistics(result.maps)))
+            self.zscore_pane.object = self.chi2_pane.object = None
+        else:
+            self.power_pane.object = plots.power_plot(c.k, c.power, c.power_ref)
+            self.zscore_pane.object = plots.zscore_plot(c.k, c.z)
+            self.chi2_pane.object = plots.chi2_plot(c.chi2, c.chi2_floor)
+            self.hist_pane.object = plots.histogram_plot(c.hist, c.hist_ref)
+            self.structure_row.update(plots.structure_panels(c.structure, c.structure_ref))
+        stem = f"Om{result.omega_m:.3f}_s8{result.sigma_8:.3f}_seed{result.seed}"
+        self._npy.filename = f"generated_maps_{stem}.npy"
+        self._html.filename = f"emulate_{stem}.html"
+        self._npy.disabled = self._html.disabled = False
+
+    def figure(self) -> hv.Layout:
+        """The current plots as one HoloViews layout (what the HTML download holds)."""
+        parts = [*self.maps_row.objects, *self.ref_row.objects]
+        parts += [p.object for p in (self.power_pane, self.zscore_pane, self.chi2_pane, self.hist_pane)
+                  if p.object is not None]
+        parts += self.structure_row.objects
+        return hv.Layout(parts).cols(4).opts(shared_axes=False)
+
+    def _maps_npy(self) -> io.BytesIO:
+        buf = io.BytesIO()
+        np.save(buf, self.result.maps, allow_pickle=False)
+        buf.seek(0)
+        return buf
+
+    def _figure_html(self) -> io.BytesIO:
+        r = self.result
+        return plots.figure_html(self.figure(), f"Emulated maps at Ω_m={r.omega_m:.3f}, σ_8={r.sigma_8:.3f}")

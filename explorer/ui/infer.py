@@ -1,0 +1,204 @@
+"""Infer tab: drop a field (or pick a bundled example) and get −2ΔlnL̂ over (Ω_m, σ_8).
+
+Every bad file gets the specific message of ``explorer.data.read_field`` / ``prepare_field`` in
+the page, and nothing else changes (DESIGN.md section 8). The grid runs on the worker pool with a
+progress bar; **Cancel** (or a newer drop) stops it between network batches.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from . import compute, plots, posterior
+from .context import AppContext, run_in_worker
+from .jobs import JobSlot, Superseded
+
+MAX_MB = 64
+MAX_BYTES = MAX_MB * 2**20
+
+
+class InferTab(pn.viewable.Viewer):
+    """Parameter inference from one field with the diffusion model (and the P(k) baseline)."""
+
+    kind = param.Selector(default="auto", objects={"auto-detect": "auto", "density Σ": "density",
+                                                   "log10 Σ": "log10"}, label="the file holds")
+    terms = param.Selector(default="L0", objects=compute.TERM_CHOICES, label="likelihood terms")
+    calibrated = param.Boolean(default=True, label="calibrated error bars")
+    per_timestep = param.Boolean(default=False, label="per-timestep contours (1σ of each term)")
+    show_baseline = param.Boolean(default=True, label="show P(k)-baseline contours")
+    example = param.Selector(default=None, objects=[], allow_None=True, label="bundled example")
+    run_example = param.Event(label="Infer from the example")
+    cancel = param.Event(label="Cancel")
+
+    def __init__(self, context: AppContext, **params):
+        super().__init__(**params)
+        self.context = context
+        names = {e.name: e for e in context.examples}
+        self._examples = names
+        self.param.example.objects = list(names)
+        if names:
+            self.example = next(iter(names))
+        self.result: compute.Inference | None = None
+        self.dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_MB}MB", height=120,
+                                              sizing_mode="stretch_width", name="field file")
+        self._progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
+        self._status = pn.pane.Markdown("Drop a field or pick an example.", sizing_mode="stretch_width")
+        self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self._slot = JobSlot(on_progress=lambda f, _t: setattr(self._progress, "value", int(100 * f)))
+        self.field_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.posterior_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.marginal_panes = (pn.pane.HoloViews(None, linked_axes=False), pn.pane.HoloViews(None, linked_axes=False))
+        self.estimates = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, button_type="warning", disabled=True)
+        self._json = pn.widgets.FileDownload(callback=self._result_json, filename="posterior.json",
+                                             label="Download result (.json)", disabled=True)
+        self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="posterior.html",
+                                             label="Download plots (.html)", disabled=True)
+        self.dropper.param.watch(self._on_drop, "value")
+        self.param.watch(self._on_example, "run_example")
+        self.param.watch(self._on_cancel, "cancel")
+        self.param.watch(self._redraw, ["show_baseline", "per_timestep"])
+
+    def controls(self) -> pn.Column:
+        return pn.Column(
+            "### Field",
+            self.dropper,
+            pn.pane.Markdown(f".npy, .npz (one array) or FITS; one square 2D map, up to **{MAX_MB} MB**; "
+                             f"a density Σ or its log10, block-averaged to the model's "
+                             f"{self.context.emulator.resolution}².", styles={"font-size": "0.85em"}),
+            pn.widgets.Select.from_param(self.param.example, disabled=not self._examples),
+            pn.widgets.Button.from_param(self.param.run_example, button_type="primary", disabled=not self._examples),
+            pn.widgets.Select.from_param(self.param.kind),
+            pn.widgets.Select.from_param(self.param.terms),
+            pn.widgets.Checkbox.from_param(self.param.calibrated),
+            pn.widgets.Checkbox.from_param(self.param.per_timestep),
+            pn.widgets.Checkbox.from_param(self.param.show_baseline, disabled=self.context.pk_baseline is None),
+            self._cancel_button, self._json, self._html,
+            width=300,
+        )
+
+    def __panel__(self):
+        return pn.Row(self.controls(), pn.Column(
+            pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
+            self._error,
+            pn.Row(self.posterior_pane, self.field_pane),
+            pn.Row(*self.marginal_panes),
+            self.estimates,
+            sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+    # ---- inputs --------------------------------------------------------------------------------
+    async def _on_drop(self, event) -> None:
+        if not event.new:
+            return
+        filename, data = next(iter(event.new.items()))
+        await self.run(filename, data=data)
+
+    async def _on_example(self, _event) -> None:
+        example = self._examples.get(self.example)
+        if example is not None:
+            await self.run(example.name, path=example.path, truth=(example.omega_m, example.sigma_8),
+                           kind=example.kind)
+
+    def _on_cancel(self, _event) -> None:
+        self._slot.cancel()
+        self._finish("Cancelled.")
+
+    # ---- the job -------------------------------------------------------------------------------
+    def _work(self, generation: int, name: str, data, path, truth, settings: dict) -> compute.Inference:
+        from explorer.data import read_field
+
+        if path is not None:
+            field = read_field(path, max_bytes=MAX_BYTES)
+        else:
+            data = data.encode() if isinstance(data, str) else data  # text/* uploads arrive decoded
+            field = read_field(data, filename=name, max_bytes=MAX_BYTES)
+        self._slot.check(generation)
+        return compute.infer_field(
+            self.context.emulator.loaded, field, name=name, truth=truth, pk_baseline=self.context.pk_baseline,
+            progress=self._slot.progress(generation), cancel=lambda: not self._slot.is_current(generation),
+            **settings)
+
+    async def run(self, name: str, *, data: bytes | str | None = None, path=None, truth=None,
+                  kind: str | None = None) -> None:
+        """Read the field (``data`` uploaded as ``name``, or ``path``) and infer; newer calls supersede."""
+        from explorer.inference import InferenceCancelled
+
+        generation = self._slot.start()
+        settings = dict(kind=kind or self.kind, terms=self.terms, calibrated=self.calibrated,
+                        per_timestep=self.per_timestep)
+        self._error.visible = False
+        self._status.object = f"Inferring (Ω_m, σ_8) from **{name}** …"
+        self._progress.value, self._progress.visible = 0, True
+        self._cancel_button.disabled = False
+        self.posterior_pane.loading = True
+        try:
+            result = await run_in_worker(self._work, generation, name, data, path, truth, settings)
+        except (Superseded, InferenceCancelled):
+            return
+        except (ValueError, OSError) as err:  # a bad file: its specific message, nothing else changes
+            if self._slot.is_current(generation):
+                self._finish(f"Could not use **{name}**.", error=str(err))
+            return
+        except Exception as err:
+            if self._slot.is_current(generation):
+                self._finish(f"Inference failed on **{name}**.", error=f"{type(err).__name__}: {err}")
+            return
+        if not self._slot.is_current(generation):
+            return
+        post = result.posterior
+        self._finish(f"**{name}** ({result.kind}): {post.n_evaluations} network evaluations in {post.seconds:.1f} s.")
+        self.show(result)
+
+    def _finish(self, status: str, error: str | None = None) -> None:
+        self._status.object = status
+        self._progress.visible = False
+        self._cancel_button.disabled = True
+        self.posterior_pane.loading = False
+        if error is not None:
+            self._error.object, self._error.visible = error, True
+
+    # ---- display -------------------------------------------------------------------------------
+    def show(self, result: compute.Inference) -> None:
+        self.result = result
+        self.field_pane.object = plots.map_image(result.field_log10, f"{result.name} at the model resolution",
+                                                 size=300)
+        self._redraw()
+        stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
+        self._json.filename, self._html.filename = f"posterior_{stem}.json", f"posterior_{stem}.html"
+        self._json.disabled = self._html.disabled = False
+
+    def _redraw(self, *_events) -> None:
+        if self.result is None:
+            return
+        post, base = self.result.posterior, self.result.baseline
+        self.posterior_pane.object = posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep)
+        for pane, name in zip(self.marginal_panes, ("omega_m", "sigma_8")):
+            pane.object = posterior.marginal_plot(post, name, base, self.show_baseline)
+        self.estimates.object = posterior.estimates_markdown(post, base if self.show_baseline else None)
+
+    def figure(self) -> hv.Layout:
+        parts = [p.object for p in (self.posterior_pane, self.field_pane, *self.marginal_panes) if p.object is not None]
+        return hv.Layout(parts).cols(2).opts(shared_axes=False)
+
+    def _result_json(self) -> io.BytesIO:
+        r = self.result
+        out = {"field": r.name, "kind": r.kind, "posterior": r.posterior.to_dict(),
+               "pk_baseline": r.baseline.to_dict() if r.baseline is not None else None}
+        return io.BytesIO(json.dumps(out, indent=1, default=_jsonable).encode())
+
+    def _figure_html(self) -> io.BytesIO:
+        return plots.figure_html(self.figure(), f"Posterior of {self.result.name}")
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")

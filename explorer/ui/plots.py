@@ -1,0 +1,189 @@
+"""HoloViews figures shared by the tabs (Bokeh backend): maps, spectra, histograms, structure.
+
+Every function takes results from ``compute`` (or plain arrays) and returns a HoloViews object;
+none of them computes statistics. Units follow the core: maps are log10 Σ [(M_⊙/h)/(Mpc/h)²]
+over a periodic 25 h⁻¹Mpc square, k in h/Mpc, P(k) in (Mpc/h)².
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import holoviews as hv
+import numpy as np
+
+from explorer import BOX_SIZE
+
+hv.extension("bokeh", logo=False)
+
+MAP_LABEL = "log₁₀ Σ [(M⊙/h)/(Mpc/h)²]"
+K_LABEL = "k [h/Mpc]"
+P_LABEL = "P(k) [(Mpc/h)²]"
+GENERATED, REFERENCE = "#d95f02", "#1b9e77"  # colour-blind-safe pair used in every figure
+CMAP = "magma"
+
+
+def map_clim(*sets) -> tuple[float, float]:
+    """Common colour range (1st to 99.9th percentile) over all given map sets."""
+    values = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in sets if s is not None])
+    lo, hi = np.percentile(values, [1, 99.9])
+    return float(lo), float(max(hi, lo + 1e-6))
+
+
+def map_image(m: np.ndarray, title: str = "", clim=None, colorbar: bool = True, size: int = 220) -> hv.Image:
+    """One map ``(H, W)`` with physical axes (0–25 h⁻¹Mpc) and a log10 Σ colour bar."""
+    clim = clim or map_clim(m)
+    return hv.Image(np.asarray(m)[::-1], bounds=(0, 0, BOX_SIZE, BOX_SIZE),
+                    kdims=["x", "y"], vdims=[hv.Dimension("log10_sigma", label=MAP_LABEL)]).opts(
+        cmap=CMAP, clim=clim, colorbar=colorbar, title=title, xlabel="x [h⁻¹Mpc]", ylabel="y [h⁻¹Mpc]",
+        frame_width=size, frame_height=size, toolbar="above", tools=["hover"], fontsize={"title": 10},
+        backend_opts={"plot.toolbar.autohide": True},
+        colorbar_opts={"title": MAP_LABEL if colorbar else ""},
+    )
+
+
+def map_images(maps, titles, clim, size: int = 180) -> list[hv.Image]:
+    """Maps on one colour scale; only the last carries the colour bar."""
+    n = len(maps)
+    return [map_image(m, t, clim, colorbar=i == n - 1, size=size) for i, (m, t) in enumerate(zip(maps, titles))]
+
+
+def map_strip(maps, titles, clim, size: int = 180) -> hv.Layout:
+    """:func:`map_images` as one row (for standalone files; the app shows separate panes)."""
+    return hv.Layout(map_images(maps, titles, clim, size)).cols(max(len(maps), 1))
+
+
+def _band(x, mean, std, color, label, log: bool = True, dash: str = "solid", y: str = "P"):
+    lo = mean - std
+    if log:  # a log axis cannot show non-positive lower edges
+        lo = np.maximum(lo, mean * 1e-3)
+    area = hv.Area((x, lo, mean + std), vdims=[y, f"{y}_hi"], label=label).opts(
+        color=color, alpha=0.25, line_alpha=0)
+    curve = hv.Curve((x, mean), vdims=[y], label=label).opts(color=color, line_width=2, line_dash=dash)
+    return area * curve
+
+
+def power_plot(k, power, power_ref=None, title="P(k): generated vs reference", width=420):
+    """Mean ± σ bands of P(k) over maps, log axes."""
+    overlay = _band(k, power.mean(0), power.std(0, ddof=1) if len(power) > 1 else 0 * k,
+                    GENERATED, "generated")
+    if power_ref is not None:
+        overlay = _band(k, power_ref.mean(0), power_ref.std(0, ddof=1), REFERENCE, "reference") * overlay
+    return overlay.opts(hv.opts.Curve(logx=True, logy=True), hv.opts.Area(logx=True, logy=True)).opts(
+        title=title, xlabel=K_LABEL, ylabel=P_LABEL, frame_width=width, frame_height=260,
+        legend_position="bottom_left", toolbar="above")
+
+
+def zscore_plot(k, z, width=420):
+    """Per-k z-score of the generated mean P(k) against the reference mean (|z| < 2 shaded)."""
+    span = hv.HSpan(-2, 2).opts(color="gray", alpha=0.15)
+    zero = hv.HLine(0).opts(color="black", line_width=1)
+    if z is None:
+        return (span * zero).opts(title="z-score: needs ≥ 2 generated maps", frame_width=width,
+                                  frame_height=140)
+    curve = hv.Curve((k, z), K_LABEL, "z").opts(color=GENERATED, line_width=2, logx=True)
+    return (span * zero * curve * hv.Scatter((k, z)).opts(color=GENERATED, size=4, logx=True)).opts(
+        title="z-score of the mean P(k)", xlabel=K_LABEL, ylabel="z(k)", frame_width=width,
+        frame_height=140, toolbar="above")
+
+
+def chi2_plot(chi2, chi2_floor, width=260):
+    """χ²_r of each generated map, beside the reference's leave-one-out values (the floor)."""
+    gen = hv.Scatter((np.arange(1, len(chi2) + 1), chi2), "map", "χ²_r", label="generated").opts(
+        color=GENERATED, size=8, marker="circle")
+    ref = hv.Scatter((np.linspace(1, max(len(chi2), 2), len(chi2_floor)), chi2_floor), "map", "χ²_r",
+                     label="reference, leave-one-out").opts(color=REFERENCE, size=5, marker="square",
+                                                            alpha=0.7)
+    floor = hv.HLine(float(np.mean(chi2_floor))).opts(color=REFERENCE, line_dash="dashed")
+    logy = bool(np.max(chi2) / max(np.min(chi2_floor), 1e-12) > 30)
+    return (ref * floor * gen).opts(
+        title=f"χ²_r: generated {np.mean(chi2):.3g} vs floor {np.mean(chi2_floor):.3g}",
+        xlabel="generated map", ylabel="χ²_r", logy=logy, frame_width=width, frame_height=260,
+        legend_position="top_left", toolbar="above", fontsize={"title": 10})
+
+
+def histogram_plot(hist, hist_ref=None, width=420):
+    """Pixel histograms: mean ± σ envelope over maps, generated vs reference."""
+    overlay = _band(hist.centers, hist.mean, hist.std, GENERATED, "generated", log=False, y="density")
+    if hist_ref is not None:
+        overlay = _band(hist_ref.centers, hist_ref.mean, hist_ref.std, REFERENCE, "reference", log=False,
+                                y="density") * overlay
+    return overlay.opts(title="Pixel histograms (mean ± σ over maps)", xlabel=MAP_LABEL,
+                        ylabel="probability density", frame_width=width, frame_height=220,
+                        legend_position="top_left", toolbar="above")
+
+
+def _census(structure, field, label, color, dash="solid"):
+    values = np.asarray(getattr(structure, field), dtype=np.float64)  # (B, n_t); NaN: no region
+    nu = structure.thresholds
+    with warnings.catch_warnings():  # thresholds with no region in any map give NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, axis=0)
+        std = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros_like(mean)
+    return (hv.Curve((nu, mean), "ν", label=label).opts(color=color, line_dash=dash, line_width=2)
+            * hv.ErrorBars((nu, mean, std), "ν", label=label).opts(color=color)
+            * hv.Scatter((nu, mean), "ν", label=label).opts(color=color, size=6))
+
+
+def structure_panels(structure, structure_ref=None, width=240) -> list:
+    """Connected over-dense regions above μ + νσ: number, mean size and filaments, generated vs reference."""
+    panels = []
+    for field, ylabel in (("n_regions", "regions per map"), ("mean_size", "mean region size [pixels]"),
+                          ("n_filaments", "filaments per map")):
+        overlay = _census(structure, field, "generated", GENERATED)
+        if structure_ref is not None:
+            overlay = _census(structure_ref, field, "reference", REFERENCE) * overlay
+        panels.append(overlay.opts(xlabel="threshold ν [σ above mean]", ylabel=ylabel, frame_width=width,
+                                   frame_height=200, show_legend=field == "n_regions", toolbar="above",
+                                   title=ylabel.split(" [")[0], fontsize={"title": 10}))
+    return panels
+
+
+def _palette(n: int) -> list[str]:
+    from bokeh.palettes import Viridis256
+
+    return [Viridis256[int(i)] for i in np.linspace(0, 230, max(n, 1))]
+
+
+def response_power_plot(resp, width=420):
+    """P(k) at each value of the varied parameter: generated dashed, 1P reference solid (means)."""
+    name = "Ω_m" if resp.param == "omega_m" else "σ_8"
+    colors = _palette(len(resp.values))
+    overlay = hv.Overlay([])
+    for i, (v, c) in enumerate(zip(resp.values, colors)):
+        if resp.power_ref is not None:
+            overlay *= hv.Curve((resp.k, resp.power_ref[i].mean(0)), K_LABEL, "P", label=f"{name}={v:g} 1P").opts(
+                color=c, line_width=2)
+        overlay *= hv.Curve((resp.k, resp.power[i].mean(0)), K_LABEL, "P", label=f"{name}={v:g} generated").opts(
+            color=c, line_width=2, line_dash="dashed")
+    return overlay.opts(hv.opts.Curve(logx=True, logy=True)).opts(
+        title=f"P(k) for each {name} (dashed: generated, solid: 1P)", xlabel=K_LABEL, ylabel=P_LABEL,
+        frame_width=width, frame_height=280, legend_position="right", toolbar="above", fontsize={"legend": 8})
+
+
+def response_ratio_plot(resp, width=420):
+    """P(k; θ)/P(k; θ_fid), mean ± σ over seeds: generated dashed, 1P reference solid."""
+    name = "Ω_m" if resp.param == "omega_m" else "σ_8"
+    colors = _palette(len(resp.values))
+    overlay = hv.HLine(1.0).opts(color="gray", line_width=1)
+    for i, (v, c) in enumerate(zip(resp.values, colors)):
+        if resp.response_ref is not None:
+            r = resp.response_ref
+            overlay *= _band(resp.k, r.mean[i], np.nan_to_num(r.std[i]), c, f"{name}={v:g} 1P", y="ratio")
+        g = resp.response
+        overlay *= _band(resp.k, g.mean[i], np.nan_to_num(g.std[i]), c, f"{name}={v:g} generated", dash="dashed",
+                         y="ratio")
+    return overlay.opts(hv.opts.Curve(logx=True), hv.opts.Area(logx=True, alpha=0.12)).opts(
+        title=f"Response P(k)/P_fid(k), mean ± σ over seeds", xlabel=K_LABEL, ylabel="P / P_fid",
+        frame_width=width, frame_height=280, show_legend=False, toolbar="above")
+
+
+def figure_html(obj, title: str) -> io.BytesIO:
+    """A standalone HTML file of a HoloViews object or Panel layout, JS/CSS inline (works offline)."""
+    buf = io.StringIO()
+    if isinstance(obj, hv.core.Dimensioned):
+        hv.save(obj, buf, backend="bokeh", fmt="html", resources="inline", title=title)
+    else:
+        obj.save(buf, resources="inline", title=title)
+    return io.BytesIO(buf.getvalue().encode())

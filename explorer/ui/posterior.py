@@ -1,0 +1,104 @@
+"""HoloViews figures of an ``explorer.inference.Posterior``: −2ΔlnL̂ image, contours, marginals.
+
+Contours are drawn at ``posterior.levels`` (Δχ² = 2.30, 6.18, 11.83: 1, 2, 3σ for two
+parameters); marginals are plotted as densities (mass per grid point / grid step) with their
+central 68 % interval shaded.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+from holoviews.operation import contours
+
+from .plots import GENERATED, REFERENCE
+
+OM, S8 = hv.Dimension("omega_m", label="Ω_m"), hv.Dimension("sigma_8", label="σ_8")
+CHI2 = hv.Dimension("delta_chi2", label="−2ΔlnL̂")
+SIGMA_DASH = ("solid", "dashed", "dotted")
+TERM_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def _image(om, s8, delta) -> hv.Image:
+    """Δχ² ``(n1, n2)`` on uniform grids as an image with x = Ω_m, y = σ_8."""
+    return hv.Image((om, s8, np.asarray(delta).T), kdims=[OM, S8], vdims=[CHI2])
+
+
+def _contours(om, s8, delta, levels, color, width=2, label=None) -> hv.Overlay:
+    """One line style per level (solid 1σ, dashed 2σ, dotted 3σ)."""
+    out = hv.Overlay([])
+    for level, dash in zip(levels, SIGMA_DASH):
+        c = contours(_image(om, s8, delta), levels=[level], overlaid=False)
+        out *= c.opts(color=color, line_width=width, line_dash=dash, show_legend=False)
+    return out
+
+
+def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: bool = False,
+                   size: int = 360) -> hv.Overlay:
+    """−2ΔlnL̂ image of the fine window with 1/2/3σ contours, truth, optional P(k) and per-term contours."""
+    clip = float(post.levels[-1]) * 2.5
+    image = _image(post.omega_m, post.sigma_8, np.minimum(post.delta_chi2, clip)).opts(
+        cmap="viridis_r", colorbar=True, clim=(0, clip), tools=["hover"],
+        colorbar_opts={"title": "−2ΔlnL̂"})
+    overlay = image * _contours(post.omega_m, post.sigma_8, post.delta_chi2, post.levels, "white")
+    if show_terms and post.per_timestep:
+        for (name, grid), color in zip(sorted(post.per_timestep.items()), TERM_COLORS):
+            overlay *= _contours(post.omega_m, post.sigma_8, grid, post.levels[:1], color, width=1.5)
+    if show_baseline and baseline is not None:
+        overlay *= _contours(baseline.omega_m, baseline.sigma_8, baseline.delta_chi2, baseline.levels,
+                             REFERENCE, width=2)
+    best = (post.estimates["omega_m"]["max"], post.estimates["sigma_8"]["max"])
+    overlay *= hv.Points([best], [OM, S8], label="maximum").opts(marker="x", size=14, color=GENERATED,
+                                                                 line_width=3)
+    if post.truth is not None:
+        overlay *= hv.Points([tuple(post.truth)], [OM, S8], label="truth").opts(
+            marker="star", size=18, color="red", line_color="white")
+    title = "−2ΔlnL̂, contours 1σ (solid) 2σ (dashed) 3σ (dotted)"
+    return overlay.opts(title=title, frame_width=size, frame_height=size, toolbar="above",
+                        legend_position="bottom_right", fontsize={"title": 10})
+
+
+def _marginal_curve(grid, mass, color, label, dash="solid"):
+    step = grid[1] - grid[0] if grid.size > 1 else 1.0
+    return hv.Curve((grid, mass / step), label=label).opts(color=color, line_width=2, line_dash=dash)
+
+
+def marginal_plot(post, name: str, baseline=None, show_baseline: bool = True, width: int = 300) -> hv.Overlay:
+    """Marginal density of ``name`` ("omega_m" or "sigma_8") with its 68 % interval and the truth."""
+    dim = OM if name == "omega_m" else S8
+    grid = getattr(post, name)
+    est = post.estimates[name]
+    overlay = hv.VSpan(est["lo68"], est["hi68"]).opts(color=GENERATED, alpha=0.15)
+    overlay *= _marginal_curve(grid, getattr(post, f"marginal_{name}"), GENERATED, "diffusion model")
+    overlay *= hv.VLine(est["max"]).opts(color=GENERATED, line_dash="dashed", line_width=1)
+    if show_baseline and baseline is not None:
+        overlay *= _marginal_curve(getattr(baseline, name), getattr(baseline, f"marginal_{name}"), REFERENCE,
+                                   "P(k) baseline", dash="dashed")
+    if post.truth is not None:
+        overlay *= hv.VLine(post.truth[0 if name == "omega_m" else 1]).opts(color="red", line_width=2)
+    return overlay.opts(hv.opts.Curve(xlabel=dim.label, ylabel=f"p({dim.label})")).opts(
+        title=f"{dim.label} = {est['max']:.3f} (+{est['hi68'] - est['max']:.3f} / −{est['max'] - est['lo68']:.3f})",
+        frame_width=width, frame_height=180, legend_position="top_right", toolbar="above", show_legend=False)
+
+
+def estimates_markdown(post, baseline=None) -> str:
+    """Estimates as Markdown: maximum and 68 % intervals, truth and Δχ² at the truth when known."""
+    rows = []
+    for label, p in (("diffusion model (VLB)", post), ("P(k) baseline", baseline)):
+        if p is None:
+            continue
+        cells = [f"{e['max']:.3f} [{e['lo68']:.3f}, {e['hi68']:.3f}]"
+                 for e in (p.estimates["omega_m"], p.estimates["sigma_8"])]
+        rows.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    text = "| likelihood | Ω_m, max [68 %] | σ_8, max [68 %] |\n|---|---|---|\n" + "\n".join(rows)
+    if post.truth is not None:
+        text += f"\n| truth | {post.truth[0]:.3f} | {post.truth[1]:.3f} |"
+        d = post.delta_chi2_truth()
+        if d is not None:
+            inside = "inside" if d <= post.levels[0] else ("inside 2σ" if d <= post.levels[1] else "outside 2σ")
+            text += f"\n\nΔχ² at the truth: {d:.2f} ({inside if inside != 'inside' else 'inside 1σ'})."
+    text += (f"\n\n{post.n_evaluations} network evaluations in {post.seconds:.1f} s; terms {post.terms}, "
+             f"temperature τ = {post.temperature:.3g}.")
+    for note in post.notes:
+        text += f"\n\n⚠ {note}"
+    return text

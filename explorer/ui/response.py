@@ -1,0 +1,151 @@
+"""Parameter-response tab (seed paper Figure 2): vary one parameter, the other at its fiducial value.
+
+Every value is sampled with the same seed, so P(k; θ)/P(k; θ_fid) cancels most of the sample
+variance, as the single initial-condition seed of a CAMELS 1P set does; the bundled 1P set (or
+the user's, ``EXPLORER_ONEP``) gives the simulated response drawn beside it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from . import compute, plots
+from .context import AppContext, run_in_worker
+from .jobs import JobSlot, Superseded
+from .panes import PlotRow
+
+DEFAULT_VALUES = {"omega_m": (0.2, 0.25, 0.3, 0.35, 0.4), "sigma_8": (0.7, 0.75, 0.8, 0.85, 0.9)}
+FIDUCIAL = (0.3, 0.8)
+
+
+class ResponseTab(pn.viewable.Viewer):
+    """Generated vs 1P response of P(k) to Ω_m or σ_8."""
+
+    vary = param.Selector(default="omega_m", objects={"Ω_m": "omega_m", "σ_8": "sigma_8"}, label="vary")
+    n_seeds = param.Integer(default=4, bounds=(2, 16), label="maps per value (seeds)")
+    seed = param.Integer(default=0, bounds=(0, 2**31 - 1), label="seed (same for every value)")
+    sampler = param.Selector(default=next(iter(compute.SAMPLER_CHOICES)), objects=list(compute.SAMPLER_CHOICES),
+                             label="sampler")
+    run = param.Event(label="Run")
+
+    def __init__(self, context: AppContext, **params):
+        super().__init__(**params)
+        self.context = context
+        self.result: compute.ParameterResponse | None = None
+        self._progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
+        self._status = pn.pane.Markdown("Press **Run** (or change a setting) to sample the response.",
+                                        sizing_mode="stretch_width")
+        self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        note = context.notes.get("onep")
+        self._note = pn.pane.Alert(note or "", alert_type="warning", visible=bool(note))
+        self._slot = JobSlot(on_progress=lambda f, _t: setattr(self._progress, "value", int(100 * f)))
+        self.strip_row = PlotRow(3)
+        self.ref_strip_row = PlotRow(3)
+        self.power_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.ratio_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="response.html",
+                                             label="Download plots (.html)", disabled=True)
+        self.param.watch(self._on_settings, ["vary", "n_seeds", "seed", "sampler", "run"])
+
+    def values(self, vary: str) -> tuple[float, ...]:
+        """Values of the varied parameter: the 1P set's when it has them, else the defaults."""
+        if self.context.onep is not None:
+            values = tuple(v for v, _sim in self.context.onep.values(vary))
+            if len(values) >= 2:
+                return values
+        return DEFAULT_VALUES[vary]
+
+    def fiducial(self) -> tuple[float, float]:
+        return self.context.onep.fiducial if self.context.onep is not None else FIDUCIAL
+
+    def controls(self) -> pn.Column:
+        return pn.Column(
+            "### Parameter response",
+            pn.widgets.RadioButtonGroup.from_param(self.param.vary),
+            pn.widgets.IntSlider.from_param(self.param.n_seeds),
+            pn.widgets.IntInput.from_param(self.param.seed),
+            pn.widgets.Select.from_param(self.param.sampler),
+            pn.widgets.Button.from_param(self.param.run, button_type="primary"),
+            self._html,
+            width=300,
+        )
+
+    def __panel__(self):
+        return pn.Row(self.controls(), pn.Column(
+            pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
+            self._error, self._note,
+            "#### Generated maps at the extremes and the fiducial (same seed)", self.strip_row,
+            "#### 1P reference maps", self.ref_strip_row,
+            pn.Row(self.power_pane, self.ratio_pane),
+            sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+    async def activate(self) -> None:
+        """Run once when the tab is first shown."""
+        if self.result is None and self._slot.generation == 0:
+            await self.refresh()
+
+    async def _on_settings(self, *_events) -> None:
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        generation = self._slot.start()
+        vary, values, fiducial = self.vary, self.values(self.vary), self.fiducial()
+        name = "Ω_m" if vary == "omega_m" else "σ_8"
+        self._status.object = (f"Sampling {self.n_seeds} maps at each of {len(values)} values of {name} "
+                               f"({', '.join(f'{v:g}' for v in values)}) …")
+        self._progress.value, self._progress.visible = 0, True
+        self.strip_row.loading = True
+        try:
+            result = await run_in_worker(
+                compute.parameter_response, self.context.emulator, param=vary, values=values, fiducial=fiducial,
+                n_seeds=self.n_seeds, seed=self.seed, sampler=self.sampler, onep=self.context.onep,
+                progress=self._slot.progress(generation))
+        except Superseded:
+            return
+        except Exception as err:
+            if self._slot.is_current(generation):
+                self._done(f"Failed: {err}", error=True)
+            return
+        if not self._slot.is_current(generation):
+            return
+        self._done(f"Response to {name} around Ω_m = {fiducial[0]:g}, σ_8 = {fiducial[1]:g}: "
+                   f"{result.maps.shape[1]} seeds per value"
+                   + ("" if result.response_ref is not None else " (no matching 1P reference)") + ".")
+        self.show(result)
+
+    def _done(self, text: str, error: bool = False) -> None:
+        self._progress.visible = False
+        self.strip_row.loading = False
+        if error:
+            self._error.object, self._error.visible = text, True
+        else:
+            self._status.object, self._error.visible = text, False
+
+    def show(self, result: compute.ParameterResponse) -> None:
+        self.result = result
+        name = "Ω_m" if result.param == "omega_m" else "σ_8"
+        j = 0 if result.param == "omega_m" else 1
+        fid_value = result.fiducial[j]
+        picks = sorted({0, int(np.argmin(np.abs(result.values - fid_value))), len(result.values) - 1})
+        clim = plots.map_clim(result.maps[picks, 0], None if result.maps_ref is None else result.maps_ref[picks, 0])
+        titles = [f"{name} = {result.values[i]:g}" for i in picks]
+        self.strip_row.update(plots.map_images([result.maps[i, 0] for i in picks], titles, clim))
+        self.ref_strip_row.update(None if result.maps_ref is None else
+                                  plots.map_images([result.maps_ref[i, 0] for i in picks], titles, clim))
+        self.power_pane.object = plots.response_power_plot(result)
+        self.ratio_pane.object = plots.response_ratio_plot(result)
+        self._html.disabled = False
+        self._html.filename = f"response_{result.param}_seed{self.seed}.html"
+
+    def figure(self) -> hv.Layout:
+        parts = [*self.strip_row.objects, *self.ref_strip_row.objects]
+        parts += [p.object for p in (self.power_pane, self.ratio_pane) if p.object is not None]
+        return hv.Layout(parts).cols(3).opts(shared_axes=False)
+
+    def _figure_html(self) -> io.BytesIO:
+        return plots.figure_html(self.figure(), "Parameter response")

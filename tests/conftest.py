@@ -1,0 +1,88 @@
+"""Shared fixtures: a tiny random model folder and tiny CMD-format data sets, made in temporary dirs.
+
+Nothing here depends on the shipped weights or the bundled assets, so tests run anywhere in
+seconds. The fields look like CAMELS Mcdm maps (log-normal linear Σ around 10^11.5).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from explorer.data import MAPS_PER_SIM, write_cmd
+
+TINY_RESOLUTION = 16
+
+
+def fake_density_maps(theta, size: int, seed: int = 0) -> np.ndarray:
+    """(15 n, size, size) float32 positive linear Σ whose mean and contrast grow with Ω_m, σ_8."""
+    rng = np.random.default_rng(seed)
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    k = np.fft.fftfreq(size)[:, None] ** 2 + np.fft.fftfreq(size)[None, :] ** 2
+    shape = np.where(k > 0, (k + 1e-3) ** -1.2, 0.0)
+    maps = []
+    for omega_m, sigma_8 in theta:
+        for _ in range(MAPS_PER_SIM):
+            noise = np.fft.ifft2(np.fft.fft2(rng.standard_normal((size, size))) * np.sqrt(shape)).real
+            noise *= 0.35 * sigma_8 / noise.std()
+            maps.append(10 ** (11.0 + 2 * omega_m + noise))
+    return np.asarray(maps, dtype=np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A weights folder with a tiny random ParamUNet at 16², fast default sampler (10 steps)."""
+    import torch
+
+    from explorer.model import ParamUNet, save_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ParamUNet(sample_size=TINY_RESOLUTION, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
+                          attention_levels=1, norm_num_groups=4, attention_head_dim=8)
+    folder = tmp_path_factory.mktemp("weights")
+    save_model(folder, model, {"normalization": {"lo": 9.0, "hi": 15.0},
+                               "sampler": {"method": "ddpm-strided", "steps": 10},
+                               "data": {"suite": "test", "note": "random weights for tests"}})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tmp_path_factory):
+    """A CMD LH directory: 6 simulations × 15 maps at 32² (suite PM, like the bundled stand-in)."""
+    theta = np.array([[0.2, 0.7], [0.3, 0.8], [0.4, 0.9], [0.15, 0.95], [0.45, 0.65], [0.3, 0.75]])
+    folder = tmp_path_factory.mktemp("reference")
+    write_cmd(folder, fake_density_maps(theta, 32, seed=1), theta, suite="PM", set_name="LH")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_onep(tmp_path_factory):
+    """A CMD 1P directory around (0.3, 0.8): five Ω_m values, then five σ_8 values, at 32²."""
+    theta = [(om, 0.8) for om in (0.2, 0.25, 0.3, 0.35, 0.4)] + [(0.3, s8) for s8 in (0.7, 0.75, 0.8, 0.85, 0.9)]
+    folder = tmp_path_factory.mktemp("onep")
+    write_cmd(folder, fake_density_maps(theta, 32, seed=2), theta, suite="PM", set_name="1P")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_examples(tmp_path_factory):
+    """An examples folder: ``examples.json`` and two 32² density fields with known parameters."""
+    folder = tmp_path_factory.mktemp("examples")
+    entries = []
+    for i, (om, s8) in enumerate([(0.25, 0.75), (0.35, 0.85)]):
+        name = f"field_{i}.npy"
+        np.save(folder / name, fake_density_maps([(om, s8)], 32, seed=10 + i)[0], allow_pickle=False)
+        entries.append({"file": name, "omega_m": om, "sigma_8": s8, "kind": "density"})
+    (folder / "examples.json").write_text(json.dumps(entries))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def app_environment(tiny_weights, tiny_reference, tiny_onep, tiny_examples):
+    """Environment variables that point the app at the tiny model and data sets."""
+    return {"EXPLORER_WEIGHTS": str(tiny_weights), "EXPLORER_REFERENCE": str(tiny_reference),
+            "EXPLORER_ONEP": str(tiny_onep), "EXPLORER_EXAMPLES": str(tiny_examples),
+            "EXPLORER_DEVICE": "cpu"}
