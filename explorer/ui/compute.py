@@ -135,9 +135,9 @@ def parameter_response(emulator, *, param: str, values, fiducial: tuple[float, f
                                          progress=step)
         done_maps += 1
     maps = np.stack([sampled[t] for t in thetas[:len(values)]])           # (n_values, n_seeds, H, W)
-    ps = power_spectrum(maps, box_size=BOX_SIZE)
+    k, power = _grouped_power(maps)
     fid_power = power_spectrum(sampled[tuple(fiducial)], box_size=BOX_SIZE).power
-    response = response_ratio(ps.power, fid_power)
+    response = response_ratio(power, fid_power)
 
     maps_ref = power_ref = response_ref = None
     if onep is not None:
@@ -145,11 +145,17 @@ def parameter_response(emulator, *, param: str, values, fiducial: tuple[float, f
         fid_sim = dict(onep.values(param)).get(fiducial[j])
         if fid_sim is not None and all(v in available for v in values):
             maps_ref = np.stack([onep.maps(available[v]) for v in values])
-            power_ref = power_spectrum(maps_ref, box_size=BOX_SIZE).power
+            power_ref = _grouped_power(maps_ref)[1]
             fid_ref = power_spectrum(onep.maps(fid_sim), box_size=BOX_SIZE).power
             response_ref = response_ratio(power_ref, fid_ref)
-    return ParameterResponse(param, values, tuple(fiducial), ps.k, maps, ps.power, response,
+    return ParameterResponse(param, values, tuple(fiducial), k, maps, power, response,
                              maps_ref, power_ref, response_ref)
+
+
+def _grouped_power(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P(k) of ``maps (G, S, H, W)``: k ``(n_k,)`` and power ``(G, S, n_k)``."""
+    ps = power_spectrum(maps.reshape(-1, *maps.shape[-2:]), box_size=BOX_SIZE)
+    return ps.k, ps.power.reshape(*maps.shape[:2], -1)
 
 
 #: Likelihood choices of the infer tab: label -> VLB ``terms`` (explorer.inference.vlb.term_timesteps).

@@ -64,11 +64,11 @@ class EmulateTab(pn.viewable.Viewer):
         self.hist_pane = pn.pane.HoloViews(None, linked_axes=False)
         self.structure_row = PlotRow(3)
         self._npy = pn.widgets.FileDownload(callback=self._maps_npy, filename="generated_maps.npy",
-                                            label="Download maps (.npy)", button_type="primary",
+                                            label="Download maps (.npy)", color="primary",
                                             disabled=True)
         self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="emulate.html",
                                              label="Download plots (.html)", disabled=True)
-        self._simulate_button = pn.widgets.Button.from_param(self.param.simulate, button_type="default")
+        self._simulate_button = pn.widgets.Button.from_param(self.param.simulate, color="default")
         stand_in = context.reference is not None and context.reference.is_stand_in
         self._simulate_button.disabled = not stand_in
         if not stand_in:

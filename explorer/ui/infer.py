@@ -46,7 +46,7 @@ class InferTab(pn.viewable.Viewer):
             self.example = next(iter(names))
         self.result: compute.Inference | None = None
         self.dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_MB}MB", height=120,
-                                              sizing_mode="stretch_width", name="field file")
+                                              sizing_mode="stretch_width")
         self._progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
         self._status = pn.pane.Markdown("Drop a field or pick an example.", sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -55,7 +55,7 @@ class InferTab(pn.viewable.Viewer):
         self.posterior_pane = pn.pane.HoloViews(None, linked_axes=False)
         self.marginal_panes = (pn.pane.HoloViews(None, linked_axes=False), pn.pane.HoloViews(None, linked_axes=False))
         self.estimates = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, button_type="warning", disabled=True)
+        self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, color="warning", disabled=True)
         self._json = pn.widgets.FileDownload(callback=self._result_json, filename="posterior.json",
                                              label="Download result (.json)", disabled=True)
         self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="posterior.html",
@@ -73,7 +73,7 @@ class InferTab(pn.viewable.Viewer):
                              f"a density Σ or its log10, block-averaged to the model's "
                              f"{self.context.emulator.resolution}².", styles={"font-size": "0.85em"}),
             pn.widgets.Select.from_param(self.param.example, disabled=not self._examples),
-            pn.widgets.Button.from_param(self.param.run_example, button_type="primary", disabled=not self._examples),
+            pn.widgets.Button.from_param(self.param.run_example, color="primary", disabled=not self._examples),
             pn.widgets.Select.from_param(self.param.kind),
             pn.widgets.Select.from_param(self.param.terms),
             pn.widgets.Checkbox.from_param(self.param.calibrated),

@@ -70,7 +70,7 @@ class ResponseTab(pn.viewable.Viewer):
             pn.widgets.IntSlider.from_param(self.param.n_seeds),
             pn.widgets.IntInput.from_param(self.param.seed),
             pn.widgets.Select.from_param(self.param.sampler),
-            pn.widgets.Button.from_param(self.param.run, button_type="primary"),
+            pn.widgets.Button.from_param(self.param.run, color="primary"),
             self._html,
             width=300,
         )

@@ -1,0 +1,352 @@
+"""The app's view objects without a browser: parameters trigger the right core calls, plots update,
+stale jobs are dropped, bad inputs show their message and change nothing else.
+
+A spy emulator stands in for the model where only the calls matter; the infer tab runs the real
+tiny random model (``conftest.tiny_weights``) through the real ``explorer.inference``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import threading
+import time
+from types import SimpleNamespace
+
+import holoviews as hv
+import numpy as np
+import param
+import pytest
+
+from explorer.ui import compute
+from explorer.ui.app import ExplorerApp, build_app
+from explorer.ui.context import REPO, AppContext, Settings, get_context, load_examples, torch_threads
+from explorer.ui.emulate import EmulateTab
+from explorer.ui.infer import InferTab
+from explorer.ui.jobs import JobSlot, Superseded
+from explorer.ui.reference import OnePSet, ReferenceSet
+from explorer.ui.response import ResponseTab
+
+
+class SpyEmulator:
+    """Records ``sample`` calls; maps depend on (θ, seed) so tests can tell results apart."""
+
+    resolution = 16
+    param_ranges = ((0.1, 0.5), (0.6, 1.0))
+    default_method, default_steps = "ddpm-strided", 10
+
+    def __init__(self, fail: Exception | None = None, hold: threading.Event | None = None):
+        self.calls: list[dict] = []
+        self.fail = fail
+        self.hold = hold  # while unset, the first call keeps reporting progress (a long job)
+        self.superseded = False
+        self.loaded = SimpleNamespace(metadata={"data": {"suite": "spy"}}, device=SimpleNamespace(type="cpu"))
+
+    def sample(self, omega_m, sigma_8, n=4, seed=0, method=None, steps=None, progress=None):
+        self.calls.append(dict(omega_m=omega_m, sigma_8=sigma_8, n=n, seed=seed, method=method, steps=steps))
+        if self.fail is not None:
+            raise self.fail
+        if self.hold is not None and len(self.calls) == 1:
+            try:
+                while not self.hold.wait(0.01):
+                    progress(0, 10)
+            except Superseded:
+                self.superseded = True
+                raise
+        if progress is not None:
+            progress(10, 10)
+        rng = np.random.default_rng(seed)
+        return (11.5 + 2 * omega_m + 0.3 * sigma_8 * rng.standard_normal((n, 16, 16))).astype(np.float32)
+
+
+@pytest.fixture()
+def context(tiny_reference, tiny_onep, tiny_examples):
+    return AppContext(settings=Settings(), emulator=SpyEmulator(),
+                      reference=ReferenceSet.from_directory(tiny_reference, 16),
+                      onep=OnePSet.from_directory(tiny_onep, 16), examples=load_examples(tiny_examples))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+# ---- settings and the shared context ------------------------------------------------------------
+
+def test_settings_arguments_win_over_environment(tmp_path):
+    env = {"EXPLORER_WEIGHTS": "/env/weights", "EXPLORER_REFERENCE": "/env/ref", "EXPLORER_WORKERS": "3"}
+    s = Settings.from_environment(["--reference", str(tmp_path)], environ=env)
+    assert s.weights.as_posix() == "/env/weights" and s.reference == tmp_path and s.workers == 3
+    default = Settings.from_environment([], environ={})
+    assert default.weights == REPO / "weights" and default.reference == REPO / "assets" / "valid"
+    assert (REPO / "explorer" / "main.py").is_file()  # defaults are found from the package, not the cwd
+
+
+def test_torch_threads_share_the_cores():
+    assert torch_threads(2, environ={"EXPLORER_TORCH_THREADS": "3"}) == 3
+    assert torch_threads(10_000, environ={}) == 1
+
+
+def test_context_is_built_once_per_process(app_environment, monkeypatch):
+    from explorer.ui import context as ctx_module
+
+    settings = Settings.from_environment([], environ=app_environment)
+    builds = []
+    real = ctx_module.build_context
+    monkeypatch.setattr(ctx_module, "build_context", lambda s: builds.append(s) or real(s))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(get_context(settings))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) <= 1 and all(r is results[0] for r in results)
+    ctx = results[0]
+    assert ctx.emulator.resolution == 16 and ctx.reference.cmd.n_sims == 6 and len(ctx.examples) == 2
+    assert ctx.onep.fiducial == (0.3, 0.8)
+
+
+def test_missing_weights_show_how_to_get_them(tmp_path, capsys):
+    page = build_app(Settings(weights=tmp_path / "nowhere"))
+    alert = page.objects[1]
+    assert "cannot start" in alert.object and "explorer train" in alert.object
+    assert "explorer train" in capsys.readouterr().err
+
+
+def test_reference_nearest_and_one_p(context):
+    near = context.reference.nearest(0.41, 0.89, k=2)
+    assert near[0].sim == 2 and near[0].distance < near[1].distance
+    maps = context.reference.maps(near[0].sim)
+    assert maps.shape == (15, 16, 16) and maps.dtype == np.float32 and 10 < maps.mean() < 14
+    assert [v for v, _ in context.onep.values("sigma_8")] == [0.7, 0.75, 0.8, 0.85, 0.9]
+
+
+def test_job_slot_supersedes():
+    slot = JobSlot()
+    first = slot.start()
+    report = slot.progress(first)
+    report(1, 2)
+    second = slot.start()
+    assert not slot.is_current(first) and slot.is_current(second)
+    with pytest.raises(Superseded):
+        report(2, 2)
+
+
+# ---- emulate tab --------------------------------------------------------------------------------
+
+def test_slider_release_samples_and_redraws(context):
+    tab = EmulateTab(context)
+    run(tab.refresh())
+    spy = context.emulator
+    assert spy.calls[-1] == dict(omega_m=0.3, sigma_8=0.8, n=4, seed=0, method=None, steps=None)
+    first_maps = [img.data for img in tab.maps_row.objects]
+    assert len(first_maps) == 4 and all(isinstance(i, hv.Image) for i in tab.maps_row.objects)
+
+    tab.omega_m = 0.45  # what the throttled slider does on release: the watcher samples
+    assert spy.calls[-1]["omega_m"] == 0.45
+    assert tab.result.omega_m == 0.45
+    assert not np.array_equal(tab.maps_row.objects[0].data, first_maps[0])
+    img = tab.maps_row.objects[0]
+    assert img.bounds.lbrt() == (0, 0, 25.0, 25.0)
+    assert "simulation 2 of" in tab._reference_info.object  # nearest to (0.45, 0.8): (0.4, 0.9)
+    assert len(tab.ref_row.objects) == 4 and len(tab.structure_row.objects) == 3
+    for pane in (tab.power_pane, tab.zscore_pane, tab.chi2_pane, tab.hist_pane):
+        assert pane.object is not None
+    c = tab.result.comparison
+    assert c.chi2.shape == (4,) and c.chi2_floor.shape == (15,) and c.z.shape == c.k.shape
+
+
+def test_controls_map_to_core_arguments(context):
+    tab = EmulateTab(context)
+    tab.param.update(n_maps=2, seed=7, sampler="DDIM, 50 steps")
+    call = context.emulator.calls[-1]
+    assert (call["n"], call["seed"], call["method"], call["steps"]) == (2, 7, "ddim", 50)
+    assert len(tab.maps_row.objects) == 2 and tab.result.comparison.z is not None
+    tab.n_maps = 1  # a single map has no z-score; the page says so instead of failing
+    assert tab.result.comparison.z is None and not tab._error.visible
+    before = tab.seed
+    tab.param.trigger("new_seed")
+    assert tab.seed != before and context.emulator.calls[-1]["seed"] == tab.seed
+
+
+def test_newer_request_supersedes_running_job(context):
+    release = threading.Event()
+    context.emulator = spy = SpyEmulator(hold=release)
+    tab = EmulateTab(context)
+
+    async def scenario():
+        stale = asyncio.ensure_future(tab.refresh())       # θ = (0.3, 0.8): blocks in the worker
+        while not spy.calls:
+            await asyncio.sleep(0.01)
+        with param.parameterized.discard_events(tab):
+            tab.omega_m = 0.2
+        await tab.refresh()                                # the newer request
+        release.set()
+        await stale
+
+    run(scenario())
+    assert spy.superseded  # the stale job stopped at its next progress callback
+    assert tab.result.omega_m == 0.2 and [c["omega_m"] for c in spy.calls] == [0.3, 0.2]
+
+
+def test_sampling_error_is_shown_and_cleared(context):
+    context.emulator = SpyEmulator(fail=ValueError("omega_m=0.7 is outside the prior range"))
+    tab = EmulateTab(context)
+    run(tab.refresh())
+    assert tab._error.visible and "outside the prior" in tab._error.object
+    tab.emulator = SpyEmulator()
+    run(tab.refresh())
+    assert not tab._error.visible and tab.result is not None
+
+
+def test_simulated_reference_replaces_nearest(context, monkeypatch):
+    from explorer.ui import emulate
+
+    calls = []
+
+    def fake_simulation(omega_m, sigma_8, seed, resolution):
+        calls.append((omega_m, sigma_8, seed, resolution))
+        return np.full((15, resolution, resolution), 12.0, np.float32) + np.random.default_rng(0).normal(
+            0, 0.1, (15, resolution, resolution)).astype(np.float32)
+
+    monkeypatch.setattr(emulate, "simulate_reference", fake_simulation)
+    tab = EmulateTab(context)
+    assert not tab._simulate_button.disabled  # the tiny reference is suite "PM", like the stand-in
+    tab.param.trigger("simulate")
+    assert calls == [(0.3, 0.8, 0, 16)]
+    assert "exactly" in tab._reference_info.object and len(context.emulator.calls) == 1
+
+
+def test_downloads(context):
+    tab = EmulateTab(context)
+    run(tab.refresh())
+    maps = np.load(tab._maps_npy(), allow_pickle=False)
+    np.testing.assert_array_equal(maps, tab.result.maps)
+    assert tab._npy.filename == "generated_maps_Om0.300_s80.800_seed0.npy"
+    html = tab._figure_html().getvalue().decode()
+    assert "<html" in html.lower() and "Bokeh" in html
+    import re
+
+    remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', html)
+    assert all("icon" in url for url in remote), remote  # code and styles inline: works offline
+
+
+# ---- parameter response tab ---------------------------------------------------------------------
+
+def test_response_uses_one_seed_and_the_1p_values(context):
+    tab = ResponseTab(context)
+    run(tab.activate())
+    calls = context.emulator.calls
+    assert sorted(c["omega_m"] for c in calls) == [0.2, 0.25, 0.3, 0.35, 0.4]
+    assert {c["sigma_8"] for c in calls} == {0.8} and {c["seed"] for c in calls} == {0}
+    r = tab.result
+    assert r.response.mean.shape == (5, r.k.size) and r.response_ref is not None
+    np.testing.assert_allclose(r.response.mean[2], 1.0)  # the fiducial against itself, same seeds
+    assert len(tab.strip_row.objects) == 3 and len(tab.ref_strip_row.objects) == 3
+    assert tab.power_pane.object is not None and tab.ratio_pane.object is not None
+
+    context.emulator.calls.clear()
+    tab.vary = "sigma_8"
+    assert {c["omega_m"] for c in context.emulator.calls} == {0.3}
+    assert sorted(c["sigma_8"] for c in context.emulator.calls) == [0.7, 0.75, 0.8, 0.85, 0.9]
+
+
+# ---- infer tab (real tiny model and real inference) ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def infer_context(tiny_weights, tiny_reference, tiny_examples, tmp_path_factory):
+    """The tiny model, with a P(k) baseline fitted on the tiny reference set in its folder."""
+    from explorer.data import load_cmd, find_cmd, to_log10
+    from explorer.inference import PkBaseline
+    from explorer.model import Emulator
+
+    folder = tmp_path_factory.mktemp("weights_pk") / "weights"
+    shutil.copytree(tiny_weights, folder)
+    cmd = load_cmd(*find_cmd(tiny_reference))
+    PkBaseline.fit(cmd.maps_theta(), to_log10(cmd.maps, 16), n_bins=4, degree=2).save(folder / "pk_baseline.json")
+    ctx = AppContext(settings=Settings(weights=folder), emulator=Emulator.from_folder(folder, device="cpu"),
+                     examples=load_examples(tiny_examples), pk_baseline=folder / "pk_baseline.json")
+    return ctx
+
+
+def npy_bytes(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def test_example_gives_contours_marginals_and_json(infer_context):
+    tab = InferTab(infer_context)
+    assert tab.example is not None
+    tab.param.trigger("run_example")
+    assert not tab._error.visible, tab._error.object
+    post = tab.result.posterior
+    assert post.truth == (0.25, 0.75) and post.delta_chi2.shape == (post.omega_m.size, post.sigma_8.size)
+    overlay = tab.posterior_pane.object
+    paths = overlay.select(hv.Contours) or overlay.select(hv.Path)
+    assert len(paths) >= 3 + 3  # 1/2/3σ of the VLB and of the P(k) baseline
+    assert any(isinstance(el, hv.Points) and el.label == "truth" for el in overlay)
+    assert all(p.object is not None for p in tab.marginal_panes)
+    assert "Ω_m, max [68 %]" in tab.estimates.object and "P(k) baseline" in tab.estimates.object
+
+    tab.show_baseline = False  # the toggle redraws without the baseline's three contours
+    fewer = tab.posterior_pane.object.select(hv.Contours) or tab.posterior_pane.object.select(hv.Path)
+    assert len(fewer) == len(paths) - 3 and "P(k) baseline" not in tab.estimates.object
+
+    saved = json.loads(tab._result_json().getvalue())
+    assert saved["posterior"]["truth"] == [0.25, 0.75] and saved["pk_baseline"]["method"] == "pk"
+    assert tab._json.filename == f"posterior_{tab.result.name.rsplit('.', 1)[0].replace(' ', '_')[:60]}.json"
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("field.npy", npy_bytes(np.full((32, 32), np.nan)), "NaN"),
+    ("field.txt", b"1 2 3", "unsupported file type"),
+    ("cube.npy", npy_bytes(np.ones((4, 32, 32))), "one 2D map"),
+    ("empty.npy", b"", "empty"),
+    ("negative.npy", npy_bytes(-np.ones((32, 32))), "negative"),
+], ids=["nan", "extension", "cube", "empty", "negative"])
+def test_bad_file_shows_its_message_and_keeps_the_result(infer_context, name, data, message):
+    tab = InferTab(infer_context)
+    sentinel = object()
+    tab.result = sentinel
+    tab.dropper.value = {name: data}
+    assert tab._error.visible and message in tab._error.object
+    assert tab.result is sentinel and not tab._progress.visible
+
+
+def test_cancel_stops_inference(infer_context, monkeypatch):
+    from explorer.inference import InferenceCancelled
+
+    started = threading.Event()
+
+    def slow_inference(loaded, field, *, progress=None, cancel=None, **kw):
+        started.set()
+        for step in range(500):
+            if cancel():
+                raise InferenceCancelled("cancelled")
+            progress(step, 500)
+            time.sleep(0.01)
+        raise AssertionError("never cancelled")
+
+    monkeypatch.setattr(compute, "infer_field", slow_inference)
+    tab = InferTab(infer_context)
+
+    async def scenario():
+        job = asyncio.ensure_future(tab.run("field.npy", data=npy_bytes(np.full((32, 32), 1e12))))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        assert not tab._cancel_button.disabled and tab._progress.visible
+        tab.param.trigger("cancel")
+        await job
+
+    run(scenario())
+    assert tab.result is None and tab._status.object == "Cancelled." and tab._cancel_button.disabled
+
+
+def test_app_assembles_tabs(context):
+    app = ExplorerApp(context)
+    assert [name for name in app.tabs._names] == ["Emulate", "Parameter response", "Infer"]
+    run(app.start())
+    assert app.emulate.result is not None
+    app.stop()
