@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 bar.update(1)
                 if step % cfg.log_every == 0 and rank == 0:
                     now = time.perf_counter()
-                    rate = cfg.log_every * cfg.batch_size * world / (now - last_t)
+                    rate = len(losses) * cfg.batch_size * world / (now - last_t)
                     record["cpu_hours"] += (now - last_t) * threads * world / 3600
                     last_t = now
                     entry = {"step": step, "loss": float(np.mean(losses)), "lr": _lr_at(step, cfg),
