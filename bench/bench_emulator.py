@@ -41,6 +41,9 @@ def main():
     p.add_argument("--timing-only", action="store_true")
     p.add_argument("--fidelity-configs", nargs="+", type=parse_config, default=None,
                    help="configurations whose fidelity is measured (default: all timed ones but ddpm:1000)")
+    p.add_argument("--onep-config", type=parse_config, default=None,
+                   help="sampler of the 1P response (default: the weights' default sampler)")
+    p.add_argument("--onep-generated", type=int, default=15, help="generated maps per 1P cosmology")
     p.add_argument("--plot-dir", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
@@ -77,9 +80,10 @@ def main():
         print(json.dumps({f"{method}:{steps}": f}), flush=True)
 
     onep_theta, onep_maps = _reference_sets(args.assets, emu.resolution, "onep", 10)
-    resp = one_p_response(lambda om, s8, n, seed: emu.sample(om, s8, n=n, seed=seed), onep_theta, onep_maps,
-                          n_generated=args.n_generated)
-    out["one_p"] = resp.summary()
+    method, steps = args.onep_config or (emu.default_method, emu.default_steps)
+    resp = one_p_response(lambda om, s8, n, seed: emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps),
+                          onep_theta, onep_maps, n_generated=args.onep_generated)
+    out["one_p"] = {"sampler": f"{method}:{steps}", "n_generated": args.onep_generated, **resp.summary()}
     if args.plot_dir:
         _plot_response(resp, args.plot_dir)
     return _finish(out, args)
