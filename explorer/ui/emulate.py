@@ -20,7 +20,7 @@ import param
 from . import compute, plots
 from .context import AppContext, run_in_worker
 from .jobs import JobSlot, Superseded
-from .panes import PlotRow
+from .panes import LivePlot, PlotRow, batch_updates
 from .reference import simulate_reference
 
 N_SHOWN = 8   # generated maps drawn (all of them are downloadable and enter the statistics)
@@ -58,10 +58,10 @@ class EmulateTab(pn.viewable.Viewer):
         self._sim_slot = JobSlot()
         self.maps_row = PlotRow(N_SHOWN)
         self.ref_row = PlotRow(N_REF_SHOWN)
-        self.power_pane = pn.pane.HoloViews(None, linked_axes=False)
-        self.zscore_pane = pn.pane.HoloViews(None, linked_axes=False)
-        self.chi2_pane = pn.pane.HoloViews(None, linked_axes=False)
-        self.hist_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.power_pane = LivePlot()
+        self.zscore_pane = LivePlot()
+        self.chi2_pane = LivePlot()
+        self.hist_pane = LivePlot()
         self.structure_row = PlotRow(3)
         self._npy = pn.widgets.FileDownload(callback=self._maps_npy, filename="generated_maps.npy",
                                             label="Download maps (.npy)", color="primary",
@@ -173,7 +173,8 @@ class EmulateTab(pn.viewable.Viewer):
             return  # a newer request is on its way; drop this stale result
         self._busy(False, f"{len(result.maps)} map(s) at Ω_m = {result.omega_m:.3f}, σ_8 = {result.sigma_8:.3f}, "
                           f"seed {result.seed}: sampled in {result.seconds:.1f} s.")
-        self.show(result, reference, text)
+        with batch_updates():
+            self.show(result, reference, text)
 
     async def _on_simulate(self, _event) -> None:
         generation = self._sim_slot.start()
@@ -212,16 +213,17 @@ class EmulateTab(pn.viewable.Viewer):
             from explorer.stats import histogram_bins, pixel_histograms, power_spectrum, structure_statistics
 
             ps = power_spectrum(result.maps)
-            self.power_pane.object = plots.power_plot(ps.k, ps.power, title="P(k) of the generated maps")
-            self.hist_pane.object = plots.histogram_plot(
-                pixel_histograms(result.maps, histogram_bins(result.maps, n_bins=40)))
+            self.power_pane.update(plots.power_plot(ps.k, ps.power, title="P(k) of the generated maps"))
+            self.hist_pane.update(plots.histogram_plot(
+                pixel_histograms(result.maps, histogram_bins(result.maps, n_bins=40))))
             self.structure_row.update(plots.structure_panels(structure_statistics(result.maps)))
-            self.zscore_pane.object = self.chi2_pane.object = None
+            self.zscore_pane.clear()
+            self.chi2_pane.clear()
         else:
-            self.power_pane.object = plots.power_plot(c.k, c.power, c.power_ref)
-            self.zscore_pane.object = plots.zscore_plot(c.k, c.z)
-            self.chi2_pane.object = plots.chi2_plot(c.chi2, c.chi2_floor)
-            self.hist_pane.object = plots.histogram_plot(c.hist, c.hist_ref)
+            self.power_pane.update(plots.power_plot(c.k, c.power, c.power_ref))
+            self.zscore_pane.update(plots.zscore_plot(c.k, c.z))
+            self.chi2_pane.update(plots.chi2_plot(c.chi2, c.chi2_floor))
+            self.hist_pane.update(plots.histogram_plot(c.hist, c.hist_ref))
             self.structure_row.update(plots.structure_panels(c.structure, c.structure_ref))
         stem = f"Om{result.omega_m:.3f}_s8{result.sigma_8:.3f}_seed{result.seed}"
         self._npy.filename = f"generated_maps_{stem}.npy"

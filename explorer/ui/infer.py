@@ -18,6 +18,7 @@ import param
 from . import compute, plots, posterior
 from .context import AppContext, run_in_worker
 from .jobs import JobSlot, Superseded
+from .panes import LivePlot, batch_updates
 
 MAX_MB = 64
 MAX_BYTES = MAX_MB * 2**20
@@ -51,9 +52,9 @@ class InferTab(pn.viewable.Viewer):
         self._status = pn.pane.Markdown("Drop a field or pick an example.", sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._slot = JobSlot(on_progress=lambda f, _t: setattr(self._progress, "value", int(100 * f)))
-        self.field_pane = pn.pane.HoloViews(None, linked_axes=False)
-        self.posterior_pane = pn.pane.HoloViews(None, linked_axes=False)
-        self.marginal_panes = (pn.pane.HoloViews(None, linked_axes=False), pn.pane.HoloViews(None, linked_axes=False))
+        self.field_pane = LivePlot()
+        self.posterior_pane = LivePlot()
+        self.marginal_panes = (LivePlot(), LivePlot())
         self.estimates = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, color="warning", disabled=True)
         self._json = pn.widgets.FileDownload(callback=self._result_json, filename="posterior.json",
@@ -136,7 +137,7 @@ class InferTab(pn.viewable.Viewer):
         self._status.object = f"Inferring (Ω_m, σ_8) from **{name}** …"
         self._progress.value, self._progress.visible = 0, True
         self._cancel_button.disabled = False
-        self.posterior_pane.loading = True
+        self.posterior_pane.pane.loading = True
         try:
             result = await run_in_worker(self._work, generation, name, data, path, truth, settings)
         except (Superseded, InferenceCancelled):
@@ -153,21 +154,22 @@ class InferTab(pn.viewable.Viewer):
             return
         post = result.posterior
         self._finish(f"**{name}** ({result.kind}): {post.n_evaluations} network evaluations in {post.seconds:.1f} s.")
-        self.show(result)
+        with batch_updates():
+            self.show(result)
 
     def _finish(self, status: str, error: str | None = None) -> None:
         self._status.object = status
         self._progress.visible = False
         self._cancel_button.disabled = True
-        self.posterior_pane.loading = False
+        self.posterior_pane.pane.loading = False
         if error is not None:
             self._error.object, self._error.visible = error, True
 
     # ---- display -------------------------------------------------------------------------------
     def show(self, result: compute.Inference) -> None:
         self.result = result
-        self.field_pane.object = plots.map_image(result.field_log10, f"{result.name} at the model resolution",
-                                                 size=300)
+        self.field_pane.update(plots.map_image(result.field_log10, f"{result.name} at the model resolution",
+                                               size=300))
         self._redraw()
         stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
         self._json.filename, self._html.filename = f"posterior_{stem}.json", f"posterior_{stem}.html"
@@ -177,10 +179,11 @@ class InferTab(pn.viewable.Viewer):
         if self.result is None:
             return
         post, base = self.result.posterior, self.result.baseline
-        self.posterior_pane.object = posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep)
-        for pane, name in zip(self.marginal_panes, ("omega_m", "sigma_8")):
-            pane.object = posterior.marginal_plot(post, name, base, self.show_baseline)
-        self.estimates.object = posterior.estimates_markdown(post, base if self.show_baseline else None)
+        with batch_updates():
+            self.posterior_pane.update(posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep))
+            for pane, name in zip(self.marginal_panes, ("omega_m", "sigma_8")):
+                pane.update(posterior.marginal_plot(post, name, base, self.show_baseline))
+            self.estimates.object = posterior.estimates_markdown(post, base if self.show_baseline else None)
 
     def figure(self) -> hv.Layout:
         parts = [p.object for p in (self.posterior_pane, self.field_pane, *self.marginal_panes) if p.object is not None]

@@ -1,37 +1,105 @@
-"""A row of HoloViews panes, one figure each: how the app shows strips of maps and small multiples.
+"""Figures that are updated in place, and rows of them: how the app keeps redraws cheap.
 
-A HoloViews ``Layout`` becomes one Bokeh ``GridPlot``; inside ``pn.Tabs`` next to other plots
-its sub-figures were drawn squeezed (axes on top, labels clipped: Panel 1.9 / Bokeh 3.9), so
-strips are separate figures in a ``pn.Row`` instead. ``PlotRow.objects`` keeps the current
-HoloViews elements (for tests and for the standalone HTML download).
+``LivePlot`` shows a HoloViews object through a ``DynamicMap`` fed by a ``Pipe``: a new object
+with the same structure (element types, labels, plot options other than the title) only replaces
+the data of the existing Bokeh figure, about 3x cheaper on the server than building a new figure
+(measured: 20 vs 70 ms for a map, 120 vs 300 ms for an overlay). A different structure rebuilds it.
+
+``PlotRow`` puts several ``LivePlot`` side by side. A HoloViews ``Layout`` would become one Bokeh
+``GridPlot``, whose sub-figures were drawn squeezed (axes on top, labels clipped) inside
+``pn.Tabs`` next to other plots (Panel 1.9 / Bokeh 3.9), so strips are separate figures.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import holoviews as hv
 import panel as pn
+from holoviews.streams import Pipe
+
+
+@contextlib.contextmanager
+def batch_updates():
+    """Apply many figure updates as one: one model-graph walk and one websocket message.
+
+    Bokeh re-walks every model of the document when a ``doc.models.freeze()`` block exits, and
+    HoloViews freezes around each figure update; in the served app (three tabs, ~12k references)
+    that walk cost ~0.3 s per figure, 4.6 of the 6.5 s a redraw took. Nested freezes only walk
+    once, when the outermost exits.
+    """
+    doc = pn.state.curdoc
+    freeze = doc.models.freeze() if doc is not None and doc.session_context is not None else contextlib.nullcontext()
+    with pn.io.hold(), freeze:
+        yield
+
+
+def framewise(data):
+    """``data`` (a HoloViews object) with every element rescaling its axes and colours to each frame."""
+    return data.map(lambda el: el.opts(framewise=True), [hv.Element])
+
+
+def structure(obj) -> tuple:
+    """What a figure is made of: element types, labels and plot options except the title."""
+    parts = []
+    for el in obj.traverse(lambda x: x, [hv.Element]):
+        opts = hv.Store.lookup_options("bokeh", el, "plot").kwargs
+        parts.append((type(el).__name__, el.label, el.group,
+                      tuple(sorted((k, repr(v)) for k, v in opts.items() if k != "title"))))
+    return tuple(parts)
+
+
+class LivePlot(pn.viewable.Viewer):
+    """One figure; ``update(obj)`` swaps its data in place when ``obj`` has the same structure."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.object = None  # the HoloViews object shown (for downloads and tests)
+        self._pipe: Pipe | None = None
+        self._structure = None
+
+    def update(self, obj) -> None:
+        if obj is None:
+            self.clear()
+            return
+        self.object = obj
+        sig = structure(obj)
+        if self._pipe is not None and sig == self._structure:
+            self._pipe.send(obj)
+            return
+        self._structure = sig
+        self._pipe = Pipe(data=obj)
+        self.pane.object = hv.DynamicMap(framewise, streams=[self._pipe])
+
+    def clear(self) -> None:
+        self.object = self._pipe = self._structure = None
+        self.pane.object = None
+
+    def __panel__(self):
+        return self.pane
 
 
 class PlotRow(pn.viewable.Viewer):
-    """Up to ``capacity`` figures side by side; ``update`` replaces them."""
+    """Up to ``capacity`` live figures side by side; ``update`` replaces them."""
 
     def __init__(self, capacity: int, **params):
         super().__init__(**params)
-        self.panes = [pn.pane.HoloViews(None, linked_axes=False) for _ in range(capacity)]
-        self.objects: list = []
+        self.plots = [LivePlot() for _ in range(capacity)]
         self._row = pn.Row()
 
+    @property
+    def objects(self) -> list:
+        return [p.object for p in self.plots if p.object is not None]
+
     def update(self, objects) -> None:
-        objects = list(objects or [])[:len(self.panes)]
-        self.objects = objects
-        for pane, obj in zip(self.panes, objects):
-            pane.object = obj
-        # unused panes leave the row (toggling ``visible`` on a HoloViews pane with a plot fails
-        # in Panel 1.9 with a stylesheet TypeError); their old figures are dropped
-        for pane in self.panes[len(objects):]:
-            pane.object = None
+        objects = list(objects or [])[:len(self.plots)]
+        for plot, obj in zip(self.plots, objects):
+            plot.update(obj)
+        for plot in self.plots[len(objects):]:
+            plot.clear()
         if len(self._row.objects) != len(objects):
-            self._row.objects = self.panes[:len(objects)]
+            self._row.objects = [p.pane for p in self.plots[:len(objects)]]
 
     @property
     def loading(self) -> bool:
@@ -40,12 +108,6 @@ class PlotRow(pn.viewable.Viewer):
     @loading.setter
     def loading(self, value: bool) -> None:
         self._row.loading = value
-
-    def layout(self, cols: int | None = None) -> hv.Layout | None:
-        """The current figures as one HoloViews layout (None when empty)."""
-        if not self.objects:
-            return None
-        return hv.Layout(self.objects).cols(cols or len(self.objects))
 
     def __panel__(self):
         return self._row

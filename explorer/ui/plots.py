@@ -96,10 +96,9 @@ def chi2_plot(chi2, chi2_floor, width=260):
                      label="reference, leave-one-out").opts(color=REFERENCE, size=5, marker="square",
                                                             alpha=0.7)
     floor = hv.HLine(float(np.mean(chi2_floor))).opts(color=REFERENCE, line_dash="dashed")
-    logy = bool(np.max(chi2) / max(np.min(chi2_floor), 1e-12) > 30)
     return (ref * floor * gen).opts(
         title=f"χ²_r: generated {np.mean(chi2):.3g} vs floor {np.mean(chi2_floor):.3g}",
-        xlabel="generated map", ylabel="χ²_r", logy=logy, frame_width=width, frame_height=260,
+        xlabel="generated map", ylabel="χ²_r", logy=True, frame_width=width, frame_height=260,
         legend_position="top_left", toolbar="above", fontsize={"title": 10})
 
 

@@ -17,7 +17,7 @@ import param
 from . import compute, plots
 from .context import AppContext, run_in_worker
 from .jobs import JobSlot, Superseded
-from .panes import PlotRow
+from .panes import LivePlot, PlotRow, batch_updates
 
 DEFAULT_VALUES = {"omega_m": (0.2, 0.25, 0.3, 0.35, 0.4), "sigma_8": (0.7, 0.75, 0.8, 0.85, 0.9)}
 FIDUCIAL = (0.3, 0.8)
@@ -46,8 +46,8 @@ class ResponseTab(pn.viewable.Viewer):
         self._slot = JobSlot(on_progress=lambda f, _t: setattr(self._progress, "value", int(100 * f)))
         self.strip_row = PlotRow(3)
         self.ref_strip_row = PlotRow(3)
-        self.power_pane = pn.pane.HoloViews(None, linked_axes=False)
-        self.ratio_pane = pn.pane.HoloViews(None, linked_axes=False)
+        self.power_pane = LivePlot()
+        self.ratio_pane = LivePlot()
         self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="response.html",
                                              label="Download plots (.html)", disabled=True)
         self.param.watch(self._on_settings, ["vary", "n_seeds", "seed", "sampler", "run"])
@@ -116,7 +116,8 @@ class ResponseTab(pn.viewable.Viewer):
         self._done(f"Response to {name} around Ω_m = {fiducial[0]:g}, σ_8 = {fiducial[1]:g}: "
                    f"{result.maps.shape[1]} seeds per value"
                    + ("" if result.response_ref is not None else " (no matching 1P reference)") + ".")
-        self.show(result)
+        with batch_updates():
+            self.show(result)
 
     def _done(self, text: str, error: bool = False) -> None:
         self._progress.visible = False
@@ -137,8 +138,8 @@ class ResponseTab(pn.viewable.Viewer):
         self.strip_row.update(plots.map_images([result.maps[i, 0] for i in picks], titles, clim))
         self.ref_strip_row.update(None if result.maps_ref is None else
                                   plots.map_images([result.maps_ref[i, 0] for i in picks], titles, clim))
-        self.power_pane.object = plots.response_power_plot(result)
-        self.ratio_pane.object = plots.response_ratio_plot(result)
+        self.power_pane.update(plots.response_power_plot(result))
+        self.ratio_pane.update(plots.response_ratio_plot(result))
         self._html.disabled = False
         self._html.filename = f"response_{result.param}_seed{self.seed}.html"
 
