@@ -13,10 +13,18 @@ the data of the existing Bokeh figure, about 3x cheaper on the server than build
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 import holoviews as hv
 import panel as pn
 from holoviews.streams import Pipe
+
+
+_DEFERRED: contextvars.ContextVar[list | None] = contextvars.ContextVar("explorer_deferred_rebuilds", default=None)
+
+
+def _freeze(doc):
+    return doc.models.freeze() if doc is not None and doc.session_context is not None else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -25,13 +33,25 @@ def batch_updates():
 
     Bokeh re-walks every model of the document when a ``doc.models.freeze()`` block exits, and
     HoloViews freezes around each figure update; in the served app (three tabs, ~12k references)
-    that walk cost ~0.3 s per figure, 4.6 of the 6.5 s a redraw took. Nested freezes only walk
-    once, when the outermost exits.
+    that walk cost ~0.3 s per figure, 4.6 of the 6.5 s a redraw took. Nested freezes walk once.
+    In-place data updates are also held into one message (``pn.io.hold``); figures that must be
+    rebuilt are built after the hold, under the freeze only, because new figures created inside
+    a hold reached the browser without their glyphs (Panel 1.9 / Bokeh 3.9).
     """
     doc = pn.state.curdoc
-    freeze = doc.models.freeze() if doc is not None and doc.session_context is not None else contextlib.nullcontext()
-    with pn.io.hold(), freeze:
-        yield
+    deferred: list = []
+    token = _DEFERRED.set(deferred)
+    try:
+        with _freeze(doc):
+            with pn.io.hold():
+                yield
+            _DEFERRED.reset(token)
+            token = None
+            for rebuild in deferred:
+                rebuild()
+    finally:
+        if token is not None:
+            _DEFERRED.reset(token)
 
 
 def framewise(data):
@@ -70,7 +90,12 @@ class LivePlot(pn.viewable.Viewer):
             return
         self._structure = sig
         self._pipe = Pipe(data=obj)
-        self.pane.object = hv.DynamicMap(framewise, streams=[self._pipe])
+        dmap = hv.DynamicMap(framewise, streams=[self._pipe])
+        deferred = _DEFERRED.get()
+        if deferred is None:
+            self.pane.object = dmap
+        else:
+            deferred.append(lambda: setattr(self.pane, "object", dmap))
 
     def clear(self) -> None:
         self.object = self._pipe = self._structure = None

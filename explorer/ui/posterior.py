@@ -77,7 +77,7 @@ def marginal_plot(post, name: str, baseline=None, show_baseline: bool = True, wi
     if post.truth is not None:
         overlay *= hv.VLine(post.truth[0 if name == "omega_m" else 1]).opts(color="red", line_width=2)
     return overlay.opts(hv.opts.Curve(xlabel=dim.label, ylabel=f"p({dim.label})")).opts(
-        title=f"{dim.label} = {est['max']:.3f} (+{est['hi68'] - est['max']:.3f} / −{est['max'] - est['lo68']:.3f})",
+        title=f"{dim.label}: max {est['max']:.3f}, 68 % [{est['lo68']:.3f}, {est['hi68']:.3f}]",
         frame_width=width, frame_height=180, legend_position="top_right", toolbar="above", show_legend=False)
 
 

@@ -1,0 +1,216 @@
+"""The served app in a real Chromium: `panel serve explorer` against the tiny model and data sets.
+
+Debian's Chromium is driven by playwright's sync API, launched by executable path (playwright
+cannot download browsers here). One server and one browser serve the whole module; each test
+leaves the page in a usable state for the next. Screenshots go to ``test-artifacts/``: look at
+them. Skipped when /usr/bin/chromium is missing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer.ui.context import REPO
+
+CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO / "test-artifacts"
+STATUS = "text=/map\\(s\\) at Ω_m/"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (install Debian's chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict, port: int, log_path: Path) -> subprocess.Popen:
+    """``panel serve explorer`` from the repository root, bound to localhost, in its own process group."""
+    cmd = [sys.executable, "-m", "panel", "serve", "explorer", "--port", str(port), "--address", "127.0.0.1",
+           "--allow-websocket-origin", f"127.0.0.1:{port}"]
+    log = open(log_path, "w")
+    return subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"panel serve exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def app_url(app_environment, tiny_weights, tmp_path_factory):
+    """The served app; the tiny weights carry a sharp calibration so the random model has contours."""
+    folder = tmp_path_factory.mktemp("browser") / "weights"
+    shutil.copytree(tiny_weights, folder)
+    meta = json.loads((folder / "explorer.json").read_text())
+    meta["calibration"] = {"temperature": 0.05, "terms": "L0", "n_noise": 2}
+    (folder / "explorer.json").write_text(json.dumps(meta))
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    proc = start_server({**app_environment, "EXPLORER_WEIGHTS": str(folder)}, port, ARTIFACTS / "server.log")
+    url = f"http://127.0.0.1:{port}/explorer"
+    try:
+        wait_for_http(url, proc)
+        yield url
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def browser_page(app_url, tmp_path_factory):
+    """One Chromium page on the app, recording console errors and every request's host."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1500, "height": 1700})
+        page = context.new_page()
+        page.errors, page.requests = [], []
+        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.on("request", lambda r: page.requests.append(r.url))
+        page.set_default_timeout(60_000)
+        page.goto(app_url)
+        page.wait_for_selector("text=/map\\(s\\) at Ω_m.*sampled in/")
+        try:
+            yield page
+        finally:
+            context.close()
+
+
+MODEL_COUNT_JS = """(name) => {
+    let n = 0;
+    for (const doc of Bokeh.documents) for (const m of doc.all_models) if (m.constructor.__name__ === name) n++;
+    return n }"""
+
+
+def count_models(page, name: str) -> int:
+    """Bokeh models of class ``name`` in the page's documents (Figure, MultiLine, ...)."""
+    return page.evaluate(MODEL_COUNT_JS, name)
+
+
+def status(page) -> str:
+    return page.locator(STATUS).inner_text()
+
+
+def wait_for_new_status(page, old: str, timeout: float = 60.0) -> str:
+    """Wait until the emulate status line shows a finished run different from ``old``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = status(page) if page.locator(STATUS).count() else ""
+        if text != old and "sampled in" in text:
+            return text
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"status stayed {old!r}")
+
+
+def drag_slider(page, index: int, dx: float) -> None:
+    handle = page.locator(".noUi-handle").nth(index)
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=4)
+    page.mouse.up()
+
+
+def open_tab(page, name: str) -> None:
+    page.locator(".bk-tab", has_text=name).click()
+
+
+def npy_file(path: Path, array) -> Path:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_page_loads_without_errors_or_remote_requests(browser_page):
+    page = browser_page
+    assert "4 map(s) at Ω_m = 0.300, σ_8 = 0.800, seed 0" in status(page)
+    # 4 maps, 4 references, P(k), z-score, χ², histogram and 3 structure panels
+    page.wait_for_function(f"() => ({MODEL_COUNT_JS})('Figure') >= 15")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=ARTIFACTS / "browser_emulate.png", full_page=True)
+    assert page.errors == []
+    remote = [u for u in page.requests if not u.startswith(("http://127.0.0.1", "ws://127.0.0.1", "blob:", "data:"))]
+    assert remote == []  # everything is served locally: works offline
+
+
+def test_slider_release_draws_new_maps(browser_page):
+    page = browser_page
+    before = status(page)
+    drag_slider(page, 0, 60)  # Ω_m
+    after = wait_for_new_status(page, before)
+    assert "Ω_m = 0.300" not in after
+    page.wait_for_timeout(1000)
+    page.screenshot(path=ARTIFACTS / "browser_emulate_after_slider.png", full_page=True)
+    assert page.errors == []
+
+
+def test_dropping_a_field_shows_contours(browser_page, tiny_examples):
+    page = browser_page
+    open_tab(page, "Infer")
+    page.locator("input[type=file]").set_input_files(str(tiny_examples / "field_1.npy"))
+    page.wait_for_selector("text=/field_1\\.npy.*network evaluations in/")
+    page.wait_for_timeout(1500)
+    assert count_models(page, "MultiLine") >= 3  # the 1, 2, 3σ contours
+    page.screenshot(path=ARTIFACTS / "browser_infer.png", full_page=True)
+    assert page.errors == []
+
+
+def test_broken_file_shows_error_and_app_keeps_sampling(browser_page, tmp_path):
+    page = browser_page
+    open_tab(page, "Infer")
+    bad = npy_file(tmp_path / "broken.npy", np.full((32, 32), np.nan))
+    page.locator("input[type=file]").set_input_files(str(bad))
+    page.wait_for_selector("text=Could not use")
+    assert page.locator("text=/NaN\\/inf pixel/").count() >= 1
+    page.screenshot(path=ARTIFACTS / "browser_infer_broken_file.png", full_page=True)
+
+    open_tab(page, "Emulate")
+    page.wait_for_selector("text=/seed 0: sampled in/")
+    page.locator("button", has_text="new seed").click()
+    page.wait_for_selector("text=/seed [1-9][0-9]*: sampled in/")  # a fresh sample with the new seed
+    page.screenshot(path=ARTIFACTS / "browser_emulate_after_error.png", full_page=True)
+    assert page.errors == []
