@@ -83,9 +83,9 @@ def test_settings_arguments_win_over_environment(tmp_path):
     assert (REPO / "explorer" / "main.py").is_file()  # defaults are found from the package, not the cwd
 
 
-def test_torch_threads_share_the_cores():
-    assert torch_threads(2, environ={"EXPLORER_TORCH_THREADS": "3"}) == 3
-    assert torch_threads(10_000, environ={}) == 1
+def test_torch_threads_setting():
+    assert torch_threads(environ={"EXPLORER_TORCH_THREADS": "3"}) == 3
+    assert torch_threads(environ={}) is None
 
 
 def test_context_is_built_once_per_process(app_environment, monkeypatch):

@@ -14,14 +14,14 @@ The app is configured by environment variables or by arguments after ``--args``:
     EXPLORER_EXAMPLES   / --examples DIR   example fields for the infer tab (default <repo>/assets/examples)
     EXPLORER_DEVICE     / --device NAME    auto (CUDA, then MPS, then CPU), cpu, cuda, ...
     EXPLORER_WORKERS    / --workers N      threads running slow jobs, shared by all sessions (default 2)
-    EXPLORER_TORCH_THREADS                 torch threads per job (default: CPU cores / workers, at least 1)
+    EXPLORER_TORCH_THREADS                 torch intra-op threads (default: torch's, one per core)
 
 Command-line arguments win over environment variables. The model is loaded once per process
 (:func:`get_context`, thread-safe) and shared by every session; slow work (sampling, inference,
 simulation) runs on :data:`worker pool <run_in_worker>` threads so the server's event loop, and with
-it every other session's sliders, stays responsive. Torch gets cores / workers threads, so two jobs
-share the CPU instead of fighting over it (measured on the 2-core development machine while a
-training job ran: 2 OpenMP threads per job made a 4-map sample 30x slower than 1 thread).
+it every other session's sliders, stays responsive. Torch's threads wait passively
+(``OMP_WAIT_POLICY=PASSIVE``, set in ``explorer/ui/__init__.py``) so concurrent jobs, or a training
+run on the same machine, share the cores instead of spinning against each other.
 """
 
 from __future__ import annotations
@@ -167,12 +167,12 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
 
-def torch_threads(workers: int, environ=None) -> int:
-    """Intra-op threads for torch: ``EXPLORER_TORCH_THREADS``, else CPU cores // workers (>= 1)."""
+def torch_threads(environ=None) -> int | None:
+    """Intra-op threads for torch from ``EXPLORER_TORCH_THREADS``; None leaves torch's default."""
     environ = os.environ if environ is None else environ
     if environ.get("EXPLORER_TORCH_THREADS"):
         return max(1, int(environ["EXPLORER_TORCH_THREADS"]))
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    return None
 
 
 def executor(workers: int = 2) -> ThreadPoolExecutor:
@@ -180,9 +180,11 @@ def executor(workers: int = 2) -> ThreadPoolExecutor:
     global _EXECUTOR
     with _EXECUTOR_LOCK:
         if _EXECUTOR is None:
-            import torch
+            threads = torch_threads()
+            if threads is not None:
+                import torch
 
-            torch.set_num_threads(torch_threads(workers))  # process-wide: shared by the workers
+                torch.set_num_threads(threads)  # process-wide: shared by the workers
             _EXECUTOR = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-job")
         return _EXECUTOR
 

@@ -47,13 +47,14 @@ class EmulateTab(pn.viewable.Viewer):
         self.param.omega_m.bounds, self.param.sigma_8.bounds = (om_lo, om_hi), (s8_lo, s8_hi)
         self.result: compute.Emulation | None = None
         self._simulated: tuple[float, float, int, np.ndarray] | None = None  # (Ω_m, σ_8, seed, maps)
-        self.reference_label = ""
+        self._shown_reference = None
 
         self._progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
                                                 bar_color="primary")
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._reference_info = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._chi2_text = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._slot = JobSlot(on_progress=self._report)
         self._sim_slot = JobSlot()
         self.maps_row = PlotRow(N_SHOWN)
@@ -104,6 +105,7 @@ class EmulateTab(pn.viewable.Viewer):
                 "#### Generated maps", self.maps_row,
                 "#### Reference maps", self.ref_row,
                 pn.Row(pn.Column(self.power_pane, self.zscore_pane), self.chi2_pane),
+                self._chi2_text,
                 pn.Row(self.hist_pane),
                 "#### Structure: connected regions above μ + νσ (ν in units of each map's σ)",
                 self.structure_row,
@@ -120,7 +122,6 @@ class EmulateTab(pn.viewable.Viewer):
         self._progress.visible = busy
         if busy:
             self._progress.value = 0
-        self.maps_row.loading = busy
         self._status.object = text
 
     def _on_new_seed(self, _event) -> None:
@@ -203,11 +204,15 @@ class EmulateTab(pn.viewable.Viewer):
         self._error.visible = False
         self.result = result
         self._reference_info.object = text
-        clim = plots.map_clim(result.maps, reference)
+        # the colour scale is the reference's: generated maps are read against the truth, and the
+        # reference figures are only redrawn when the reference changes
+        clim = plots.map_clim(reference if reference is not None else result.maps)
         shown = result.maps[:N_SHOWN]
         self.maps_row.update(plots.map_images(shown, [f"generated #{i + 1}" for i in range(len(shown))], clim))
-        self.ref_row.update(None if reference is None else plots.map_images(
-            reference[:N_REF_SHOWN], [f"reference #{i + 1}" for i in range(N_REF_SHOWN)], clim))
+        if reference is None or reference is not self._shown_reference:
+            self.ref_row.update(None if reference is None else plots.map_images(
+                reference[:N_REF_SHOWN], [f"reference #{i + 1}" for i in range(N_REF_SHOWN)], clim))
+            self._shown_reference = reference
         c = result.comparison
         if c is None:
             from explorer.stats import histogram_bins, pixel_histograms, power_spectrum, structure_statistics
@@ -219,10 +224,14 @@ class EmulateTab(pn.viewable.Viewer):
             self.structure_row.update(plots.structure_panels(structure_statistics(result.maps)))
             self.zscore_pane.clear()
             self.chi2_pane.clear()
+            self._chi2_text.object = ""
         else:
             self.power_pane.update(plots.power_plot(c.k, c.power, c.power_ref))
             self.zscore_pane.update(plots.zscore_plot(c.k, c.z))
             self.chi2_pane.update(plots.chi2_plot(c.chi2, c.chi2_floor))
+            self._chi2_text.object = (f"χ²_r of the generated maps: mean **{np.mean(c.chi2):.3g}**; "
+                                      f"cosmic-variance floor (reference, leave-one-out): "
+                                      f"**{np.mean(c.chi2_floor):.3g}**; ratio {np.mean(c.chi2) / np.mean(c.chi2_floor):.3g}")
             self.hist_pane.update(plots.histogram_plot(c.hist, c.hist_ref))
             self.structure_row.update(plots.structure_panels(c.structure, c.structure_ref))
         stem = f"Om{result.omega_m:.3f}_s8{result.sigma_8:.3f}_seed{result.seed}"

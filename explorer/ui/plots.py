@@ -83,7 +83,7 @@ def zscore_plot(k, z, width=420):
         return (span * zero).opts(title="z-score: needs ≥ 2 generated maps", frame_width=width,
                                   frame_height=140)
     curve = hv.Curve((k, z), K_LABEL, "z").opts(color=GENERATED, line_width=2, logx=True)
-    return (span * zero * curve * hv.Scatter((k, z)).opts(color=GENERATED, size=4, logx=True)).opts(
+    return (span * zero * curve).opts(
         title="z-score of the mean P(k)", xlabel=K_LABEL, ylabel="z(k)", frame_width=width,
         frame_height=140, toolbar="above")
 
@@ -97,7 +97,7 @@ def chi2_plot(chi2, chi2_floor, width=260):
                                                             alpha=0.7)
     floor = hv.HLine(float(np.mean(chi2_floor))).opts(color=REFERENCE, line_dash="dashed")
     return (ref * floor * gen).opts(
-        title=f"χ²_r: generated {np.mean(chi2):.3g} vs floor {np.mean(chi2_floor):.3g}",
+        title="χ²_r per map vs floor",
         xlabel="generated map", ylabel="χ²_r", logy=True, frame_width=width, frame_height=260,
         legend_position="top_left", toolbar="above", fontsize={"title": 10})
 
@@ -121,8 +121,7 @@ def _census(structure, field, label, color, dash="solid"):
         mean = np.nanmean(values, axis=0)
         std = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros_like(mean)
     return (hv.Curve((nu, mean), "ν", label=label).opts(color=color, line_dash=dash, line_width=2)
-            * hv.ErrorBars((nu, mean, std), "ν", label=label).opts(color=color)
-            * hv.Scatter((nu, mean), "ν", label=label).opts(color=color, size=6))
+            * hv.ErrorBars((nu, mean, std), "ν", label=label).opts(color=color, line_width=2))
 
 
 def structure_panels(structure, structure_ref=None, width=240) -> list:

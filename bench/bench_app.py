@@ -1,0 +1,225 @@
+"""Figures of the served app in a real browser; prints JSON.
+
+    python bench/bench_app.py --weights weights                 # the shipped model, bundled assets
+    python bench/bench_app.py --weights /tmp/tiny --reference /tmp/ref --examples /tmp/ex --repeats 3
+
+Starts ``panel serve explorer`` (localhost, a free port) with the given weights and data, drives
+Debian's Chromium with playwright and measures:
+
+- ``start_to_first_render_s``: process start -> the first page shows sampled maps and every
+  statistics figure (the model loads in the first session);
+- ``page_to_first_render_s``: the same from opening the page on a warm server (a second session);
+- ``slider_to_screen_s``: slider release -> new maps *and* statistics drawn (the figures' data in
+  the browser changed and settled), median and all ``--repeats`` values;
+- ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours drawn.
+
+Also the server's resident memory after each phase (flat across repeated runs and sessions is the
+goal) and the load average, since the machine may be shared. The figures include the browser's
+own rendering; the CPU is shared between server and browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+N_FIGURES = 15  # 4 maps, 4 references, P(k), z-score, χ², histogram, 3 structure panels
+
+FINGERPRINT_JS = """() => {
+    const out = [];
+    for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+        if (m.constructor.__name__ !== 'ColumnDataSource') continue;
+        for (const key of Object.keys(m.data)) {
+            const col = m.data[key];
+            if (!col || !col.length) continue;
+            const x = col[0];
+            out.push(typeof x === 'number' ? x : (x && x.length ? x[0] : 0));
+        }
+    }
+    return out.join(',') }"""
+COUNT_JS = """(name) => { let n = 0;
+    for (const doc of Bokeh.documents) for (const m of doc.all_models) if (m.constructor.__name__ === name) n++;
+    return n }"""
+STATUS = "text=/map\\(s\\) at Ω_m/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"panel serve exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def wait_first_render(page, timeout_ms: int) -> None:
+    page.wait_for_selector("text=/map\\(s\\) at Ω_m.*sampled in/", timeout=timeout_ms)
+    page.wait_for_function(f"() => ({COUNT_JS})('Figure') >= {N_FIGURES}", timeout=timeout_ms)
+
+
+def wait_settled(page, before: str, old_status: str, t_release: float, timeout: float,
+                 quiet: float = 0.5) -> float:
+    """Seconds from ``t_release`` until a new run finished (status line) and the figures' data,
+    changed from ``before``, stopped changing for ``quiet`` seconds (the time of the last change)."""
+    deadline = time.monotonic() + timeout
+    last, t_last, done = before, None, False
+    while time.monotonic() < deadline:
+        now = page.evaluate(FINGERPRINT_JS)
+        t = time.monotonic()
+        if not done:
+            text = page.locator(STATUS).inner_text()
+            done = text != old_status and "sampled in" in text
+        if now != last:
+            last, t_last = now, t
+        elif done and t_last is not None and t - t_last > quiet:
+            return t_last - t_release
+        page.wait_for_timeout(30)
+    raise TimeoutError("the figures did not update")
+
+
+def drag(page, index: int, dx: float) -> float:
+    """Drag slider ``index`` by ``dx`` pixels; returns the monotonic time of the release."""
+    box = page.locator(".noUi-handle").nth(index).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=4)
+    page.mouse.up()
+    return time.monotonic()
+
+
+def default_field(examples: Path) -> Path | None:
+    index = examples / "examples.json"
+    if not index.is_file():
+        return None
+    entries = json.loads(index.read_text())
+    return examples / entries[0]["file"] if entries else None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", default=str(REPO / "weights"))
+    p.add_argument("--reference", default=None, help="CMD directory (default: the app's, assets/valid)")
+    p.add_argument("--onep", default=None)
+    p.add_argument("--examples", default=None)
+    p.add_argument("--field", default=None, help="field to drop on the infer tab (default: first example)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--chromium", default="/usr/bin/chromium")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds allowed for each phase")
+    args = p.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    env = {**os.environ, "EXPLORER_WEIGHTS": str(Path(args.weights).resolve())}
+    for name in ("reference", "onep", "examples"):
+        if getattr(args, name):
+            env[f"EXPLORER_{name.upper()}"] = str(Path(getattr(args, name)).resolve())
+    examples = Path(args.examples) if args.examples else REPO / "assets" / "examples"
+    field = Path(args.field) if args.field else default_field(examples)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/explorer"
+    out: dict = {"weights": args.weights, "url_port": port, "repeats": args.repeats,
+                 "load_average_start": os.getloadavg()}
+    ms = int(args.timeout * 1000)
+
+    t_start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "explorer", "--port", str(port),
+                             "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        wait_http(url, proc, args.timeout)
+        out["start_to_http_ready_s"] = round(time.monotonic() - t_start, 2)
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+            ctx = pw.chromium.launch_persistent_context(profile, executable_path=args.chromium, headless=True,
+                                                        args=CHROMIUM_ARGS, viewport={"width": 1500, "height": 1700})
+            errors: list[str] = []
+            page = ctx.new_page()
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.goto(url, timeout=ms)
+            wait_first_render(page, ms)
+            out["start_to_first_render_s"] = round(time.monotonic() - t_start, 2)
+            out["status_first"] = page.locator(STATUS).inner_text()
+            out["rss_mb_after_first_render"] = rss_mb(proc.pid)
+
+            second = ctx.new_page()  # a warm server: what every later visitor waits for
+            t = time.monotonic()
+            second.goto(url, timeout=ms)
+            wait_first_render(second, ms)
+            out["page_to_first_render_s"] = round(time.monotonic() - t, 2)
+            second.close()
+
+            times = []
+            for i in range(args.repeats):
+                page.wait_for_timeout(500)
+                before, old_status = page.evaluate(FINGERPRINT_JS), page.locator(STATUS).inner_text()
+                t_release = drag(page, 0, 40 if i % 2 == 0 else -40)
+                times.append(round(wait_settled(page, before, old_status, t_release, args.timeout), 2))
+            out["slider_to_screen_s"] = {"median": statistics.median(times), "all": times}
+            out["status_last"] = page.locator(STATUS).inner_text()
+            out["rss_mb_after_sliders"] = rss_mb(proc.pid)
+
+            if field is not None and field.is_file():
+                page.locator(".bk-tab", has_text="Infer").click()
+                page.wait_for_selector("input[type=file]", state="attached", timeout=ms)
+                t = time.monotonic()
+                page.locator("input[type=file]").set_input_files(str(field))
+                page.wait_for_selector("text=/network evaluations in|Could not use|failed/", timeout=ms)
+                page.wait_for_function(f"() => ({COUNT_JS})('MultiLine') >= 3", timeout=ms)
+                out["infer_drop_to_contours_s"] = round(time.monotonic() - t, 2)
+                out["infer_field"] = str(field)
+                out["infer_status"] = page.locator("text=/network evaluations in/").first.inner_text()
+                out["rss_mb_after_infer"] = rss_mb(proc.pid)
+            else:
+                out["infer_drop_to_contours_s"] = None
+                out["infer_note"] = "no field: pass --field or --examples with an examples.json"
+            out["console_errors"] = errors
+            ctx.close()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    out["load_average_end"] = os.getloadavg()
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
