@@ -7,6 +7,11 @@ seconds. The fields look like CAMELS Mcdm maps (log-normal linear Σ around 10^1
 from __future__ import annotations
 
 import json
+import os
+
+# Torch's OpenMP threads wait passively, as in the app (explorer/ui/__init__.py): on a shared
+# machine busy-waiting threads made sampling several times slower. Set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import pytest

@@ -270,13 +270,24 @@ def infer_context(tiny_weights, tiny_reference, tiny_examples, tmp_path_factory)
     return ctx
 
 
+@pytest.fixture()
+def small_grids(monkeypatch):
+    """The real inference on 5x5 + 5x5 grids (the app's defaults are 7x7 + 9x9): same code, less time."""
+    import functools
+
+    import explorer.inference
+
+    monkeypatch.setattr(explorer.inference, "infer", functools.partial(
+        explorer.inference.infer, coarse=(5, 5), fine=(5, 5), interpolate_to=(21, 21)))
+
+
 def npy_bytes(array) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
 
 
-def test_example_gives_contours_marginals_and_json(infer_context):
+def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     tab = InferTab(infer_context)
     assert tab.example is not None
     tab.param.trigger("run_example")
@@ -297,6 +308,17 @@ def test_example_gives_contours_marginals_and_json(infer_context):
     saved = json.loads(tab._result_json().getvalue())
     assert saved["posterior"]["truth"] == [0.25, 0.75] and saved["pk_baseline"]["method"] == "pk"
     assert tab._json.filename == f"posterior_{tab.result.name.rsplit('.', 1)[0].replace(' ', '_')[:60]}.json"
+
+
+def test_per_timestep_contours(infer_context, small_grids):
+    tab = InferTab(infer_context, terms="sum:5", per_timestep=True, show_baseline=False)
+    tab.param.trigger("run_example")
+    post = tab.result.posterior
+    assert sorted(post.per_timestep) == ["L0", "L1", "L2", "L3", "L4"]
+    with_terms = tab.posterior_pane.object.select(hv.Contours) or tab.posterior_pane.object.select(hv.Path)
+    tab.per_timestep = False
+    without = tab.posterior_pane.object.select(hv.Contours) or tab.posterior_pane.object.select(hv.Path)
+    assert len(with_terms) == len(without) + 5  # one 1σ contour per term
 
 
 @pytest.mark.parametrize("name, data, message", [

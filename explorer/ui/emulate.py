@@ -36,7 +36,7 @@ class EmulateTab(pn.viewable.Viewer):
     n_maps = param.Integer(default=4, bounds=(1, 16), label="number of maps")
     sampler = param.Selector(default=next(iter(compute.SAMPLER_CHOICES)), objects=list(compute.SAMPLER_CHOICES),
                              label="sampler (speed ↔ quality)")
-    new_seed = param.Event(label="🎲 new seed")
+    new_seed = param.Event(label="new seed")
     simulate = param.Event(label="Simulate 15 reference maps here")
 
     def __init__(self, context: AppContext, **params):
@@ -90,7 +90,8 @@ class EmulateTab(pn.viewable.Viewer):
             pn.widgets.IntSlider.from_param(self.param.n_maps),
             pn.widgets.Select.from_param(self.param.sampler),
             self._simulate_button,
-            pn.pane.Markdown("PNG of any plot: the 💾 tool in its toolbar.", styles={"font-size": "0.85em"}),
+            pn.pane.Markdown("PNG of a plot: the save tool of its toolbar (hover the plot).",
+                             styles={"font-size": "0.85em"}),
             self._npy, self._html,
             width=300,
         )

@@ -99,7 +99,8 @@ def chi2_plot(chi2, chi2_floor, width=260):
     return (ref * floor * gen).opts(
         title="χ²_r per map vs floor",
         xlabel="generated map", ylabel="χ²_r", logy=True, frame_width=width, frame_height=260,
-        legend_position="top_left", toolbar="above", fontsize={"title": 10})
+        xticks=list(range(1, max(len(chi2), 2) + 1)), legend_position="bottom", toolbar="above",
+        fontsize={"title": 10})
 
 
 def histogram_plot(hist, hist_ref=None, width=420):

@@ -133,7 +133,7 @@ class ResponseTab(pn.viewable.Viewer):
         j = 0 if result.param == "omega_m" else 1
         fid_value = result.fiducial[j]
         picks = sorted({0, int(np.argmin(np.abs(result.values - fid_value))), len(result.values) - 1})
-        clim = plots.map_clim(result.maps[picks, 0], None if result.maps_ref is None else result.maps_ref[picks, 0])
+        clim = plots.map_clim(result.maps[picks, 0] if result.maps_ref is None else result.maps_ref[picks, 0])
         titles = [f"{name} = {result.values[i]:g}" for i in picks]
         self.strip_row.update(plots.map_images([result.maps[i, 0] for i in picks], titles, clim))
         self.ref_strip_row.update(None if result.maps_ref is None else
