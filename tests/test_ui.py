@@ -72,6 +72,11 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def images(overlay) -> list:
+    """The maps of a strip figure."""
+    return [el for el in overlay if isinstance(el, hv.Image)]
+
+
 # ---- settings and the shared context ------------------------------------------------------------
 
 def test_settings_arguments_win_over_environment(tmp_path):
@@ -140,17 +145,16 @@ def test_slider_release_samples_and_redraws(context):
     run(tab.refresh())
     spy = context.emulator
     assert spy.calls[-1] == dict(omega_m=0.3, sigma_8=0.8, n=4, seed=0, method=None, steps=None)
-    first_maps = [img.data for img in tab.maps_row.objects]
-    assert len(first_maps) == 4 and all(isinstance(i, hv.Image) for i in tab.maps_row.objects)
+    first_maps = [img.data for img in images(tab.maps_row.object)]
+    assert len(first_maps) == 4
 
     tab.omega_m = 0.45  # what the throttled slider does on release: the watcher samples
     assert spy.calls[-1]["omega_m"] == 0.45
     assert tab.result.omega_m == 0.45
-    assert not np.array_equal(tab.maps_row.objects[0].data, first_maps[0])
-    img = tab.maps_row.objects[0]
-    assert img.bounds.lbrt() == (0, 0, 25.0, 25.0)
+    assert not np.array_equal(images(tab.maps_row.object)[0].data, first_maps[0])
+    assert images(tab.maps_row.object)[0].bounds.lbrt() == (0, 0, 25.0, 25.0)  # h⁻¹Mpc
     assert "simulation 2 of" in tab._reference_info.object  # nearest to (0.45, 0.8): (0.4, 0.9)
-    assert len(tab.ref_row.objects) == 4 and len(tab.structure_row.objects) == 3
+    assert len(images(tab.ref_row.object)) == 4 and len(tab.structure_row.objects) == 3
     for pane in (tab.power_pane, tab.zscore_pane, tab.chi2_pane, tab.hist_pane):
         assert pane.object is not None
     c = tab.result.comparison
@@ -162,7 +166,7 @@ def test_controls_map_to_core_arguments(context):
     tab.param.update(n_maps=2, seed=7, sampler="DDIM, 50 steps")
     call = context.emulator.calls[-1]
     assert (call["n"], call["seed"], call["method"], call["steps"]) == (2, 7, "ddim", 50)
-    assert len(tab.maps_row.objects) == 2 and tab.result.comparison.z is not None
+    assert len(images(tab.maps_row.object)) == 2 and tab.result.comparison.z is not None
     tab.n_maps = 1  # a single map has no z-score; the page says so instead of failing
     assert tab.result.comparison.z is None and not tab._error.visible
     before = tab.seed
@@ -188,6 +192,25 @@ def test_newer_request_supersedes_running_job(context):
     run(scenario())
     assert spy.superseded  # the stale job stopped at its next progress callback
     assert tab.result.omega_m == 0.2 and [c["omega_m"] for c in spy.calls] == [0.3, 0.2]
+
+
+def test_one_sessions_long_job_does_not_block_another(context, tiny_reference):
+    release = threading.Event()
+    slow = SpyEmulator(hold=release)
+    busy_tab = EmulateTab(AppContext(settings=Settings(), emulator=slow, reference=context.reference))
+    other = EmulateTab(context)
+
+    async def scenario():
+        long_job = asyncio.ensure_future(busy_tab.refresh())
+        while not slow.calls:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(other.refresh(), timeout=30)  # completes while the other job runs
+        assert other.result is not None and busy_tab.result is None
+        release.set()
+        await long_job
+
+    run(scenario())
+    assert busy_tab.result is not None
 
 
 def test_sampling_error_is_shown_and_cleared(context):
@@ -243,7 +266,7 @@ def test_response_uses_one_seed_and_the_1p_values(context):
     r = tab.result
     assert r.response.mean.shape == (5, r.k.size) and r.response_ref is not None
     np.testing.assert_allclose(r.response.mean[2], 1.0)  # the fiducial against itself, same seeds
-    assert len(tab.strip_row.objects) == 3 and len(tab.ref_strip_row.objects) == 3
+    assert len(images(tab.strip_row.object)) == 3 and len(images(tab.ref_strip_row.object)) == 3
     assert tab.power_pane.object is not None and tab.ratio_pane.object is not None
 
     context.emulator.calls.clear()
@@ -364,6 +387,18 @@ def test_cancel_stops_inference(infer_context, monkeypatch):
 
     run(scenario())
     assert tab.result is None and tab._status.object == "Cancelled." and tab._cancel_button.disabled
+
+
+def test_prefetched_first_sample_is_reused(context):
+    tab = EmulateTab(context)
+    tab.prefetch()
+    run(tab.refresh())
+    assert len(context.emulator.calls) == 1 and tab.result.omega_m == 0.3
+    tab.prefetch()
+    tab.omega_m = 0.2  # settings changed before the page connected: the prefetched job is dropped
+    assert tab.result.omega_m == 0.2
+    run(tab.refresh())
+    assert [c["omega_m"] for c in context.emulator.calls][-1] == 0.2
 
 
 def test_app_assembles_tabs(context):

@@ -87,6 +87,7 @@ def build_app(settings: Settings | None = None) -> pn.viewable.Viewable:
         return error_page(str(err))
     app = ExplorerApp(context)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        app.emulate.prefetch()  # sample while the page loads; shown once it is connected
         pn.state.onload(app.start)
         pn.state.on_session_destroyed(lambda _ctx: app.stop())
     template = pn.template.BootstrapTemplate(title=TITLE, header_background="#2b3a55")

@@ -9,6 +9,8 @@ floor, pixel histograms with envelopes (Figure 4) and the connected-region censu
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import io
 import random
 
@@ -18,7 +20,7 @@ import panel as pn
 import param
 
 from . import compute, plots
-from .context import AppContext, run_in_worker
+from .context import AppContext, executor, run_in_worker
 from .jobs import JobSlot, Superseded
 from .panes import LivePlot, PlotRow, batch_updates
 from .reference import simulate_reference
@@ -48,6 +50,7 @@ class EmulateTab(pn.viewable.Viewer):
         self.result: compute.Emulation | None = None
         self._simulated: tuple[float, float, int, np.ndarray] | None = None  # (Ω_m, σ_8, seed, maps)
         self._shown_reference = None
+        self._prefetched = None  # (generation, settings, concurrent Future) started by prefetch()
 
         self._progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
                                                 bar_color="primary")
@@ -57,8 +60,8 @@ class EmulateTab(pn.viewable.Viewer):
         self._chi2_text = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._slot = JobSlot(on_progress=self._report)
         self._sim_slot = JobSlot()
-        self.maps_row = PlotRow(N_SHOWN)
-        self.ref_row = PlotRow(N_REF_SHOWN)
+        self.maps_row = LivePlot()
+        self.ref_row = LivePlot()
         self.power_pane = LivePlot()
         self.zscore_pane = LivePlot()
         self.chi2_pane = LivePlot()
@@ -156,14 +159,33 @@ class EmulateTab(pn.viewable.Viewer):
                                  progress=self._slot.progress(generation, "denoising step"))
         return result, reference, text
 
+    def _settings(self) -> tuple:
+        return (self.omega_m, self.sigma_8, self.n_maps, self.seed, self.sampler)
+
+    def prefetch(self) -> None:
+        """Start sampling at the current settings now, while the page loads; ``refresh`` picks it up."""
+        generation = self._slot.start()
+        settings = self._settings()
+        self._busy(True, self._busy_text())
+        future = executor().submit(contextvars.copy_context().run, self._work, generation, *settings)
+        self._prefetched = (generation, settings, future)
+
+    def _busy_text(self) -> str:
+        return (f"Sampling {self.n_maps} map(s) at Ω_m = {self.omega_m:.3f}, σ_8 = {self.sigma_8:.3f} "
+                f"({self.sampler}) …")
+
     async def refresh(self) -> None:
         """Sample at the current settings and redraw (a newer call supersedes this one)."""
-        generation = self._slot.start()
-        settings = (self.omega_m, self.sigma_8, self.n_maps, self.seed, self.sampler)
-        self._busy(True, f"Sampling {self.n_maps} map(s) at Ω_m = {self.omega_m:.3f}, "
-                         f"σ_8 = {self.sigma_8:.3f} ({self.sampler}) …")
+        settings = self._settings()
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[1] == settings and self._slot.is_current(prefetched[0]):
+            generation, job = prefetched[0], asyncio.wrap_future(prefetched[2])
+        else:
+            generation = self._slot.start()
+            job = run_in_worker(self._work, generation, *settings)
+        self._busy(True, self._busy_text())
         try:
-            result, reference, text = await run_in_worker(self._work, generation, *settings)
+            result, reference, text = await job
         except Superseded:
             return
         except Exception as err:  # a message in the page, and the app keeps working
@@ -209,9 +231,10 @@ class EmulateTab(pn.viewable.Viewer):
         # reference figures are only redrawn when the reference changes
         clim = plots.map_clim(reference if reference is not None else result.maps)
         shown = result.maps[:N_SHOWN]
-        self.maps_row.update(plots.map_images(shown, [f"generated #{i + 1}" for i in range(len(shown))], clim))
+        self.maps_row.update(plots.map_row(shown, [f"generated #{i + 1}" for i in range(len(shown))], clim,
+                                           size=max(110, min(180, 760 // len(shown)))))
         if reference is None or reference is not self._shown_reference:
-            self.ref_row.update(None if reference is None else plots.map_images(
+            self.ref_row.update(None if reference is None else plots.map_row(
                 reference[:N_REF_SHOWN], [f"reference #{i + 1}" for i in range(N_REF_SHOWN)], clim))
             self._shown_reference = reference
         c = result.comparison
@@ -242,11 +265,11 @@ class EmulateTab(pn.viewable.Viewer):
 
     def figure(self) -> hv.Layout:
         """The current plots as one HoloViews layout (what the HTML download holds)."""
-        parts = [*self.maps_row.objects, *self.ref_row.objects]
+        parts = [p.object for p in (self.maps_row, self.ref_row) if p.object is not None]
         parts += [p.object for p in (self.power_pane, self.zscore_pane, self.chi2_pane, self.hist_pane)
                   if p.object is not None]
         parts += self.structure_row.objects
-        return hv.Layout(parts).cols(4).opts(shared_axes=False)
+        return hv.Layout(parts).cols(1).opts(shared_axes=False)
 
     def _maps_npy(self) -> io.BytesIO:
         buf = io.BytesIO()

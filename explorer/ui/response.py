@@ -17,7 +17,7 @@ import param
 from . import compute, plots
 from .context import AppContext, run_in_worker
 from .jobs import JobSlot, Superseded
-from .panes import LivePlot, PlotRow, batch_updates
+from .panes import LivePlot, batch_updates
 
 DEFAULT_VALUES = {"omega_m": (0.2, 0.25, 0.3, 0.35, 0.4), "sigma_8": (0.7, 0.75, 0.8, 0.85, 0.9)}
 FIDUCIAL = (0.3, 0.8)
@@ -44,8 +44,8 @@ class ResponseTab(pn.viewable.Viewer):
         note = context.notes.get("onep")
         self._note = pn.pane.Alert(note or "", alert_type="warning", visible=bool(note))
         self._slot = JobSlot(on_progress=lambda f, _t: setattr(self._progress, "value", int(100 * f)))
-        self.strip_row = PlotRow(3)
-        self.ref_strip_row = PlotRow(3)
+        self.strip_row = LivePlot()
+        self.ref_strip_row = LivePlot()
         self.power_pane = LivePlot()
         self.ratio_pane = LivePlot()
         self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="response.html",
@@ -99,7 +99,7 @@ class ResponseTab(pn.viewable.Viewer):
         self._status.object = (f"Sampling {self.n_seeds} maps at each of {len(values)} values of {name} "
                                f"({', '.join(f'{v:g}' for v in values)}) …")
         self._progress.value, self._progress.visible = 0, True
-        self.strip_row.loading = True
+        self.strip_row.pane.loading = True
         try:
             result = await run_in_worker(
                 compute.parameter_response, self.context.emulator, param=vary, values=values, fiducial=fiducial,
@@ -121,7 +121,7 @@ class ResponseTab(pn.viewable.Viewer):
 
     def _done(self, text: str, error: bool = False) -> None:
         self._progress.visible = False
-        self.strip_row.loading = False
+        self.strip_row.pane.loading = False
         if error:
             self._error.object, self._error.visible = text, True
         else:
@@ -135,18 +135,18 @@ class ResponseTab(pn.viewable.Viewer):
         picks = sorted({0, int(np.argmin(np.abs(result.values - fid_value))), len(result.values) - 1})
         clim = plots.map_clim(result.maps[picks, 0] if result.maps_ref is None else result.maps_ref[picks, 0])
         titles = [f"{name} = {result.values[i]:g}" for i in picks]
-        self.strip_row.update(plots.map_images([result.maps[i, 0] for i in picks], titles, clim))
+        self.strip_row.update(plots.map_row([result.maps[i, 0] for i in picks], titles, clim))
         self.ref_strip_row.update(None if result.maps_ref is None else
-                                  plots.map_images([result.maps_ref[i, 0] for i in picks], titles, clim))
+                                  plots.map_row([result.maps_ref[i, 0] for i in picks], titles, clim))
         self.power_pane.update(plots.response_power_plot(result))
         self.ratio_pane.update(plots.response_ratio_plot(result))
         self._html.disabled = False
         self._html.filename = f"response_{result.param}_seed{self.seed}.html"
 
     def figure(self) -> hv.Layout:
-        parts = [*self.strip_row.objects, *self.ref_strip_row.objects]
-        parts += [p.object for p in (self.power_pane, self.ratio_pane) if p.object is not None]
-        return hv.Layout(parts).cols(3).opts(shared_axes=False)
+        parts = [p.object for p in (self.strip_row, self.ref_strip_row, self.power_pane, self.ratio_pane)
+                 if p.object is not None]
+        return hv.Layout(parts).cols(1).opts(shared_axes=False)
 
     def _figure_html(self) -> io.BytesIO:
         return plots.figure_html(self.figure(), "Parameter response")
