@@ -65,7 +65,7 @@ class ExplorerApp(pn.viewable.Viewer):
     def stop(self) -> None:
         """Abandon this session's running jobs (called when the session closes)."""
         for tab in (self.emulate, self.response, self.infer):
-            tab._slot.cancel()
+            tab.stop()
 
     def __panel__(self):
         notes = [n for key, n in self.context.notes.items() if key != "onep"]

@@ -7,6 +7,7 @@ returns a fixed dataclass that the plot helpers turn into figures. They run on w
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -81,8 +82,6 @@ class Emulation:
 def emulate(emulator, *, omega_m: float, sigma_8: float, n_maps: int, seed: int, sampler: str,
             reference: np.ndarray | None = None, progress: Progress | None = None) -> Emulation:
     """Sample ``n_maps`` maps with ``emulator`` and compare them with ``reference (M, H, W)``."""
-    import time
-
     method, steps = sampler_settings(sampler)
     start = time.perf_counter()
     maps = emulator.sample(omega_m, sigma_8, n=n_maps, seed=seed, method=method, steps=steps,

@@ -19,6 +19,8 @@ import numpy as np
 import panel as pn
 import param
 
+from explorer.stats import histogram_bins, pixel_histograms, power_spectrum, structure_statistics
+
 from . import compute, plots
 from .context import AppContext, executor, run_in_worker
 from .jobs import JobSlot, Superseded
@@ -83,6 +85,11 @@ class EmulateTab(pn.viewable.Viewer):
         self.param.watch(self._on_simulate, "simulate")
 
     # ---- controls -------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Abandon running jobs (the session closed): they stop at their next progress callback."""
+        self._slot.cancel()
+        self._sim_slot.cancel()
+
     def controls(self) -> pn.Column:
         return pn.Column(
             "### Parameters",
@@ -239,8 +246,6 @@ class EmulateTab(pn.viewable.Viewer):
             self._shown_reference = reference
         c = result.comparison
         if c is None:
-            from explorer.stats import histogram_bins, pixel_histograms, power_spectrum, structure_statistics
-
             ps = power_spectrum(result.maps)
             self.power_pane.update(plots.power_plot(ps.k, ps.power, title="P(k) of the generated maps"))
             self.hist_pane.update(plots.histogram_plot(

@@ -66,6 +66,10 @@ class InferTab(pn.viewable.Viewer):
         self.param.watch(self._on_cancel, "cancel")
         self.param.watch(self._redraw, ["show_baseline", "per_timestep"])
 
+    def stop(self) -> None:
+        """Abandon running jobs (the session closed): they stop at their next progress callback."""
+        self._slot.cancel()
+
     def controls(self) -> pn.Column:
         return pn.Column(
             "### Field",

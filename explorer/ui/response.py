@@ -63,6 +63,10 @@ class ResponseTab(pn.viewable.Viewer):
     def fiducial(self) -> tuple[float, float]:
         return self.context.onep.fiducial if self.context.onep is not None else FIDUCIAL
 
+    def stop(self) -> None:
+        """Abandon running jobs (the session closed): they stop at their next progress callback."""
+        self._slot.cancel()
+
     def controls(self) -> pn.Column:
         return pn.Column(
             "### Parameter response",
