@@ -1,12 +1,14 @@
-"""Panel entry point: `panel serve explorer` (from the repository root) serves this file.
+"""Panel entry point: `panel serve explorer` (run from the repository root) serves this file.
 
-    panel serve explorer --address 127.0.0.1 --show
+    panel serve explorer --address 127.0.0.1 --show         # opens the app in a browser
+    panel serve explorer --warm                              # load the model before the first visitor
     panel serve explorer --args --reference /path/to/camels --weights /path/to/weights
 
 Settings (environment variables EXPLORER_WEIGHTS, EXPLORER_REFERENCE, EXPLORER_ONEP,
-EXPLORER_EXAMPLES, EXPLORER_DEVICE, EXPLORER_WORKERS, or the matching ``--args`` options) are
-described in ``explorer/ui/context.py``. Resources (Bokeh, Panel and their extensions) are served by
-the server itself, so the app works without internet access. This file only assembles the app.
+EXPLORER_EXAMPLES, EXPLORER_DEVICE, EXPLORER_WORKERS, EXPLORER_TORCH_THREADS, or the matching
+``--args`` options) are described in ``explorer/ui/context.py``. Bokeh, Panel and their extensions
+are served by the server itself (no CDN), so the app works offline. `panel serve` listens on all
+interfaces unless given ``--address 127.0.0.1``. This file only assembles the app.
 """
 
 import panel as pn

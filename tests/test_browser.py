@@ -188,6 +188,15 @@ def test_slider_release_draws_new_maps(browser_page):
     assert page.errors == []
 
 
+def test_response_tab_draws_generated_and_1p(browser_page):
+    page = browser_page
+    open_tab(page, "Parameter response")
+    page.wait_for_selector("text=/seeds per value/")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=ARTIFACTS / "browser_response.png", full_page=True)
+    assert page.errors == []
+
+
 def test_dropping_a_field_shows_contours(browser_page, tiny_examples):
     page = browser_page
     open_tab(page, "Infer")

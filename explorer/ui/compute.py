@@ -23,6 +23,7 @@ Progress = Callable[[int, int], None]
 #: Sampler choices offered in the app: label -> (method, steps); None = the weights' default.
 SAMPLER_CHOICES = {
     "fast (model default)": None,
+    "DDPM, 25 strided steps (fastest, rough)": ("ddpm-strided", 25),
     "DDPM, 50 strided steps": ("ddpm-strided", 50),
     "DDPM, 250 strided steps": ("ddpm-strided", 250),
     "stochastic DPM-Solver++, 30 steps": ("sde-dpmsolver++", 30),
