@@ -152,6 +152,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.init and not ckpt_path.exists():
         loaded = load_model(cfg.init, device="cpu")
         model = loaded.model
+        # The network learned the weights' normalisation: keep it, whatever this data set's range.
+        from explorer.data import Normalization
+
+        norm = Normalization(float(loaded.normalization["lo"]), float(loaded.normalization["hi"]))
+        train_set.normalization = val_set.normalization = norm
         if model.config.sample_size != cfg.resolution:
             model.register_to_config(sample_size=cfg.resolution)  # fully convolutional: any size
     else:
@@ -159,13 +164,23 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     model.to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, record = 0, {"best": None, "cpu_hours": 0.0}
+    step, record = 0, {"best": None, "cpu_hours": 0.0, "steps_before": 0}
+    if cfg.init and not ckpt_path.exists():  # a warm start continues the weights' training record
+        previous = loaded.metadata.get("training", {})
+        record.update(cpu_hours=float(previous.get("cpu_hours", 0.0)),
+                      steps_before=int(previous.get("steps", 0)), init=str(cfg.init))
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         step, record = int(state["step"]), json.loads(state["record"])
+        if "normalization" in record:  # the run's own normalisation (e.g. of its warm start)
+            from explorer.data import Normalization
+
+            norm = Normalization(record["normalization"]["lo"], record["normalization"]["hi"])
+            train_set.normalization = val_set.normalization = norm
+    record["normalization"] = {"lo": float(norm.lo), "hi": float(norm.hi)}
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, seed=cfg.seed) if world > 1 else None
@@ -266,8 +281,9 @@ def export(ema, folder: Path, meta: dict, step: int, record: dict) -> None:
     """Write the EMA model as a weights folder with its training record."""
     from explorer.model import save_model
 
-    training = {"steps": step, "cpu_hours": round(record.get("cpu_hours", 0.0), 3),
-                "best_validation": record.get("best")}
+    training = {"steps": record.get("steps_before", 0) + step, "steps_this_run": step,
+                "cpu_hours": round(record.get("cpu_hours", 0.0), 3), "best_validation": record.get("best"),
+                "warm_start_from": record.get("init")}
     save_model(folder, ema, {**meta, "training": training})
 
 
