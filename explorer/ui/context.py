@@ -13,7 +13,8 @@ The app is configured by environment variables or by arguments after ``--args``:
     EXPLORER_ONEP       / --onep DIR       1P set for the parameter-response tab (default <repo>/assets/onep)
     EXPLORER_EXAMPLES   / --examples DIR   example fields for the infer tab (default <repo>/assets/examples)
     EXPLORER_DEVICE     / --device NAME    auto (CUDA, then MPS, then CPU), cpu, cuda, ...
-    EXPLORER_WORKERS    / --workers N      threads running slow jobs, shared by all sessions (default 2)
+    EXPLORER_WORKERS    / --workers N      threads per worker pool, shared by all sessions (default 2;
+                                           one pool for sampling, one for inference and other long jobs)
     EXPLORER_TORCH_THREADS                 torch intra-op threads (default: torch's, one per core)
 
 Command-line arguments win over environment variables. The model is loaded once per process
@@ -131,7 +132,8 @@ def build_context(settings: Settings) -> AppContext:
 
     emulator = Emulator.from_folder(settings.weights, device=settings.device)
     ctx = AppContext(settings=settings, emulator=emulator)
-    executor(settings.workers)
+    for pool in POOLS:
+        executor(pool, settings.workers)
     try:
         ctx.reference = ReferenceSet.from_directory(settings.reference, emulator.resolution)
     except (OSError, ValueError) as err:
@@ -163,8 +165,11 @@ def get_context(settings: Settings | None = None) -> AppContext:
         return _CONTEXTS[settings]
 
 
-_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTORS: dict[str, ThreadPoolExecutor] = {}
 _EXECUTOR_LOCK = threading.Lock()
+#: Worker pools: "interactive" for slider sampling, "long" for inference, the 1P response and
+#: simulations, so that long jobs never queue in front of another session's slider.
+POOLS = ("interactive", "long")
 
 
 def torch_threads(environ=None) -> int | None:
@@ -175,26 +180,27 @@ def torch_threads(environ=None) -> int | None:
     return None
 
 
-def executor(workers: int = 2) -> ThreadPoolExecutor:
-    """The process-wide pool for slow jobs (created on first use with ``workers`` threads)."""
-    global _EXECUTOR
+def executor(pool: str = "interactive", workers: int = 2) -> ThreadPoolExecutor:
+    """The process-wide pool ``pool`` (created on first use with ``workers`` threads)."""
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
+        if pool not in _EXECUTORS:
             threads = torch_threads()
             if threads is not None:
                 import torch
 
                 torch.set_num_threads(threads)  # process-wide: shared by the workers
-            _EXECUTOR = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-job")
-        return _EXECUTOR
+            _EXECUTORS[pool] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"explorer-{pool}")
+        return _EXECUTORS[pool]
 
 
-async def run_in_worker(fn, /, *args, **kwargs):
-    """Await ``fn(*args, **kwargs)`` run on the worker pool, off the event loop.
+async def run_in_worker(fn, /, *args, pool: str = "interactive", **kwargs):
+    """Await ``fn(*args, **kwargs)`` run on worker pool ``pool``, off the event loop.
 
     The caller's context variables (Panel's current document) travel with it, so widgets updated
     from the job (progress bars) are scheduled onto the right session.
     """
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    return await loop.run_in_executor(executor(), call)
+    return await loop.run_in_executor(executor(pool), call)

@@ -202,7 +202,8 @@ class EmulateTab(pn.viewable.Viewer):
             return
         if not self._slot.is_current(generation):
             return  # a newer request is on its way; drop this stale result
-        self._busy(False, f"{len(result.maps)} map(s) at Ω_m = {result.omega_m:.3f}, σ_8 = {result.sigma_8:.3f}, "
+        self._busy(False, f"{len(result.maps)} map(s) at Ω_m = {result.omega_m:.3f}, "
+                          f"σ_8 = {result.sigma_8:.3f}, "
                           f"seed {result.seed}: sampled in {result.seconds:.1f} s.")
         with batch_updates():
             self.show(result, reference, text)
@@ -213,7 +214,8 @@ class EmulateTab(pn.viewable.Viewer):
         self._simulate_button.loading = True
         self._status.object = f"Simulating 15 reference maps at Ω_m = {omega_m:.3f}, σ_8 = {sigma_8:.3f} …"
         try:
-            maps = await run_in_worker(simulate_reference, omega_m, sigma_8, seed, self.emulator.resolution)
+            maps = await run_in_worker(simulate_reference, omega_m, sigma_8, seed, self.emulator.resolution,
+                                       pool="long")
         except Exception as err:
             self.show_error(f"Simulation failed: {err}")
             return
@@ -258,9 +260,9 @@ class EmulateTab(pn.viewable.Viewer):
             self.power_pane.update(plots.power_plot(c.k, c.power, c.power_ref))
             self.zscore_pane.update(plots.zscore_plot(c.k, c.z))
             self.chi2_pane.update(plots.chi2_plot(c.chi2, c.chi2_floor))
-            self._chi2_text.object = (f"χ²_r of the generated maps: mean **{np.mean(c.chi2):.3g}**; "
-                                      f"cosmic-variance floor (reference, leave-one-out): "
-                                      f"**{np.mean(c.chi2_floor):.3g}**; ratio {np.mean(c.chi2) / np.mean(c.chi2_floor):.3g}")
+            gen, floor = np.mean(c.chi2), np.mean(c.chi2_floor)
+            self._chi2_text.object = (f"χ²_r of the generated maps: mean **{gen:.3g}**; cosmic-variance floor "
+                                      f"(reference, leave-one-out): **{floor:.3g}**; ratio {gen / floor:.3g}")
             self.hist_pane.update(plots.histogram_plot(c.hist, c.hist_ref))
             self.structure_row.update(plots.structure_panels(c.structure, c.structure_ref))
         stem = f"Om{result.omega_m:.3f}_s8{result.sigma_8:.3f}_seed{result.seed}"

@@ -95,7 +95,8 @@ class InferTab(pn.viewable.Viewer):
             pn.Row(self.posterior_pane, self.field_pane),
             pn.pane.Markdown("Contours: **white** the diffusion model, **green** the P(k) baseline, thin coloured "
                              "lines the 1σ contour of each VLB term; solid, dashed, dotted = 1σ, 2σ, 3σ "
-                             "(Δχ² = 2.30, 6.18, 11.83). ★ truth, ✕ maximum. Marginals: shaded 68 % interval, "
+                             "(Δχ² = 2.30, 6.18, 11.83). ★ truth, ✕ maximum. "
+                             "Marginals: shaded 68 % interval, "
                              "red line the truth, dashed green the P(k) baseline.",
                              styles={"font-size": "0.85em"}, sizing_mode="stretch_width"),
             pn.Row(*self.marginal_panes),
@@ -148,7 +149,7 @@ class InferTab(pn.viewable.Viewer):
         self._cancel_button.disabled = False
         self.posterior_pane.pane.loading = True
         try:
-            result = await run_in_worker(self._work, generation, name, data, path, truth, settings)
+            result = await run_in_worker(self._work, generation, name, data, path, truth, settings, pool="long")
         except (Superseded, InferenceCancelled):
             return
         except (ValueError, OSError) as err:  # a bad file: its specific message, nothing else changes
@@ -162,7 +163,8 @@ class InferTab(pn.viewable.Viewer):
         if not self._slot.is_current(generation):
             return
         post = result.posterior
-        self._finish(f"**{name}** ({result.kind}): {post.n_evaluations} network evaluations in {post.seconds:.1f} s.")
+        self._finish(f"**{name}** ({result.kind}): {post.n_evaluations} network evaluations "
+                     f"in {post.seconds:.1f} s.")
         with batch_updates():
             self.show(result)
 
@@ -178,8 +180,8 @@ class InferTab(pn.viewable.Viewer):
     def show(self, result: compute.Inference) -> None:
         self.result = result
         r = result.field_log10.shape[0]
-        self.field_pane.update(plots.map_image(result.field_log10, f"the field at the model's {r}² ({result.kind})",
-                                               size=300))
+        title = f"the field at the model's {r}² ({result.kind})"
+        self.field_pane.update(plots.map_image(result.field_log10, title, size=300))
         self._redraw()
         stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
         self._json.filename, self._html.filename = f"posterior_{stem}.json", f"posterior_{stem}.html"
@@ -196,7 +198,8 @@ class InferTab(pn.viewable.Viewer):
             self.estimates.object = posterior.estimates_markdown(post, base if self.show_baseline else None)
 
     def figure(self) -> hv.Layout:
-        parts = [p.object for p in (self.posterior_pane, self.field_pane, *self.marginal_panes) if p.object is not None]
+        panes = (self.posterior_pane, self.field_pane, *self.marginal_panes)
+        parts = [p.object for p in panes if p.object is not None]
         return hv.Layout(parts).cols(2).opts(shared_axes=False)
 
     def _result_json(self) -> io.BytesIO:

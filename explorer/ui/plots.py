@@ -70,7 +70,8 @@ def map_row(maps, titles, clim, size: int = 180, gap: float = 4.0) -> hv.Overlay
                         "text": list(titles)}, ["x", "y"], "text").opts(text_font_size="10pt", text_color="black")
     width = int(size * (n * step - gap) / L)
     return hv.Overlay(images + [labels]).opts(
-        xticks=ticks, xlabel="x [h⁻¹Mpc]", ylabel="y [h⁻¹Mpc]", frame_width=width, frame_height=int(size * (L + 3.6) / L),
+        xticks=ticks, xlabel="x [h⁻¹Mpc]", ylabel="y [h⁻¹Mpc]", frame_width=width,
+        frame_height=int(size * (L + 3.6) / L),
         xlim=(-0.5, n * step - gap + 0.5), ylim=(0, L + 3.6), toolbar="above", show_grid=False,
         backend_opts={"plot.toolbar.autohide": True})
 
