@@ -93,3 +93,17 @@ def build_app(settings: Settings | None = None) -> pn.viewable.Viewable:
     template = pn.template.BootstrapTemplate(title=TITLE, header_background="#2b3a55")
     template.main.append(app)
     return template
+
+
+def serve(settings: Settings | None = None, *, port: int = 5006, address: str = "127.0.0.1",
+          show: bool = True, **kwargs):
+    """Serve the app from Python (e.g. for an `explorer app` command): localhost unless told otherwise.
+
+    The model is loaded before the server starts (a missing model fails here, with its message);
+    ``kwargs`` go to ``pn.serve`` (``threaded``, ``websocket_origin``, ...).
+    """
+    settings = settings or Settings.from_environment([])
+    get_context(settings)  # raises WeightsError saying how to get weights
+    pn.extension("filedropper")
+    return pn.serve({"explorer": lambda: build_app(settings)}, port=port, address=address, show=show,
+                    title=TITLE, **kwargs)
