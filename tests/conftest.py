@@ -21,6 +21,18 @@ from explorer.data import MAPS_PER_SIM, write_cmd
 TINY_RESOLUTION = 16
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module: on the shared 2-core machine, one thread is faster
+    than two fighting for cores (tests use tiny models, where threads buy nothing)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def fake_density_maps(theta, size: int, seed: int = 0) -> np.ndarray:
     """(15 n, size, size) float32 positive linear Σ whose mean and contrast grow with Ω_m, σ_8."""
     rng = np.random.default_rng(seed)

@@ -16,12 +16,7 @@ from explorer.model.unet import ParamUNet
 from explorer.model.weights import METADATA_FILE, TENSORS_FILE, save_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_temperature_of_chi2_draws():

@@ -18,12 +18,7 @@ from explorer.model.unet import ParamUNet
 SCHEDULE = NoiseSchedule.from_betas(seed_betas(1000))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class AnalyticDenoiser(nn.Module):
