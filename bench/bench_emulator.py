@@ -39,6 +39,7 @@ def main():
     p.add_argument("--n-generated", type=int, default=15)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--timing-only", action="store_true")
+    p.add_argument("--skip-fidelity", action="store_true", help="timings and the 1P response only")
     p.add_argument("--fidelity-configs", nargs="+", type=parse_config, default=None,
                    help="configurations whose fidelity is measured (default: all timed ones but ddpm:1000)")
     p.add_argument("--onep-config", type=parse_config, default=None,
@@ -64,7 +65,8 @@ def main():
 
     theta, truth = _reference_sets(args.assets, emu.resolution, "valid", args.n_cosmologies)
     _, twins = _reference_sets(args.assets, emu.resolution, "twins", args.n_cosmologies)
-    for method, steps in args.fidelity_configs or [c for c in configs if c != ("ddpm", 1000)]:
+    fidelity_configs = args.fidelity_configs or [c for c in configs if c != ("ddpm", 1000)]
+    for method, steps in ([] if args.skip_fidelity else fidelity_configs):
         generated = {}
 
         def emulate(om, s8, n, seed):

@@ -221,5 +221,6 @@ def _reference_sets(directory, resolution, recipe_name, limit):
     directory = Path(directory)
     if (directory / recipe_name).is_dir():
         directory = directory / recipe_name
-    theta, maps = load_reference(directory, resolution, sims=None)
+    set_name = "1P" if recipe_name == "onep" else "LH"
+    theta, maps = load_reference(directory, resolution, set_name=set_name, sims=None)
     return theta[:limit], maps[:limit]
