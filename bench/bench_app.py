@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_browser import free_port, wait_for_http  # noqa: E402  (one copy of the server helpers)
+from test_browser import free_port, stop_server, wait_for_http  # noqa: E402  (one copy of the server helpers)
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -199,12 +198,7 @@ def main(argv=None) -> int:
             out["console_errors"] = errors
             ctx.close()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc)
     out["load_average_end"] = os.getloadavg()
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0
