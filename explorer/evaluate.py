@@ -49,6 +49,7 @@ class Fidelity:
     pixel_std_ratio: float  # mean over cosmologies of σ_pix(generated)/σ_pix(true)
     mean_offset: float  # mean over cosmologies of ⟨log10 Σ⟩_gen − ⟨log10 Σ⟩_true, dex
     mean_offset_sem: float  # its standard error over cosmologies
+    map_mean_scatter_ratio: float  # mean over cosmologies of std(per-map means)_gen / std(...)_true
     per_cosmology: list  # [{"theta": [Ω_m, σ_8], "chi2_generated", "chi2_loo", "chi2_newseed"}]
     seconds: float
 
@@ -68,7 +69,7 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
     if true_maps.ndim != 4 or true_maps.shape[0] != theta.shape[0]:
         raise ValueError(f"true_maps must be (C, n, H, W) with C = {theta.shape[0]}, got {true_maps.shape}")
     start = time.perf_counter()
-    gen_all, loo_all, new_all, std_ratio, offsets, rows = [], [], [], [], [], []
+    gen_all, loo_all, new_all, std_ratio, offsets, scatter, rows = [], [], [], [], [], [], []
     for c, (om, s8) in enumerate(theta):
         generated = np.asarray(emulate(float(om), float(s8), n_generated, seed + c), dtype=np.float64)
         truth = true_maps[c].astype(np.float64)
@@ -86,6 +87,8 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
             row["chi2_newseed"] = float(chi_new.mean())
         std_ratio.append(generated.std() / truth.std())
         offsets.append(generated.mean() - truth.mean())
+        scatter.append(generated.mean(axis=(1, 2)).std(ddof=1) / truth.mean(axis=(1, 2)).std(ddof=1))
+        row["map_mean_scatter_ratio"] = float(scatter[-1])
         rows.append(row)
         if progress:
             progress(c + 1, len(theta))
@@ -100,7 +103,7 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
         fidelity_newseed=(chi_gen_matched / chi_new) if new_all else None,
         pixel_std_ratio=float(np.mean(std_ratio)), mean_offset=float(np.mean(offsets)),
         mean_offset_sem=float(np.std(offsets, ddof=1) / np.sqrt(len(offsets))) if len(offsets) > 1 else float("nan"),
-        per_cosmology=rows, seconds=time.perf_counter() - start)
+        map_mean_scatter_ratio=float(np.mean(scatter)), per_cosmology=rows, seconds=time.perf_counter() - start)
 
 
 @dataclass

@@ -9,7 +9,7 @@
 
 What it does: split by simulation (deterministic), log10 at the working resolution, normalise,
 random rotations/flips; ε-prediction loss ‖ε − ε̂(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t, θ)‖² with t uniform
-(Ho et al. 2020, Algorithm 1); AdamW with linear warm-up, bf16 autocast on CPU, gradient clipping,
+(Ho et al. 2020, Algorithm 1), plus an extra weight on each map's mean (see `diffusion_loss`); AdamW with linear warm-up, bf16 autocast on CPU, gradient clipping,
 EMA weights. Every `val_every` steps the EMA model samples maps at held-out cosmologies and the
 reduced χ² of their power spectra (explorer.evaluate) is logged; the best EMA weights are kept in
 RUN/best/ (a weights folder). RUN/checkpoint.pt (model, EMA, optimizer, step; tensors and plain
@@ -52,6 +52,11 @@ class TrainConfig:
     attention_levels: int = 2  # attention at the two lowest resolutions
     norm_groups: int = 32  # GroupNorm groups
     prediction_type: str = "epsilon"
+    # Extra weight on each map's mean (its k = 0 mode) in the loss: the plain MSE gives that one mode
+    # 1/(H·W) of the weight, and an under-trained network then gets each map's mean level wrong by
+    # up to ±1.5 dex while its power spectrum (mean-free) looks fine. The loss becomes
+    # mean((ε̂−ε)²) + mean_weight · mean_over_batch(mean_pixels(ε̂−ε)²).
+    mean_weight: float = 100.0
     batch_size: int = 16  # per process
     lr: float = 2e-4  # AdamW peak learning rate
     weight_decay: float = 0.0
@@ -91,6 +96,20 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+
+
+def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, mean_weight: float = 0.0) -> torch.Tensor:
+    """MSE plus `mean_weight` times the squared error of each map's mean (pred, target: (B, C, H, W)).
+
+    Parseval: the per-pixel MSE is the sum over Fourier modes of |error_k|²/(HW)², in which the k = 0
+    mode contributes exactly mean(error)². `mean_weight` = w therefore weights that mode (1 + w)
+    times as much as any other mode.
+    """
+    err = pred - target
+    loss = err.pow(2).mean()
+    if mean_weight:
+        loss = loss + mean_weight * err.mean(dim=(-2, -1)).pow(2).mean()
+    return loss
 
 
 def build_data(cfg: TrainConfig):
@@ -209,7 +228,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                     group["lr"] = _lr_at(step, cfg)
                 with autocast(device, enabled=cfg.bf16):
                     pred = net(xt, t, theta)
-                loss = torch.nn.functional.mse_loss(pred.float(), target)
+                loss = diffusion_loss(pred.float(), target, cfg.mean_weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -45,6 +45,26 @@ def test_perfect_emulator_scores_one_against_new_seeds_and_a_wrong_one_does_not(
     assert bad.pixel_std_ratio == pytest.approx(1.3, abs=0.1)
 
 
+def test_map_mean_scatter_flags_maps_whose_mean_levels_wander_while_pk_stays_right():
+    rng = np.random.default_rng(3)
+    theta = np.array([[0.2, 0.7], [0.3, 0.8], [0.4, 0.9]])
+    amp = lambda om, s8: s8 / 0.8
+    level = lambda r, n, spread: r.normal(0.0, spread, (n, 1, 1))  # each map's own mean level
+    truth = np.stack([gaussian_maps(rng, 15, amp(*t)) + level(rng, 15, 0.1) for t in theta])
+    emulate = make_emulator(amp)
+
+    def emulator(spread):
+        def run(om, s8, n, seed):  # the mean level does not touch the (mean-free) P(k)
+            return emulate(om, s8, n, seed) + level(np.random.default_rng(seed), n, spread)
+        return run
+
+    good = fidelity(emulator(0.1), theta, truth, n_generated=15)
+    assert good.map_mean_scatter_ratio == pytest.approx(1.0, abs=0.35)
+    bad = fidelity(emulator(0.5), theta, truth, n_generated=15)
+    assert bad.fidelity_loo == pytest.approx(good.fidelity_loo, rel=1e-9)
+    assert bad.map_mean_scatter_ratio > 3.0
+
+
 def test_histogram_agreement_detects_a_shifted_mean():
     rng = np.random.default_rng(1)
     truth = gaussian_maps(rng, 30)

@@ -11,7 +11,7 @@ import torch
 
 from explorer.data import write_cmd
 from explorer.model import load_model
-from explorer.train import TrainConfig, train
+from explorer.train import TrainConfig, diffusion_loss, train
 
 TINY = dict(resolution=16, channels=(8, 16, 16, 16), norm_groups=4, layers_per_block=1,
             attention_levels=1, batch_size=4, val_fraction=0.25, test_fraction=0.125,
@@ -30,6 +30,19 @@ def tiny_data(tmp_path_factory):
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_diffusion_loss_weights_the_map_mean_mode():
+    rng = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 1, 8, 8, generator=rng)
+    wiggle = torch.randn(3, 1, 8, 8, generator=rng)
+    wiggle -= wiggle.mean(dim=(-2, -1), keepdim=True)  # a mean-free error: the weight cannot matter
+    plain = torch.mean(wiggle ** 2)
+    assert diffusion_loss(target + wiggle, target, 100.0).item() == pytest.approx(plain.item(), rel=1e-6)
+    offsets = torch.tensor([0.1, -0.2, 0.3]).view(3, 1, 1, 1)  # a constant error per map
+    expected = plain + (1 + 100.0) * torch.mean(offsets ** 2)
+    assert diffusion_loss(target + wiggle + offsets, target, 100.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert diffusion_loss(target + offsets, target, 0.0).item() == pytest.approx(torch.mean(offsets ** 2).item(), rel=1e-6)
 
 
 def test_train_resume_and_export(tiny_data, tmp_path):
