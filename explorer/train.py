@@ -57,6 +57,9 @@ class TrainConfig:
     # up to ±1.5 dex while its power spectrum (mean-free) looks fine. The loss becomes
     # mean((ε̂−ε)²) + mean_weight · mean_over_batch(mean_pixels(ε̂−ε)²).
     mean_weight: float = 100.0
+    # Give each map's mean ε̄ by a Gaussian map-mean prior instead of the U-Net (ParamUNet docstring);
+    # a warm start from weights without the head adds it, fitted to the training maps.
+    mean_head: bool = True
     batch_size: int = 16  # per process
     lr: float = 2e-4  # AdamW peak learning rate
     weight_decay: float = 0.0
@@ -141,7 +144,21 @@ def build_model(cfg: TrainConfig):
 
     return ParamUNet(sample_size=cfg.resolution, block_out_channels=tuple(cfg.channels),
                      layers_per_block=cfg.layers_per_block, attention_levels=cfg.attention_levels,
-                     norm_num_groups=cfg.norm_groups, prediction_type=cfg.prediction_type)
+                     norm_num_groups=cfg.norm_groups, prediction_type=cfg.prediction_type,
+                     mean_head=cfg.mean_head)
+
+
+def add_mean_head(model):
+    """A copy of `model` (a ParamUNet without a mean head) with one, sharing every other weight."""
+    from explorer.model import ParamUNet
+
+    config = {k: v for k, v in model.config.items() if not k.startswith("_")}
+    config.update(mean_head=True)
+    new = ParamUNet(**config)
+    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or set(missing) != {"mean_coef", "mean_log_s"}:
+        raise ValueError(f"cannot add a mean head: missing {missing}, unexpected {unexpected}")
+    return new
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
@@ -178,8 +195,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         train_set.normalization = val_set.normalization = norm
         if model.config.sample_size != cfg.resolution:
             model.register_to_config(sample_size=cfg.resolution)  # fully convolutional: any size
+        fresh_head = cfg.mean_head and not model.config.get("mean_head")
+        if fresh_head:
+            model = add_mean_head(model)
     else:
         model = build_model(cfg)
+        fresh_head = cfg.mean_head and not ckpt_path.exists()
+    if fresh_head:  # start the map-mean prior from a least-squares fit to the training maps
+        means = norm.encode(train_set.log10_maps).mean(axis=(-2, -1))
+        fit = model.fit_mean_prior(train_set.theta, means)
+        if rank == 0:
+            print(f"mean head: map-mean prior fitted to {len(means)} training maps: s = {fit['s']:.4f} "
+                  f"(spread of the means {fit['rms_before']:.4f}, normalised units)")
     model.to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -86,3 +86,59 @@ def test_default_architecture_and_config_errors():
         tiny_unet()(torch.zeros(2, 1, 16, 16), torch.tensor([1, 1]), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="multiples of 8"):
         tiny_unet()(torch.zeros(1, 1, 12, 12), torch.tensor([1]), torch.zeros(1, 2))
+
+
+def test_mean_head_gives_the_bayes_estimate_of_the_map_mean_noise():
+    """With m ~ N(μ, s²) per map, the head's ε̄ estimate reaches the analytic posterior variance
+    σ²_e ᾱ s² / (ᾱ s² + (1−ᾱ) σ²_e) (σ²_e = 1/HW), far below σ²_e (predicting 0) at high noise."""
+    model = tiny_unet(mean_head=True).double()
+    mu, s = -0.3, 0.07
+    with torch.no_grad():
+        model.mean_coef.zero_()
+        model.mean_coef[0] = mu
+        model.mean_log_s.fill_(torch.log(torch.tensor(s)).item())
+    gen = torch.Generator().manual_seed(1)
+    n, side = 4000, 16
+    var_e = 1.0 / side**2
+    m = mu + s * torch.randn(n, generator=gen, dtype=torch.float64)
+    structure = 0.5 * torch.randn(n, 1, side, side, generator=gen, dtype=torch.float64)
+    structure -= structure.mean(dim=(-2, -1), keepdim=True)
+    eps = torch.randn(n, 1, side, side, generator=gen, dtype=torch.float64)
+    theta = torch.tensor([[0.3, 0.8]], dtype=torch.float64).expand(n, 2)
+    for t in (400, 600, 800, 999):
+        ab = float(model.alpha_bar[t])
+        xt = ab**0.5 * (m[:, None, None, None] + structure) + (1 - ab) ** 0.5 * eps
+        pred = model._mean_eps(xt, torch.full((n,), t), theta).double()
+        eps_bar = eps.mean(dim=(1, 2, 3))
+        mse = (pred - eps_bar).pow(2).mean()
+        # E[ε̄ | x̄_t] is linear in y = x̄_t − √ᾱ μ: the head's slope must be the regression slope.
+        y = xt.mean(dim=(1, 2, 3)) - ab**0.5 * mu
+        assert (pred / y).median().item() == pytest.approx(((eps_bar * y).sum() / (y * y).sum()).item(), rel=0.03)
+        expected = var_e * ab * s**2 / (ab * s**2 + (1 - ab) * var_e)
+        assert mse.item() == pytest.approx(expected, rel=0.1)
+        if t == 999:
+            assert mse.item() < 0.1 * var_e
+    # The full forward pass has exactly the head's mean, whatever the U-Net's output mean was.
+    with torch.no_grad():
+        out = model(xt[:3], torch.full((3,), 999), theta[:3])
+        head = model._mean_eps(xt[:3], torch.full((3,), 999), theta[:3])
+    assert torch.allclose(out.mean(dim=(-2, -1)).flatten(), head.double(), atol=1e-6)
+    assert shift_error(model, (8, -16)) < 1e-10  # the head keeps periodic-shift equivariance
+
+
+def test_fit_mean_prior_recovers_a_quadratic_and_its_scatter():
+    model = tiny_unet(mean_head=True)
+    rng = torch.Generator().manual_seed(2)
+    theta = torch.stack([0.1 + 0.4 * torch.rand(3000, generator=rng), 0.6 + 0.4 * torch.rand(3000, generator=rng)], 1)
+    u = (theta - torch.tensor([0.1, 0.6])) / 0.4
+    truth = 0.2 * u[:, 0] - 0.1 * u[:, 1] + 0.3 * u[:, 0] ** 2 - 0.5
+    means = truth + 0.05 * torch.randn(3000, generator=rng)
+    fit = model.fit_mean_prior(theta.numpy(), means.numpy())
+    assert fit["s"] == pytest.approx(0.05, rel=0.05)
+    mu, s = model.mean_prior(theta)
+    assert (mu.double() - truth.double()).abs().max().item() < 0.01
+    assert s.item() == pytest.approx(0.05, rel=0.05)
+    with pytest.raises(ValueError, match="no mean head"):
+        tiny_unet().fit_mean_prior(theta.numpy(), means.numpy())
+    with pytest.raises(ValueError, match="epsilon"):
+        tiny_unet(mean_head=True, prediction_type="v_prediction")

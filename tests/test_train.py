@@ -80,6 +80,29 @@ def test_train_resume_and_export(tiny_data, tmp_path):
     assert any(changed)
 
 
+def test_warm_start_adds_a_mean_head_fitted_to_the_training_maps(tiny_data, tmp_path):
+    base = dict(data=str(tiny_data), max_steps=2, val_every=0, **TINY)
+    train(TrainConfig(run_dir=str(tmp_path / "plain"), mean_head=False, **base), progress=False)
+    plain = load_model(tmp_path / "plain" / "last")
+    assert not plain.model.config.get("mean_head")
+    train(TrainConfig(run_dir=str(tmp_path / "head"), init=str(tmp_path / "plain" / "last"), **base), progress=False)
+    head = load_model(tmp_path / "head" / "last")
+    assert head.model.config.mean_head and head.metadata["schedule"] == dict(head.model.config.mean_schedule)
+    # The tiny maps' mean level is 10.5 + Ω_m (+ noise): μ(θ) must follow each simulation's maps.
+    lo, hi = head.normalization["lo"], head.normalization["hi"]
+    lin = np.load(next(tiny_data.glob("Maps_*.npy"))).reshape(8, 15, 16, 2, 16, 2).astype(np.float64)
+    sim_means = (2 * (np.log10(lin.mean(axis=(3, 5))) - lo) / (hi - lo) - 1).mean(axis=(1, 2, 3))
+    theta = np.loadtxt(next(tiny_data.glob("params_*.txt")))[:, :2]
+    mu, s = head.model.mean_prior(torch.tensor(theta, dtype=torch.float32))
+    meta = head.metadata["data"]
+    train_sims = sorted(set(range(8)) - set(meta["val_sims"]) - set(meta["test_sims"]))
+    assert np.abs(mu.detach().numpy() - sim_means)[train_sims].max() < 0.02 and s.item() < 0.05
+    assert np.ptp(sim_means) > 0.3  # Ω_m moves the level a lot: the check above has teeth
+    # Every U-Net weight came from the plain model (the EMA moved them only slightly in 2 steps).
+    a, b = plain.model.state_dict(), head.model.state_dict()
+    assert set(b) - set(a) == {"mean_coef", "mean_log_s"}
+
+
 def test_training_reduces_the_loss(tiny_data, tmp_path):
     """Enough steps on the tiny set to see ε-prediction learn (loss of a random net ≈ 1)."""
     cfg = TrainConfig(data=str(tiny_data), run_dir=str(tmp_path / "run"), max_steps=40, val_every=0,

@@ -105,8 +105,11 @@ def save_model(folder: str | Path, model: ParamUNet, metadata: dict) -> Path:
         raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}")
     meta = dict(metadata)
     meta["normalization"] = _check_normalization(meta.get("normalization"), 'metadata["normalization"]')
-    meta.setdefault("schedule", seed_schedule_spec(1000))
+    meta.setdefault("schedule", model.config.mean_schedule if model.config.get("mean_head") else seed_schedule_spec(1000))
     schedule_from_spec(meta["schedule"])  # fail now, not at load time
+    if model.config.get("mean_head") and dict(model.config.mean_schedule) != dict(meta["schedule"]):
+        raise ValueError(f'metadata["schedule"]={meta["schedule"]} differs from the mean head\'s '
+                         f"{model.config.mean_schedule}")
     meta.setdefault("resolution", int(model.config.sample_size))
     ranges = [list(map(float, r)) for r in model.config.param_ranges]
     if "param_ranges" in meta and [list(map(float, r)) for r in meta["param_ranges"]] != ranges:
@@ -182,6 +185,9 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Loaded
     if [list(r) for r in ranges] != [list(map(float, r)) for r in meta["param_ranges"]]:
         raise WeightsError(f"{folder}: param_ranges in {METADATA_FILE} ({meta['param_ranges']}) and "
                            f"{CONFIG_FILE} ({[list(r) for r in ranges]}) disagree. {HOW_TO_GET}")
+    if model.config.get("mean_head") and dict(model.config.mean_schedule) != dict(meta["schedule"]):
+        raise WeightsError(f"{folder}: the schedule in {METADATA_FILE} and the mean head's in {CONFIG_FILE} "
+                           f"disagree. {HOW_TO_GET}")
     if meta.get("prediction_type", "epsilon") != model.config.prediction_type:
         raise WeightsError(f"{folder}: prediction_type in {METADATA_FILE} and {CONFIG_FILE} disagree. {HOW_TO_GET}")
     return LoadedModel(model=model, schedule=schedule, metadata=meta, resolution=meta["resolution"],
