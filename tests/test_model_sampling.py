@@ -156,3 +156,21 @@ def test_decode_and_device():
         assert (a @ b).dtype == torch.bfloat16
     with autocast("cpu", enabled=False):
         assert (a @ b).dtype == torch.float32
+
+
+def test_karras_variant_ends_at_the_lowest_noise_and_is_denser_there():
+    """The plain DPM-Solver++ stops calling the network at t ≈ T/steps and jumps to x̂_0 (a
+    posterior mean: smooth maps); the Karras variant's last call is at t = 0."""
+    from explorer.model.sampling import _diffusers_scheduler
+    from explorer.model.schedule import schedule_from_spec, seed_schedule_spec
+
+    schedule = schedule_from_spec(seed_schedule_spec(1000))
+
+    plain, karras = (_diffusers_scheduler(m, schedule) for m in ("sde-dpmsolver++", "sde-dpmsolver++-karras"))
+    for sch in (plain, karras):
+        sch.set_timesteps(30)
+    t_plain, t_karras = plain.timesteps.numpy(), karras.timesteps.numpy()
+    assert len(t_karras) == 30 and t_karras[-1] == 0 and t_plain[-1] >= 30
+    assert t_karras[0] >= 990  # still starts where x_T ~ N(0, I)
+    assert (t_karras < 100).sum() >= 3 * (t_plain < 100).sum() >= 6
+    assert karras.config.algorithm_type == "sde-dpmsolver++" and karras.config.use_karras_sigmas

@@ -11,6 +11,10 @@ Methods (``SAMPLERS`` holds each one's default number of steps):
   not x_0: a residual noise of σ = √(1 - ᾱ_1) = 0.01).
 - ``"dpmsolver++"``: diffusers ``DPMSolverMultistepScheduler``, 2nd order, deterministic.
 - ``"sde-dpmsolver++"``: its stochastic variant (noise from the seeded generator).
+- ``"sde-dpmsolver++-karras"``: the same on the noise levels of Karras et al. 2022 (ρ = 7, dense at
+  low noise; ``use_karras_sigmas``). Its last network call is at code t = 0, where the plain
+  variant's evenly spaced timesteps stop at t ≈ T/steps and then jump to x̂_0: that last jump is a
+  posterior mean, which removed up to 60 % of the small-scale power of our maps (measured).
 
 Every method clips x̂_0 to ``clip`` (the data range in normalised units) at every step.
 
@@ -52,6 +56,8 @@ SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
     SamplerInfo("ddim", 50, False, "DDIM, eta = 0 (diffusers)"),
     SamplerInfo("dpmsolver++", 20, False, "DPM-Solver++ order 2 (diffusers)"),
     SamplerInfo("sde-dpmsolver++", 30, True, "stochastic DPM-Solver++ order 2 (diffusers)"),
+    SamplerInfo("sde-dpmsolver++-karras", 30, True,
+                "stochastic DPM-Solver++ order 2 on Karras noise levels (diffusers)"),
 )}
 PARAM_NAMES = ("omega_m", "sigma_8")
 
@@ -119,7 +125,9 @@ def _diffusers_scheduler(method: str, schedule: NoiseSchedule):
     if method == "ddim":
         # "trailing" spacing starts at t = T-1, where x_T ~ N(0, I) holds (Lin et al. 2023).
         return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
-    return DPMSolverMultistepScheduler(**common, algorithm_type=method, solver_order=2, thresholding=False)
+    karras = method.endswith("-karras")
+    return DPMSolverMultistepScheduler(**common, algorithm_type=method.removesuffix("-karras"), solver_order=2,
+                                       thresholding=False, use_karras_sigmas=karras)
 
 
 def _diffusers_loop(model, schedule, method, theta, shape, steps, gen, device, bf16, clip, progress):

@@ -26,7 +26,9 @@ SAMPLER_CHOICES = {
     "DDPM, 25 strided steps (fastest, rough)": ("ddpm-strided", 25),
     "DDPM, 50 strided steps": ("ddpm-strided", 50),
     "DDPM, 250 strided steps": ("ddpm-strided", 250),
-    "stochastic DPM-Solver++, 30 steps": ("sde-dpmsolver++", 30),
+    "stochastic DPM-Solver++, 30 Karras steps": ("sde-dpmsolver++-karras", 30),
+    "stochastic DPM-Solver++, 15 Karras steps (faster, rougher)": ("sde-dpmsolver++-karras", 15),
+    "stochastic DPM-Solver++, 30 even steps": ("sde-dpmsolver++", 30),
     "DDIM, 50 steps": ("ddim", 50),
     "DDPM, 1000 steps (paper mode, slow)": ("ddpm", None),
 }
