@@ -21,6 +21,7 @@ from explorer.evaluate import _reference_sets, fidelity, histogram_agreement, on
 from explorer.model import Emulator
 
 CONFIGS = [("ddpm-strided", 25), ("ddpm-strided", 50), ("ddpm-strided", 100), ("ddpm-strided", 250),
+           ("sde-dpmsolver++-karras", 30), ("sde-dpmsolver++-karras", 15),
            ("ddim", 50), ("dpmsolver++", 20), ("sde-dpmsolver++", 30), ("ddpm", 1000)]
 
 

@@ -75,8 +75,8 @@ class TrainConfig:
     val_every: int = 1000  # 0 disables sample-quality validation
     val_cosmologies: int = 3  # held-out simulations sampled at each validation
     val_maps: int = 8  # generated maps per cosmology
-    val_method: str = "ddpm-strided"
-    val_steps: int = 50
+    val_method: str = "sde-dpmsolver++-karras"
+    val_steps: int = 30
     init: str | None = None  # weights folder to start from (warm start / resume from weights)
     workers: int = 0  # DataLoader workers
     device: str = "auto"
