@@ -104,6 +104,7 @@ def _plot_response(resp, folder):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     folder.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -116,6 +117,8 @@ def _plot_response(resp, folder):
             ax.fill_between(resp.k, ref.mean[i] - ref.std[i], ref.mean[i] + ref.std[i], color=c, alpha=0.15)
             ax.plot(resp.k, gen.mean[i], color=c, lw=1.5, ls="--")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no overlapping minor labels
+        ax.set_xticks([0.3, 0.5, 1, 2, 3, 5, 8], ["0.3", "0.5", "1", "2", "3", "5", "8"])
         ax.set_xlabel("k [h/Mpc]")
         ax.set_ylabel("P(k; θ) / P(k; θ_fid)")
         ax.set_title(f"1P response to {label}: stand-in (solid) vs emulator (dashed); "
