@@ -9,7 +9,8 @@
 
 What it does: split by simulation (deterministic), log10 at the working resolution, normalise,
 random rotations/flips; ε-prediction loss ‖ε − ε̂(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t, θ)‖² with t uniform
-(Ho et al. 2020, Algorithm 1), plus an extra weight on each map's mean (see `diffusion_loss`); AdamW with linear warm-up, bf16 autocast on CPU, gradient clipping,
+(Ho et al. 2020, Algorithm 1), plus an extra weight on each map's mean (see `diffusion_loss`);
+AdamW with linear warm-up, bf16 autocast on CPU, gradient clipping,
 EMA weights. Every `val_every` steps the EMA model samples maps at held-out cosmologies and the
 reduced χ² of their power spectra (explorer.evaluate) is logged; the best EMA weights are kept in
 RUN/best/ (a weights folder). RUN/checkpoint.pt (model, EMA, optimizer, step; tensors and plain
