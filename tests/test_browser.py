@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from explorer.inference.grid import DEFAULT_N_NOISE, DEFAULT_TERMS
 from explorer.ui.context import REPO
 
 CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
@@ -82,7 +83,7 @@ def app_url(app_environment, tiny_weights, tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser") / "weights"
     shutil.copytree(tiny_weights, folder)
     meta = json.loads((folder / "explorer.json").read_text())
-    meta["calibration"] = {"temperature": 0.05, "terms": "L0", "n_noise": 2}
+    meta["calibration"] = {"temperature": 0.05, "terms": DEFAULT_TERMS, "n_noise": DEFAULT_N_NOISE}
     (folder / "explorer.json").write_text(json.dumps(meta))
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()

@@ -11,6 +11,7 @@ from explorer.cli import main
 from explorer.data import write_cmd
 from explorer.inference import Posterior
 from explorer.inference.calibrate import coverage_metrics, fit_temperature, training_split, write_calibration
+from explorer.inference.grid import DEFAULT_TERMS
 from explorer.model.schedule import seed_schedule_spec
 from explorer.model.unet import ParamUNet
 from explorer.model.weights import METADATA_FILE, TENSORS_FILE, save_model
@@ -113,7 +114,7 @@ def test_calibrate_command_end_to_end(tmp_path):
     meta = json.loads((weights / METADATA_FILE).read_text())
     cal = meta.pop("calibration")
     assert meta == before
-    assert cal["temperature"] == report["temperature"] > 0 and cal["terms"] == "L0" and cal["n_noise"] == 1
+    assert cal["temperature"] == report["temperature"] > 0 and cal["terms"] == DEFAULT_TERMS and cal["n_noise"] == 1
     assert "evaluation" in cal and (weights / "pk_baseline.json").is_file()
 
     # `explorer infer` with the same settings applies the stored temperature

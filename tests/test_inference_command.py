@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from explorer.cli import main
+from explorer.inference import term_timesteps
+from explorer.inference.grid import DEFAULT_TERMS
 from explorer.model.schedule import seed_schedule_spec
 from explorer.model.unet import ParamUNet
 from explorer.model.weights import save_model
 
+TERMS = term_timesteps(DEFAULT_TERMS, 20).size  # default terms of the T = 20 test schedule
 FAST = ["--coarse", "3", "3", "--fine", "3", "3", "--n-noise", "1", "--quiet"]
 
 
@@ -43,7 +46,7 @@ def test_npy_field_gives_estimates_json_and_plot(weights, tmp_path, capsys):
     assert "omega_m" in text and "sigma_8" in text and "68%" in text and "truth" in text
     doc = json.loads(out.read_text())
     post = doc["posterior"]
-    assert doc["kind"] == "density" and post["truth"] == [0.3, 0.8] and post["n_evaluations"] == 9 + 1 + 9
+    assert doc["kind"] == "density" and post["truth"] == [0.3, 0.8] and post["n_evaluations"] == TERMS * (9 + 1 + 9)
     assert np.asarray(post["delta_chi2"]).shape == (51, 51) and post["levels"] == [2.30, 6.18, 11.83]
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

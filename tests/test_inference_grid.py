@@ -13,6 +13,7 @@ from torch import nn
 
 from explorer.inference import LEVELS, InferenceCancelled, Posterior, infer, interval_68, marginals
 from explorer.inference.grid import DEFAULT_COARSE, DEFAULT_FINE
+from explorer.inference.vlb import term_weights
 from explorer.model.schedule import NoiseSchedule, seed_betas
 from explorer.model.weights import LoadedModel
 
@@ -133,7 +134,7 @@ def field_at(om, s8):
 
 
 def test_infer_minimum_moves_with_the_truth():
-    posts = [infer(loaded(), field_at(om, s8), kind="log10", truth=(om, s8), n_noise=1)
+    posts = [infer(loaded(), field_at(om, s8), kind="log10", truth=(om, s8), terms="L0", n_noise=1)
              for om, s8 in ((0.22, 0.72), (0.38, 0.9))]
     lo, hi = posts
     assert lo.estimates["omega_m"]["max"] < hi.estimates["omega_m"]["max"]
@@ -154,12 +155,28 @@ def test_infer_minimum_moves_with_the_truth():
 def test_infer_uses_the_stored_temperature_for_matching_settings():
     cal = {"calibration": {"temperature": 4.0, "terms": "L0", "n_noise": 1}}
     f = field_at(0.3, 0.8)
-    post = infer(loaded(cal), f, kind="log10", n_noise=1)
+    post = infer(loaded(cal), f, kind="log10", terms="L0", n_noise=1)
     assert post.temperature == 4.0 and not post.notes
     assert post.estimates["omega_m"]["std"] == pytest.approx(2 * S_OM, rel=0.1)
-    assert infer(loaded(cal), f, kind="log10", n_noise=1, calibrated=False).temperature == 1.0
-    other = infer(loaded(cal), f, kind="log10", n_noise=2, coarse=(3, 3), fine=(3, 3))
+    assert infer(loaded(cal), f, kind="log10", terms="L0", n_noise=1, calibrated=False).temperature == 1.0
+    other = infer(loaded(cal), f, kind="log10", terms="L0", n_noise=2, coarse=(3, 3), fine=(3, 3))
     assert other.temperature == 1.0 and "n_noise" in other.notes[0]
+    default = infer(loaded(cal), f, kind="log10", coarse=(3, 3), fine=(3, 3))  # other terms
+    assert default.temperature == 1.0 and "terms" in default.notes[0]
+
+
+def test_stratified_bound_weights_each_term_by_its_stratum():
+    # the analytic denoiser gives x̂₀(θ) exactly at every t, so 2 L_k(θ) = c1_k² / β̃_k Σ (x̂₀(θ) − x₀)²
+    # (c1 the posterior-mean coefficient of x₀); "vlb:3" must weight each by its stratum width
+    star, other = (0.3, 0.8), (0.35, 0.75)
+    post = infer(loaded(), field_at(*star), kind="log10", terms="vlb:3", n_noise=1, coarse=(5, 5),
+                 fine=(3, 3), truth=other)
+    x0 = lambda th: amplitude(np.array(th)) * PATTERN + offset(np.array(th))
+    ts, w = term_weights("vlb:3", SCHEDULE.T)
+    c = SCHEDULE.posterior_mean_coef1[ts] ** 2 / SCHEDULE.posterior_variance[ts]
+    expected = (w * c).sum() * ((x0(other) - x0(star)) ** 2).sum()
+    assert post.truth_delta_chi2 == pytest.approx(expected, rel=1e-4)  # float32 network input
+    assert post.settings["weights"] == w.tolist() and post.n_evaluations == 3 * (25 + 1 + 9)
 
 
 def test_infer_progress_cancel_and_per_timestep():

@@ -11,7 +11,7 @@ from torch import nn
 
 from explorer.inference import InferenceCancelled, prior_kl, term_timesteps, vlb_terms
 from explorer.inference.likelihood import gaussian_log_likelihood, normal_kl
-from explorer.inference.vlb import term_noise
+from explorer.inference.vlb import term_noise, term_weights
 from explorer.model.schedule import NoiseSchedule, seed_betas
 from explorer.model.unet import ParamUNet
 
@@ -152,9 +152,27 @@ def test_term_choice_parsing():
     assert term_timesteps("L0", 1000).tolist() == [0]
     assert term_timesteps("L7", 1000).tolist() == [7]
     assert term_timesteps("sum:3", 1000).tolist() == [0, 1, 2]
-    for bad in ("foo", "sum:0", "L1000", "sum:1001", "", 3):
+    for bad in ("foo", "sum:0", "L1000", "sum:1001", "", 3, "vlb:0", "vlb:16"):
         with pytest.raises(ValueError, match="terms"):
             term_timesteps(bad, 1000)
+
+
+def test_stratified_whole_bound_weights():
+    # "vlb:K": K log-spaced strata of [1, T), the term at each stratum's geometric middle, weight =
+    # stratum width; weights of the other choices are 1
+    ts, w = term_weights("vlb:4", 1000)
+    assert ts.tolist() == [2, 14, 75, 422] and w.tolist() == [5, 26, 146, 822]
+    edges = np.concatenate([[1], np.cumsum(w) + 1])
+    assert np.all((edges[:-1] <= ts) & (ts < edges[1:]))
+    for K in (1, 2, 6, 15):
+        ts, w = term_weights(f"vlb:{K}", 1000)
+        assert ts.size == K and np.all(np.diff(ts) > 0) and ts.min() >= 1 and w.sum() == 999
+    # a constant term is summed exactly over L_1 .. L_999; a term ∝ 1/k to within the stratum error
+    k = np.arange(1, 1000)
+    ts, w = term_weights("vlb:15", 1000)
+    assert (w / ts).sum() == pytest.approx((1 / k).sum(), rel=0.1)
+    assert term_weights("sum:3", 1000)[1].tolist() == [1, 1, 1]
+    assert term_weights("L5", 1000)[1].tolist() == [1]
 
 
 def test_bad_arguments_are_refused():

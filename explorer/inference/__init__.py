@@ -13,7 +13,7 @@ to fine scan, marginals and intervals), ``pk_baseline`` (``PkBaseline``), ``cali
 
 from .grid import LEVELS, Posterior, infer, interval, interval_68, marginals
 from .pk_baseline import PkBaseline
-from .vlb import InferenceCancelled, prior_kl, term_timesteps, vlb_terms
+from .vlb import InferenceCancelled, prior_kl, term_timesteps, term_weights, vlb_terms
 
 __all__ = ["LEVELS", "InferenceCancelled", "PkBaseline", "Posterior", "infer", "interval", "interval_68",
-           "marginals", "prior_kl", "term_timesteps", "vlb_terms"]
+           "marginals", "prior_kl", "term_timesteps", "term_weights", "vlb_terms"]

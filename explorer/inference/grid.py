@@ -5,7 +5,7 @@
 
 Conventions (DESIGN.md section 6), written once:
 
-* −2 ln L̂(θ) = 2 Σ_k L_k(θ) for the chosen VLB terms (:mod:`.vlb`); on a grid
+* −2 ln L̂(θ) = 2 Σ_j w_j L_{k_j}(θ) for the chosen VLB terms and weights (:mod:`.vlb`); on a grid
   Δχ²(θ) = [−2 ln L̂(θ) − min_grid(−2 ln L̂)] / τ, with τ the calibration temperature (1 = raw).
 * Contours of the 2-parameter Δχ² at ``LEVELS`` = (2.30, 6.18, 11.83): 68.3/95.4/99.7 %.
 * Marginals: p(θ) ∝ exp(−Δχ²/2) (flat prior inside the box) summed over the other axis and
@@ -32,22 +32,24 @@ from typing import Callable
 import numpy as np
 from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 
-from .vlb import Cancel, InferenceCancelled, Progress, term_timesteps, vlb_terms
+from .vlb import Cancel, InferenceCancelled, Progress, term_weights, vlb_terms
 
 #: Δχ² of the 1, 2, 3σ contours for two parameters (χ²₂ quantiles of 68.27, 95.45, 99.73 %).
 LEVELS = (2.30, 6.18, 11.83)
 PARAM_NAMES = ("omega_m", "sigma_8")
 MASS_68, MASS_95 = 0.6827, 0.9545
 
-# Defaults of infer(): (7·7 + 9·9) points x 2 noise draws = 260 network evaluations (+2 with a
-# truth), against the seed paper's 2,500. The network costs ~75-90 CPU-ms per 64² evaluation of
-# the (32,64,96,128)/2-block model in float32 (bfloat16 autocast was 2x slower on the 2-core
-# Xeon, and its rounding made L(θ) jump by ~0.5 nat between neighbouring θ, as large as the 1σ
-# level), so ~10-12 s on two free cores; bench/bench_inference.py measures it.
-DEFAULT_TERMS = "L0"
-DEFAULT_N_NOISE = 2
-DEFAULT_COARSE = (7, 7)
-DEFAULT_FINE = (9, 9)
+# Defaults of infer(): the whole bound in 4 log-spaced strata ("vlb:4", timesteps 2, 14, 75, 422),
+# one noise draw, (5·5 + 7·7) points x 4 terms = 296 network evaluations (+4 with a truth),
+# against the seed paper's 2,500. On the stand-in calibration fields this likelihood had a third
+# of L_0's error on Ω_m (README, "Inference"). The network costs ~55 CPU-ms per 64² evaluation of
+# the (32,64,96,128)/2-block model in float32 on two cores (bfloat16 autocast was 2x slower on the
+# 2-core Xeon, and its rounding made L(θ) jump by ~0.5 nat between neighbouring θ), so ~16 s;
+# bench/bench_inference.py measures it.
+DEFAULT_TERMS = "vlb:4"
+DEFAULT_N_NOISE = 1
+DEFAULT_COARSE = (5, 5)
+DEFAULT_FINE = (7, 7)
 DEFAULT_BATCH = 16
 DEFAULT_HALF_WIDTH = (0.1, 0.1)
 DEFAULT_INTERPOLATE = (51, 51)
@@ -372,12 +374,14 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         block-averaged to the model's resolution by :func:`explorer.data.prepare_field` (a
         ``PreparedField`` at that resolution is used as is; a path is read with ``read_field``).
     kind : "auto" | "density" | "log10", how to read ``field``.
-    terms : "L0" (seed paper), "Lk", or "sum:K" (L_0 .. L_{K-1}); see :mod:`.vlb`.
+    terms : "vlb:K" (default: K log-spaced strata of the whole bound), "L0" (seed paper), "Lk", or
+        "sum:K" (L_0 .. L_{K-1}); see :mod:`.vlb`.
     n_noise : fixed noise draws per term (common to all θ); seed : their seed.
     coarse, fine, fine_half_width, interpolate_to : the grids (module docstring).
     calibrated : divide by the temperature stored with the weights for these terms/n_noise
         (``temperature`` overrides it; without a stored calibration τ = 1 and a note says so).
-    per_timestep : keep each term's raw 2ΔL_k grid in ``Posterior.per_timestep``.
+    per_timestep : keep each term's raw 2ΔL_k grid in ``Posterior.per_timestep`` (times its weight
+        for "vlb:K", so the grids add up to the total).
     truth : known (Ω_m, σ_8): stored for plots, and Δχ² is evaluated exactly there
         (``truth_delta_chi2``, one more point).
     batch_size, bf16 : network batch and bfloat16 autocast (off by default: its rounding makes
@@ -396,7 +400,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         log10, kind_used = prepare_field(field, loaded.resolution, kind)
     norm = loaded.normalization
     x0 = 2.0 * (log10.astype(np.float64) - norm["lo"]) / (norm["hi"] - norm["lo"]) - 1.0
-    timesteps = term_timesteps(terms, loaded.schedule.T)
+    timesteps, weights = term_weights(terms, loaded.schedule.T)
     truth = check_truth(truth, loaded.param_ranges)
     notes = []
     if temperature is not None:
@@ -411,11 +415,12 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         tau = 1.0
 
     def objective(theta, prog):
-        return vlb_terms(loaded.model, loaded.schedule, x0, theta, timesteps, n_noise=n_noise, seed=seed,
-                         batch_size=batch_size, bf16=bf16, progress=prog, cancel=cancel)
+        return weights[:, None] * vlb_terms(loaded.model, loaded.schedule, x0, theta, timesteps, n_noise=n_noise,
+                                            seed=seed, batch_size=batch_size, bf16=bf16, progress=prog,
+                                            cancel=cancel)
 
     settings = {"n_noise": int(n_noise), "seed": int(seed), "bf16": bool(bf16), "kind": kind_used,
-                "resolution": int(loaded.resolution), "timesteps": timesteps.tolist()}
+                "resolution": int(loaded.resolution), "timesteps": timesteps.tolist(), "weights": weights.tolist()}
     post = scan(objective, loaded.param_ranges, coarse=coarse, fine=fine, fine_half_width=fine_half_width,
                 interpolate_to=interpolate_to, temperature=tau,
                 evaluations_per_point=timesteps.size * int(n_noise), per_term=per_timestep,

@@ -162,6 +162,8 @@ def _grouped_power(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 #: Likelihood choices of the infer tab: label -> VLB ``terms`` (explorer.inference.vlb.term_timesteps).
 TERM_CHOICES = {
+    "whole bound, 4 strata (default, calibrated)": "vlb:4",
+    "whole bound, 8 strata (2× slower)": "vlb:8",
     "L0 (seed paper)": "L0",
     "L0 … L4 (sum of 5 terms)": "sum:5",
     "L0 … L19 (Diffusion-HMC, 20× slower)": "sum:20",
@@ -179,7 +181,7 @@ class Inference:
     baseline: object | None          # explorer.inference.Posterior (P(k)), or None
 
 
-def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = "L0",
+def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = "vlb:4",
                 calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int = 0,
                 pk_baseline=None, progress: Progress | None = None, cancel=None) -> Inference:
     """Infer (Ω_m, σ_8) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
