@@ -12,6 +12,7 @@ from explorer.data import write_cmd
 from explorer.inference import Posterior
 from explorer.inference.calibrate import coverage_metrics, fit_temperature, training_split, write_calibration
 from explorer.inference.grid import DEFAULT_TERMS
+from explorer.model.gaussian import GaussianStart
 from explorer.model.schedule import seed_schedule_spec
 from explorer.model.unet import ParamUNet
 from explorer.model.weights import METADATA_FILE, TENSORS_FILE, save_model
@@ -82,8 +83,12 @@ def test_training_split_prefers_the_recorded_one():
         n_sims = 40
     train, test = training_split(Cmd, {"data": {"n_sims": 40, "test_sims": [3, 1], "val_sims": [5]}})
     assert test.tolist() == [1, 3] and 5 not in train and len(train) == 37
+    train, held = training_split(Cmd, {"data": {"n_sims": 40, "test_sims": [3, 1], "val_sims": [5]}}, with_val=True)
+    assert held.tolist() == [1, 3, 5] and len(train) == 37
     train, test = training_split(Cmd, {})
     assert len(test) == 2 and not set(train) & set(test)
+    train, held = training_split(Cmd, {}, with_val=True)
+    assert len(held) == 4 and set(test) < set(held) and not set(train) & set(held)
 
 
 def lognormal_maps(n_sims, side, seed):
@@ -108,11 +113,13 @@ def test_calibrate_command_end_to_end(tmp_path):
                  "--valid", str(tmp_path / "valid"), "--json", str(out), *grids]) == 0
     report = json.loads(out.read_text())
     ev = report["evaluation"]
-    assert ev["n_fields"] == 4 and report["calibration"]["n_fields"] == 3
+    assert ev["n_fields"] == 4 and report["calibration"]["n_fields"] == 6  # test + validation splits
     for key in ("vlb_raw", "vlb_calibrated", "pk", "pk_calibrated"):
         assert set(ev[key]["omega_m"]) >= {"coverage68", "coverage95", "bias", "rel_error", "mean_abs_z"}
     meta = json.loads((weights / METADATA_FILE).read_text())
     cal = meta.pop("calibration")
+    start = GaussianStart.from_dict(meta.pop("gaussian_start"))  # the fast sampler's start, fitted here too
+    assert start.resolution == 16 and start.n_maps == 15 * 54 and start.sigma == report["gaussian_start"]["sigma"]
     assert meta == before
     assert cal["temperature"] == report["temperature"] > 0 and cal["terms"] == DEFAULT_TERMS and cal["n_noise"] == 1
     assert "evaluation" in cal and (weights / "pk_baseline.json").is_file()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from explorer.model.device import autocast, pick_device
+from explorer.model.gaussian import GaussianStart
 from explorer.model.sampling import SAMPLERS, Emulator, decode, predict_eps, sample
 from explorer.model.schedule import NoiseSchedule, seed_betas, seed_schedule_spec
 from explorer.model.unet import ParamUNet
@@ -31,6 +32,10 @@ def schedule():
 
 def draw(model, schedule, seed, method, **kw):
     steps = None if method == "ddpm" else 4
+    if method.endswith("-gauss"):  # a Gaussian start whose σ* lies above every level: all 4 run
+        kw.setdefault("gaussian_start", GaussianStart.fit(
+            np.random.default_rng(0).uniform([0.1, 0.6], [0.5, 1.0], (40, 2)),
+            np.random.default_rng(1).normal(0, 0.3, (40, 16, 16)), ((0.1, 0.5), (0.6, 1.0)), sigma=1e6, degree=1))
     return sample(model, schedule, [0.3, 0.8], n=2, resolution=16, seed=seed, method=method,
                   steps=steps, bf16=False, **kw)
 

@@ -6,10 +6,13 @@ Steps (all fields are one map per simulation, from simulations the model never t
 
 1. P(k) baseline: fitted on every map of the training set's *train* split (the trainer's split,
    read from the weights' metadata, else ``split_by_simulation(n, (0.9, 0.05, 0.05), seed=0)``),
-   written to ``WEIGHTS/pk_baseline.json``.
-2. Temperature τ on the calibration split (the training set's *test* split): the raw Δχ² at the
-   truth is χ²₂-distributed for an honest likelihood, so τ is chosen such that 68.3 % of the
-   calibration fields have Δχ²_raw(truth)/τ ≤ 2.30, i.e. τ = q₀.₆₈₃(Δχ²_raw(truth)) / 2.30
+   written to ``WEIGHTS/pk_baseline.json``. On the same maps, the Gaussian model of the fast
+   sampler's start (:mod:`explorer.model.gaussian`), stored in ``WEIGHTS/explorer.json`` under
+   "gaussian_start".
+2. Temperature τ on the calibration split (the training set's *test* and *validation* splits,
+   never trained on): the raw Δχ² at the truth is χ²₂-distributed for an honest likelihood, so τ
+   is chosen such that 68.3 % of the calibration fields have Δχ²_raw(truth)/τ ≤ 2.30, i.e.
+   τ = q₀.₆₈₃(Δχ²_raw(truth)) / 2.30
    (``fit_temperature``). Stored in ``WEIGHTS/explorer.json`` under "calibration" (the other keys
    and the tensors are left alone). The same is done for the P(k) baseline, for comparison.
 3. Evaluation split (``--valid``, e.g. assets/valid): coverage of the 68/95 % intervals and of the
@@ -28,8 +31,14 @@ import numpy as np
 
 from .grid import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, LEVELS, MASS_68,
                    PARAM_NAMES, Posterior, infer)
+from explorer.model.gaussian import GaussianStart
+
 from .pk_baseline import FILENAME as PK_FILENAME
 from .pk_baseline import PkBaseline
+
+
+#: σ* of the Gaussian start: the first network call of "sde-dpmsolver++-karras-gauss" is at σ <= 1.
+DEFAULT_START_SIGMA = 1.0
 
 
 def fit_temperature(delta_chi2_truth, mass: float = MASS_68, level: float = LEVELS[0]) -> float:
@@ -82,30 +91,33 @@ def one_map_per_simulation(sims, seed: int = 0) -> np.ndarray:
     return sims * MAPS_PER_SIM + np.random.default_rng(seed).integers(0, MAPS_PER_SIM, sims.size)
 
 
-def training_split(cmd, metadata: dict, split_seed: int = 0):
+def training_split(cmd, metadata: dict, split_seed: int = 0, with_val: bool = False):
     """(train sims, test sims) of the trainer's split: from the weights' metadata when it describes
-    this data set, else recomputed with ``split_by_simulation(n, (0.9, 0.05, 0.05), split_seed)``."""
+    this data set, else recomputed with ``split_by_simulation(n, (0.9, 0.05, 0.05), split_seed)``.
+    ``with_val``: the second array holds the test and the validation simulations (both never
+    trained on; validation only chose checkpoints by sample quality)."""
     from explorer.data import split_by_simulation
 
     data = (metadata or {}).get("data") or {}
     if data.get("n_sims") == cmd.n_sims and data.get("test_sims"):
-        test = np.array(sorted(data["test_sims"]), dtype=np.int64)
-        held = set(test) | set(data.get("val_sims") or [])
-        train = np.array([s for s in range(cmd.n_sims) if s not in held], dtype=np.int64)
-        return train, test
+        test = set(data["test_sims"])
+        val = set(data.get("val_sims") or [])
+        train = np.array([s for s in range(cmd.n_sims) if s not in test | val], dtype=np.int64)
+        return train, np.array(sorted(test | val if with_val else test), dtype=np.int64)
     split = split_by_simulation(cmd.n_sims, (0.9, 0.05, 0.05), seed=split_seed)
-    return split.train, split.test
+    held = np.concatenate([split.test, split.val]) if with_val else split.test
+    return split.train, np.sort(held)
 
 
-def write_calibration(folder: str | Path, calibration: dict) -> None:
-    """Set key "calibration" of ``folder/explorer.json``; every other key is kept as it was."""
+def write_calibration(folder: str | Path, calibration: dict, key: str = "calibration") -> None:
+    """Set ``key`` of ``folder/explorer.json``; every other key is kept as it was."""
     from explorer.model.weights import METADATA_FILE
 
     path = Path(folder) / METADATA_FILE
     meta = json.loads(path.read_text())
     if not isinstance(meta, dict):
         raise ValueError(f"{path} does not hold a JSON object")
-    meta["calibration"] = calibration
+    meta[key] = calibration
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, path)
@@ -140,7 +152,8 @@ def _posteriors(loaded, maps, thetas, desc: str, show: bool, **kw) -> list[Poste
 
 def calibrate(weights="weights", data="data/train", valid="assets/valid", *, terms: str = DEFAULT_TERMS,
               n_noise: int = DEFAULT_N_NOISE, coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, seed: int = 0,
-              split_seed: int = 0, max_fields: int | None = None, write: bool = True, show: bool = True) -> dict:
+              split_seed: int = 0, max_fields: int | None = None, write: bool = True, show: bool = True,
+              start_sigma: float = DEFAULT_START_SIGMA, skip_coverage: bool = False) -> dict:
     """Run steps 1-3 of the module docstring; returns the JSON-able report."""
     from explorer.data import find_cmd, load_cmd
     from explorer.model import load_model
@@ -150,7 +163,7 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
     r = loaded.resolution
     train_cmd = load_cmd(*find_cmd(data))
     valid_cmd = load_cmd(*find_cmd(valid))
-    train_sims, test_sims = training_split(train_cmd, loaded.metadata, split_seed)
+    train_sims, test_sims = training_split(train_cmd, loaded.metadata, split_seed, with_val=True)
     valid_sims = np.arange(valid_cmd.n_sims)
     if max_fields is not None:
         test_sims, valid_sims = test_sims[:max_fields], valid_sims[:max_fields]
@@ -158,12 +171,22 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
         raise ValueError(f"need >= 3 calibration and evaluation fields, got {test_sims.size} and {valid_sims.size}")
     kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=seed)
 
-    # 1. P(k) baseline on every map of the train split
+    # 1. P(k) baseline and the sampler's Gaussian start on every map of the train split
     idx = train_cmd.map_indices(train_sims)
-    baseline = PkBaseline.fit(train_cmd.maps_theta()[idx], _fields(train_cmd, idx, r),
-                              param_ranges=loaded.param_ranges, n_independent=len(train_sims))
+    train_maps, train_theta = _fields(train_cmd, idx, r), train_cmd.maps_theta()[idx]
+    baseline = PkBaseline.fit(train_theta, train_maps, param_ranges=loaded.param_ranges,
+                              n_independent=len(train_sims))
+    norm = loaded.normalization
+    start = GaussianStart.fit(train_theta, 2.0 * (train_maps - norm["lo"]) / (norm["hi"] - norm["lo"]) - 1.0,
+                              loaded.param_ranges, sigma=start_sigma)
+    del train_maps
     if write:
         baseline.save(Path(weights) / PK_FILENAME)
+        write_calibration(weights, start.to_dict(), key="gaussian_start")
+    gaussian_start = {"sigma": start.sigma, "n_maps": start.n_maps, "mean_scatter": start.mean_scatter}
+    if skip_coverage:
+        return {"weights": str(weights), "gaussian_start": gaussian_start, "written": bool(write),
+                "seconds": time.perf_counter() - t_start}
 
     # 2. temperature on the calibration split (raw likelihood)
     cal_idx = one_map_per_simulation(test_sims, seed)
@@ -174,7 +197,7 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
     tau_pk = fit_temperature([p.delta_chi2_truth() for p in pk_cal])
     calibration = {"temperature": tau, "terms": terms, "n_noise": int(n_noise), "seed": int(seed),
                    "method": "tau = 68.3% quantile of raw delta_chi2(truth) / 2.30",
-                   "split": f"test split of {data} ({len(test_sims)} simulations, one map each)",
+                   "split": f"test and validation splits of {data} ({len(test_sims)} simulations, one map each)",
                    "n_fields": len(raw), "coverage_before": coverage_metrics(raw),
                    "coverage_after": coverage_metrics([p.retempered(tau) for p in raw]),
                    "pk_temperature": tau_pk}
@@ -199,6 +222,7 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
         summary = {k: v for k, v in evaluation.items() if k != "fields"}
         write_calibration(weights, {**calibration, "evaluation": summary})
     return {"weights": str(weights), "terms": terms, "n_noise": int(n_noise), "temperature": tau,
+            "gaussian_start": gaussian_start,
             "pk_baseline": {"bins": len(baseline.groups), "degree": baseline.degree, "n_maps": baseline.n_maps,
                             "train_sims": len(train_sims)},
             "calibration": calibration, "evaluation": evaluation, "written": bool(write),
@@ -209,7 +233,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weights", default="weights", help="weights folder (calibration written here)")
     parser.add_argument("--data", default="data/train", help="training CMD directory (train/test split)")
     parser.add_argument("--valid", default="assets/valid", help="evaluation CMD directory (never trained on)")
-    parser.add_argument("--terms", default=DEFAULT_TERMS, help="VLB terms: L0, Lk or sum:K")
+    parser.add_argument("--terms", default=DEFAULT_TERMS, help="VLB terms: vlb:K (default vlb:4), L0, Lk or sum:K")
     parser.add_argument("--n-noise", type=int, default=DEFAULT_N_NOISE, help="noise draws per term")
     parser.add_argument("--coarse", type=int, nargs=2, default=DEFAULT_COARSE, metavar=("N_OM", "N_S8"))
     parser.add_argument("--fine", type=int, nargs=2, default=DEFAULT_FINE, metavar=("N_OM", "N_S8"))
@@ -218,6 +242,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-fields", type=int, default=None, help="limit each split (quick runs)")
     parser.add_argument("--no-write", action="store_true", help="measure only; leave the weights folder alone")
     parser.add_argument("--json", default=None, help="also write the report to this file")
+    parser.add_argument("--start-sigma", type=float, default=DEFAULT_START_SIGMA,
+                        help="noise level sigma* where the fast sampler's Gaussian start hands over to the network")
+    parser.add_argument("--start-only", action="store_true",
+                        help="only fit the P(k) baseline and the Gaussian start (seconds), no coverage run")
 
 
 def run(args) -> int:
@@ -225,7 +253,8 @@ def run(args) -> int:
         raise ValueError(f"--json: directory {Path(args.json).parent} does not exist")
     report = calibrate(args.weights, args.data, args.valid, terms=args.terms, n_noise=args.n_noise,
                        coarse=tuple(args.coarse), fine=tuple(args.fine), seed=args.seed,
-                       split_seed=args.split_seed, max_fields=args.max_fields, write=not args.no_write)
+                       split_seed=args.split_seed, max_fields=args.max_fields, write=not args.no_write,
+                       start_sigma=args.start_sigma, skip_coverage=args.start_only)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json is not None:

@@ -26,7 +26,9 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 def add_arguments(parser) -> None:
     parser.add_argument("field", help="field file: .npy, .npz (one array), .fits/.fit/.fits.gz")
     parser.add_argument("--truth", type=float, nargs=2, metavar=("OMEGA_M", "SIGMA_8"), help="true parameters")
-    parser.add_argument("--terms", default=DEFAULT_TERMS, help="VLB terms: L0 (default), Lk, or sum:K")
+    parser.add_argument("--terms", default=DEFAULT_TERMS,
+                        help="VLB terms: vlb:K (K strata of the whole bound; default vlb:4), L0 (seed paper), "
+                             "Lk, or sum:K (L0 .. L(K-1))")
     parser.add_argument("--n-noise", type=int, default=DEFAULT_N_NOISE, help="noise draws per term")
     parser.add_argument("--coarse", type=int, nargs=2, default=DEFAULT_COARSE, metavar=("N_OM", "N_S8"),
                         help="coarse grid over the prior")

@@ -4,7 +4,8 @@
     maps = Emulator.from_folder("weights").sample(0.3, 0.8, n=4, seed=0)   # (4, H, W) log10 Σ
 
 Modules: ``schedule`` (β, ᾱ, q/p helpers; the timestep convention), ``unet`` (``ParamUNet``),
-``sampling`` (``sample``, ``SAMPLERS``, ``Emulator``), ``weights`` (``save_model``/``load_model``),
+``sampling`` (``sample``, ``SAMPLERS``, ``Emulator``), ``gaussian`` (``GaussianStart``, the Gaussian-field
+start of the fast sampler), ``weights`` (``save_model``/``load_model``),
 ``device`` (``pick_device``, ``autocast``), ``command`` (`explorer sample`).
 Names are imported lazily so that ``import explorer.model`` does not load torch or diffusers.
 """
@@ -22,6 +23,7 @@ _EXPORTS = {
     "LoadedModel": "weights", "WeightsError": "weights",
     "sample": "sampling", "SAMPLERS": "sampling", "SamplerInfo": "sampling", "Emulator": "sampling",
     "predict_eps": "sampling", "check_in_prior": "sampling", "decode": "sampling",
+    "GaussianStart": "gaussian",
 }
 __all__ = sorted(_EXPORTS)
 

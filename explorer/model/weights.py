@@ -60,6 +60,7 @@ class LoadedModel:
     normalization: dict              # {"lo", "hi", "method"}, log10 Σ <-> [-1, 1]
     param_ranges: tuple[tuple[float, float], tuple[float, float]]
     device: torch.device
+    gaussian_start: object = None    # explorer.model.gaussian.GaussianStart, from metadata["gaussian_start"]
 
 
 def _jsonable(obj):
@@ -190,5 +191,17 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Loaded
                            f"disagree. {HOW_TO_GET}")
     if meta.get("prediction_type", "epsilon") != model.config.prediction_type:
         raise WeightsError(f"{folder}: prediction_type in {METADATA_FILE} and {CONFIG_FILE} disagree. {HOW_TO_GET}")
+    start = None
+    if meta.get("gaussian_start") is not None:
+        from .gaussian import GaussianStart
+
+        try:
+            start = GaussianStart.from_dict(meta["gaussian_start"])
+        except (ValueError, TypeError) as err:
+            raise WeightsError(f"{folder / METADATA_FILE}: {err}. Re-fit it with `explorer calibrate`.") from None
+        if start.resolution != meta["resolution"] or [list(r) for r in start.param_ranges] != [list(r) for r in ranges]:
+            raise WeightsError(f"{folder / METADATA_FILE}: gaussian_start was fitted for another resolution or "
+                               "prior box. Re-fit it with `explorer calibrate`.")
     return LoadedModel(model=model, schedule=schedule, metadata=meta, resolution=meta["resolution"],
-                       normalization=meta["normalization"], param_ranges=ranges, device=device)
+                       normalization=meta["normalization"], param_ranges=ranges, device=device,
+                       gaussian_start=start)
