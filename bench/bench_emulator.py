@@ -6,7 +6,9 @@ For each sampler configuration (method, steps): wall time for 4 maps at the mode
 (median of --repeats runs, all configurations timed side by side in this one run), and, unless
 --timing-only, fidelity on held-out cosmologies (explorer.evaluate.fidelity: χ²_r(generated) against
 the leave-one-out floor and against new-seed simulations), pixel σ ratio, mean log10 offset and
-pixel-histogram agreement; then the 1P response of the default sampler against assets/onep.
+pixel-histogram agreement, and statistics a power spectrum is blind to (pixel skewness and kurtosis,
+regions above 1σ and 2σ: explorer.evaluate.non_gaussianity) for generated and simulated maps; then
+the 1P response of the default sampler against assets/onep.
 """
 
 import argparse
@@ -17,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.evaluate import _reference_sets, fidelity, histogram_agreement, one_p_response
+from explorer.evaluate import _reference_sets, fidelity, histogram_agreement, non_gaussianity, one_p_response
 from explorer.model import Emulator
 
 CONFIGS = [("ddpm-strided", 25), ("ddpm-strided", 50), ("ddpm-strided", 100), ("ddpm-strided", 250),
+           ("sde-dpmsolver++-karras-gauss", 30), ("sde-dpmsolver++-karras-gauss", 15),
            ("sde-dpmsolver++-karras", 30), ("sde-dpmsolver++-karras", 15),
            ("ddim", 50), ("dpmsolver++", 20), ("sde-dpmsolver++", 30), ("ddpm", 1000)]
 
@@ -37,15 +40,22 @@ def main():
     p.add_argument("--configs", nargs="+", type=parse_config, default=None,
                    help="method:steps ... (default: a ladder from 25-step strided DDPM to 1000-step DDPM)")
     p.add_argument("--n-cosmologies", type=int, default=10)
+    p.add_argument("--first-cosmology", type=int, default=0,
+                   help="skip the first held-out cosmologies (split a long run, e.g. 1000-step DDPM, in parts; "
+                        "cosmology c is generated with seed c either way, so parts add up to the whole run)")
     p.add_argument("--n-generated", type=int, default=15)
+    p.add_argument("--seed", type=int, default=0,
+                   help="cosmology c is generated with seed SEED + c (repeat with another SEED to see the noise)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--timing-only", action="store_true")
     p.add_argument("--skip-fidelity", action="store_true", help="timings and the 1P response only")
+    p.add_argument("--skip-timing", action="store_true", help="no wall-time measurement (fidelity runs in parts)")
     p.add_argument("--fidelity-configs", nargs="+", type=parse_config, default=None,
                    help="configurations whose fidelity is measured (default: all timed ones but ddpm:1000)")
     p.add_argument("--onep-config", type=parse_config, default=None,
                    help="sampler of the 1P response (default: the weights' default sampler)")
     p.add_argument("--onep-generated", type=int, default=15, help="generated maps per 1P cosmology")
+    p.add_argument("--skip-onep", action="store_true", help="no 1P response")
     p.add_argument("--plot-dir", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
@@ -53,7 +63,7 @@ def main():
     configs = args.configs or CONFIGS
     out = {"weights": args.weights, "threads": torch.get_num_threads(), "timing_4_maps": {}, "fidelity": {}}
 
-    for method, steps in configs:  # side by side in one run
+    for method, steps in ([] if args.skip_timing else configs):  # side by side in one run
         times = []
         for r in range(args.repeats if steps <= 250 else 1):
             start = time.perf_counter()
@@ -64,8 +74,12 @@ def main():
     if args.timing_only:
         return _finish(out, args)
 
-    theta, truth = _reference_sets(args.assets, emu.resolution, "valid", args.n_cosmologies)
-    _, twins = _reference_sets(args.assets, emu.resolution, "twins", args.n_cosmologies)
+    first, last = args.first_cosmology, args.first_cosmology + args.n_cosmologies
+    theta, truth = (a[first:] for a in _reference_sets(args.assets, emu.resolution, "valid", last))
+    _, twins = _reference_sets(args.assets, emu.resolution, "twins", last)
+    twins = twins[first:]
+    if not args.skip_fidelity:
+        out["non_gaussianity_simulations"] = non_gaussianity(truth.reshape(-1, *truth.shape[-2:]))
     fidelity_configs = args.fidelity_configs or [c for c in configs if c != ("ddpm", 1000)]
     for method, steps in ([] if args.skip_fidelity else fidelity_configs):
         generated = {}
@@ -75,13 +89,17 @@ def main():
             generated[(om, s8)] = maps
             return maps
 
-        f = fidelity(emulate, theta, truth, twins, n_generated=args.n_generated).to_dict()
-        f.pop("per_cosmology")
+        f = fidelity(emulate, theta, truth, twins, n_generated=args.n_generated, seed=args.seed + first).to_dict()
+        per_cosmology = f.pop("per_cosmology")
         gen = np.concatenate(list(generated.values()))
         f["histogram"] = histogram_agreement(gen, truth.reshape(-1, *truth.shape[-2:]))
-        out["fidelity"][f"{method}:{steps}"] = f
+        f["non_gaussianity"] = non_gaussianity(gen)  # what P(k) cannot see; compare "simulations" below
         print(json.dumps({f"{method}:{steps}": f}), flush=True)
+        out["fidelity"][f"{method}:{steps}"] = {**f, "first_cosmology": first, "seed": args.seed,
+                                                "per_cosmology": per_cosmology}
 
+    if args.skip_onep:
+        return _finish(out, args)
     onep_theta, onep_maps = _reference_sets(args.assets, emu.resolution, "onep", 10)
     method, steps = args.onep_config or (emu.default_method, emu.default_steps)
     resp = one_p_response(lambda om, s8, n, seed: emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from explorer.evaluate import fidelity, histogram_agreement, one_p_response
+from explorer.evaluate import fidelity, histogram_agreement, non_gaussianity, one_p_response
 
 N = 32
 
@@ -71,6 +71,22 @@ def test_histogram_agreement_detects_a_shifted_mean():
     same = histogram_agreement(gaussian_maps(rng, 30), truth)
     shifted = histogram_agreement(gaussian_maps(rng, 30, mean=11.05), truth)
     assert same["max_cdf_gap"] < 0.05 < shifted["max_cdf_gap"]
+
+
+def test_non_gaussianity_tells_a_gaussian_field_from_its_exponential():
+    # a Gaussian field has skewness and kurtosis 0; exp of it (a lognormal field, like a density)
+    # is skewed and has more, smaller regions above 2σ; a power spectrum would not say so
+    rng = np.random.default_rng(2)
+    g = (gaussian_maps(rng, 40) - 11.0) * 20
+    gauss, logn = non_gaussianity(g), non_gaussianity(np.exp(g))
+    assert abs(gauss["skewness"]) < 0.15 and abs(gauss["kurtosis"]) < 0.3
+    assert logn["skewness"] > 1.0 and logn["kurtosis"] > 1.0
+    assert logn["regions_above_2sigma"] != gauss["regions_above_2sigma"]
+    one = np.zeros((1, 16, 16))
+    one[0, 2:4, 2:4] = one[0, 9:12, 9] = 1.0  # two separate blobs above the mean + 1σ
+    assert non_gaussianity(one)["regions_above_1sigma"] == 2
+    with pytest.raises(ValueError, match="maps"):
+        non_gaussianity(np.zeros((16, 16)))
 
 
 def test_one_p_response_agrees_for_the_right_response_and_not_for_a_flat_one():

@@ -18,7 +18,7 @@ Methods (``SAMPLERS`` holds each one's default number of steps):
 - ``"sde-dpmsolver++-karras-gauss"``: the same Karras levels, but the levels above σ* are not run:
   x_t at the first level ≤ σ* is drawn from the Gaussian model of the data (a Gaussian random field
   with the training maps' power spectrum and mean at θ, :mod:`explorer.model.gaussian`, passed as
-  ``gaussian_start``). With σ* = 1, 30 levels cost 10 network calls.
+  ``gaussian_start``). With σ* = 3, 30 levels cost 14 network calls.
 
 Every method clips x̂_0 to ``clip`` (the data range in normalised units) at every step.
 
