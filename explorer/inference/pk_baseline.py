@@ -27,6 +27,8 @@ import numpy as np
 
 from explorer.stats import power_spectrum
 
+from explorer.model.gaussian import theta_monomials
+
 from .grid import Posterior, check_truth, scan
 
 FORMAT = "explorer-pk-baseline/1"
@@ -79,11 +81,7 @@ class PkBaseline:
         return self._statistic(a, self.groups, self.box_size)[0]
 
     def _features(self, theta) -> np.ndarray:
-        theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
-        lo = np.array([r[0] for r in self.param_ranges])
-        span = np.array([r[1] - r[0] for r in self.param_ranges])
-        u = 2.0 * (theta - lo) / span - 1.0
-        return np.stack([u[:, 0] ** i * u[:, 1] ** j for i, j in _exponents(self.degree)], axis=1)
+        return theta_monomials(theta, self.param_ranges, self.degree, centred=True)
 
     def mean(self, theta) -> np.ndarray:
         """μ(θ) for ``theta: (G, 2)`` -> ``(G, p)`` log10 P̄."""

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from scipy.special import digamma
 
-__all__ = ["GaussianStart", "ring_index", "ring_power"]
+__all__ = ["GaussianStart", "ring_index", "ring_power", "theta_monomials"]
 
 
 def ring_index(n: int) -> np.ndarray:
@@ -57,12 +57,18 @@ def ring_power(x) -> tuple[np.ndarray, np.ndarray]:
     return sums / count, count
 
 
-def _features(theta, param_ranges, degree: int) -> np.ndarray:
+def theta_monomials(theta, param_ranges, degree: int, centred: bool = False) -> np.ndarray:
+    """Monomials u₀^i u₁^j of total degree ≤ ``degree`` of θ ``(G, 2)`` scaled over the prior box:
+    ``(G, (degree+1)(degree+2)/2)``, ordered by degree, then by falling power of u₀. u ∈ [0, 1]²,
+    or [−1, 1]² with ``centred`` (the P(k) baseline's convention)."""
     theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
     lo = np.array([r[0] for r in param_ranges], dtype=np.float64)
     span = np.array([r[1] - r[0] for r in param_ranges], dtype=np.float64)
     u = (theta - lo) / span
+    if centred:
+        u = 2.0 * u - 1.0
     return np.stack([u[:, 0] ** i * u[:, 1] ** (d - i) for d in range(degree + 1) for i in range(d, -1, -1)], axis=1)
+
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,7 +91,7 @@ class GaussianStart:
         theta = np.asarray(theta_per_map, dtype=np.float64)
         if maps.ndim != 3 or theta.shape != (maps.shape[0], 2):
             raise ValueError(f"need maps (N, n, n) and theta (N, 2), got {maps.shape} and {theta.shape}")
-        phi = _features(theta, param_ranges, degree)
+        phi = theta_monomials(theta, param_ranges, degree)
         if maps.shape[0] < 3 * phi.shape[1]:
             raise ValueError(f"need at least {3 * phi.shape[1]} maps to fit a degree-{degree} model, got {maps.shape[0]}")
         if not np.isfinite(maps).all():
@@ -103,7 +109,7 @@ class GaussianStart:
 
     def spectrum(self, theta) -> np.ndarray:
         """S(θ) on every DFT mode: ``(B, n, n)`` (0 at m = 0; corner modes take the last ring's value)."""
-        phi = _features(theta, self.param_ranges, self.degree)
+        phi = theta_monomials(theta, self.param_ranges, self.degree)
         s = np.exp(phi @ self.log_spectrum_coef)  # (B, R)
         ring = np.clip(ring_index(self.resolution), 1, s.shape[1]) - 1
         out = s[:, ring]
@@ -112,7 +118,7 @@ class GaussianStart:
 
     def mean(self, theta) -> np.ndarray:
         """μ(θ) ``(B,)``, normalised units."""
-        return _features(theta, self.param_ranges, self.degree) @ self.mean_coef
+        return theta_monomials(theta, self.param_ranges, self.degree) @ self.mean_coef
 
     def draw(self, theta, generator: torch.Generator) -> torch.Tensor:
         """x₀^G at each θ of ``theta (B, 2)``: ``(B, 1, n, n)`` float32, from the CPU ``generator``."""

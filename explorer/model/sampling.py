@@ -155,7 +155,8 @@ def _diffusers_loop(model, schedule, method, theta, shape, steps, gen, device, b
         x = _noise(shape, gen, device) * scheduler.init_noise_sigma
     else:
         sigmas = scheduler.sigmas[:-1].cpu().numpy()  # one per timestep, decreasing
-        first = int(np.argmax(sigmas <= start.sigma)) if (sigmas <= start.sigma).any() else len(sigmas) - 1
+        below = sigmas <= start.sigma
+        first = int(np.argmax(below)) if below.any() else len(sigmas) - 1
         ab = 1.0 / (1.0 + float(sigmas[first]) ** 2)  # the scheduler's own ᾱ at that level, σ² = (1−ᾱ)/ᾱ
         x0 = start.draw(theta.cpu().numpy(), gen).to(device)
         x = ab ** 0.5 * x0 + (1.0 - ab) ** 0.5 * _noise(shape, gen, device)
@@ -246,14 +247,12 @@ def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = 
     if int(steps) != steps or not 2 <= steps <= T:
         raise ValueError(f"steps must be an integer in [2, {T}], got {steps!r}")
     clip = _check_clip(clip)
-    start = None
     if method.endswith("-gauss"):
         if gaussian_start is None:
             raise ValueError(f"method {method!r} needs a gaussian_start (fitted by `explorer calibrate` and stored "
                              "in the weights' explorer.json); use 'sde-dpmsolver++-karras' without one")
         if (gaussian_start.resolution, gaussian_start.resolution) != (int(h), int(w)):
             raise ValueError(f"the Gaussian start was fitted at {gaussian_start.resolution}², not {int(h)}x{int(w)}")
-        start = gaussian_start
 
     device = next(model.parameters()).device if device is None else pick_device(device)
     was_training = model.training
@@ -265,7 +264,7 @@ def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = 
                            bf16, clip, progress)
         else:
             x = _diffusers_loop(model, schedule, method, theta, shape, int(steps), gen, device, bf16, clip,
-                                progress, start)
+                                progress, gaussian_start if method.endswith("-gauss") else None)
     finally:
         model.train(was_training)
     return x[:, 0].float().cpu()
