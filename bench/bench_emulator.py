@@ -22,15 +22,22 @@ import torch
 from explorer.evaluate import _reference_sets, fidelity, histogram_agreement, non_gaussianity, one_p_response
 from explorer.model import Emulator
 
-CONFIGS = [("ddpm-strided", 25), ("ddpm-strided", 50), ("ddpm-strided", 100), ("ddpm-strided", 250),
-           ("sde-dpmsolver++-karras-gauss", 30), ("sde-dpmsolver++-karras-gauss", 15),
-           ("sde-dpmsolver++-karras", 30), ("sde-dpmsolver++-karras", 15),
-           ("ddim", 50), ("dpmsolver++", 20), ("sde-dpmsolver++", 30), ("ddpm", 1000)]
+CONFIGS = [(m, s, None) for m, s in [
+    ("ddpm-strided", 25), ("ddpm-strided", 50), ("ddpm-strided", 100), ("ddpm-strided", 250),
+    ("sde-dpmsolver++-karras-gauss", 30), ("sde-dpmsolver++-karras-gauss", 15),
+    ("sde-dpmsolver++-karras", 30), ("sde-dpmsolver++-karras", 15),
+    ("ddim", 50), ("dpmsolver++", 20), ("sde-dpmsolver++", 30)]] + [("ddpm", 1000, "full")]
 
 
 def parse_config(text):
+    """"method:steps" or "method:steps@network" (network "small" or "full"; default: the weights' default)."""
+    text, _, network = text.partition("@")
     method, steps = text.split(":")
-    return method, int(steps)
+    return method, int(steps), network or None
+
+
+def label(method, steps, network=None):
+    return f"{method}:{steps}" + (f"@{network}" if network else "")
 
 
 def main():
@@ -38,7 +45,7 @@ def main():
     p.add_argument("--weights", default="weights")
     p.add_argument("--assets", default="assets")
     p.add_argument("--configs", nargs="+", type=parse_config, default=None,
-                   help="method:steps ... (default: a ladder from 25-step strided DDPM to 1000-step DDPM)")
+                   help="method:steps[@network] ... (default: a ladder from 25-step strided DDPM to 1000-step DDPM)")
     p.add_argument("--n-cosmologies", type=int, default=10)
     p.add_argument("--first-cosmology", type=int, default=0,
                    help="skip the first held-out cosmologies (split a long run, e.g. 1000-step DDPM, in parts; "
@@ -63,13 +70,13 @@ def main():
     configs = args.configs or CONFIGS
     out = {"weights": args.weights, "threads": torch.get_num_threads(), "timing_4_maps": {}, "fidelity": {}}
 
-    for method, steps in ([] if args.skip_timing else configs):  # side by side in one run
+    for method, steps, network in ([] if args.skip_timing else configs):  # side by side in one run
         times = []
         for r in range(args.repeats if steps <= 250 else 1):
             start = time.perf_counter()
-            emu.sample(0.3, 0.8, n=4, seed=r, method=method, steps=steps)
+            emu.sample(0.3, 0.8, n=4, seed=r, method=method, steps=steps, network=network)
             times.append(time.perf_counter() - start)
-        out["timing_4_maps"][f"{method}:{steps}"] = float(np.median(times))
+        out["timing_4_maps"][label(method, steps, network)] = float(np.median(times))
     print(json.dumps(out["timing_4_maps"]), flush=True)
     if args.timing_only:
         return _finish(out, args)
@@ -80,12 +87,12 @@ def main():
     twins = twins[first:]
     if not args.skip_fidelity:
         out["non_gaussianity_simulations"] = non_gaussianity(truth.reshape(-1, *truth.shape[-2:]))
-    fidelity_configs = args.fidelity_configs or [c for c in configs if c != ("ddpm", 1000)]
-    for method, steps in ([] if args.skip_fidelity else fidelity_configs):
+    fidelity_configs = args.fidelity_configs or [c for c in configs if c[:2] != ("ddpm", 1000)]
+    for method, steps, network in ([] if args.skip_fidelity else fidelity_configs):
         generated = {}
 
         def emulate(om, s8, n, seed):
-            maps = emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps)
+            maps = emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps, network=network)
             generated[(om, s8)] = maps
             return maps
 
@@ -94,17 +101,18 @@ def main():
         gen = np.concatenate(list(generated.values()))
         f["histogram"] = histogram_agreement(gen, truth.reshape(-1, *truth.shape[-2:]))
         f["non_gaussianity"] = non_gaussianity(gen)  # what P(k) cannot see; compare "simulations" below
-        print(json.dumps({f"{method}:{steps}": f}), flush=True)
-        out["fidelity"][f"{method}:{steps}"] = {**f, "first_cosmology": first, "seed": args.seed,
+        print(json.dumps({label(method, steps, network): f}), flush=True)
+        out["fidelity"][label(method, steps, network)] = {**f, "first_cosmology": first, "seed": args.seed,
                                                 "per_cosmology": per_cosmology}
 
     if args.skip_onep:
         return _finish(out, args)
     onep_theta, onep_maps = _reference_sets(args.assets, emu.resolution, "onep", 10)
-    method, steps = args.onep_config or (emu.default_method, emu.default_steps)
-    resp = one_p_response(lambda om, s8, n, seed: emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps),
+    method, steps, network = args.onep_config or (emu.default_method, emu.default_steps, None)
+    resp = one_p_response(lambda om, s8, n, seed: emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps,
+                                                             network=network),
                           onep_theta, onep_maps, n_generated=args.onep_generated)
-    out["one_p"] = {"sampler": f"{method}:{steps}", "n_generated": args.onep_generated, **resp.summary()}
+    out["one_p"] = {"sampler": label(method, steps, network or emu.default_network), "n_generated": args.onep_generated, **resp.summary()}
     if args.plot_dir:
         _plot_response(resp, args.plot_dir)
     return _finish(out, args)

@@ -20,6 +20,8 @@ COMMANDS = {
     "evaluate": ("explorer.evaluate", "measure fidelity figures of a trained model (JSON)"),
     "infer": ("explorer.inference.command", "infer (Omega_m, sigma_8) from a field"),
     "app": ("explorer.ui.command", "serve the app on localhost (same as `panel serve explorer`)"),
+    "attach-network": ("explorer.model.attach",
+                       "make a smaller trained network the default for sampling (weights/small)"),
     "calibrate": ("explorer.inference.calibrate",
                   "fit the P(k) baseline and the likelihood calibration, measure coverage (JSON)"),
 }

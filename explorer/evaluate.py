@@ -207,6 +207,8 @@ def add_arguments(parser):
     parser.add_argument("--n-generated", type=int, default=15)
     parser.add_argument("--method", default=None, help="sampler (default: the weights' default)")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--network", choices=("small", "full"), default=None,
+                        help="network (default: the weights' default network)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -225,13 +227,14 @@ def run(args) -> int:
     bar = tqdm(total=len(theta), desc="evaluate")
 
     def emulate(om, s8, n, seed):
-        return emu.sample(om, s8, n=n, seed=seed, method=args.method, steps=args.steps)
+        return emu.sample(om, s8, n=n, seed=seed, method=args.method, steps=args.steps, network=args.network)
 
     result = fidelity(emulate, theta, truth, newseed, n_generated=args.n_generated, seed=args.seed,
                       progress=lambda done, total: bar.update(1))
     bar.close()
     out = {"weights": str(args.weights), "method": args.method or emu.default_method,
-           "steps": args.steps or emu.default_steps, **result.to_dict()}
+           "steps": args.steps or emu.default_steps, "network": args.network or emu.default_network,
+           **result.to_dict()}
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:

@@ -105,7 +105,7 @@ def test_calibrate_command_end_to_end(tmp_path):
         model = ParamUNet(sample_size=16, block_out_channels=(8, 16), layers_per_block=1, attention_levels=0,
                           norm_num_groups=4)
     weights = save_model(tmp_path / "w", model, {"normalization": {"lo": 11.0, "hi": 13.0},
-                                                 "schedule": seed_schedule_spec(20)})
+                                                 "schedule": seed_schedule_spec(100)})
     before = json.loads((weights / METADATA_FILE).read_text())
     out = tmp_path / "report.json"
     grids = ["--coarse", "3", "3", "--fine", "3", "3", "--n-noise", "1"]

@@ -15,7 +15,7 @@ from explorer.model.schedule import seed_schedule_spec
 from explorer.model.unet import ParamUNet
 from explorer.model.weights import save_model
 
-TERMS = term_timesteps(DEFAULT_TERMS, 20).size  # default terms of the T = 20 test schedule
+TERMS = term_timesteps(DEFAULT_TERMS, 100).size  # default terms of the T = 100 test schedule
 FAST = ["--coarse", "3", "3", "--fine", "3", "3", "--n-noise", "1", "--quiet"]
 
 
@@ -29,7 +29,7 @@ def weights(tmp_path_factory):
         model = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
                           attention_levels=1, norm_num_groups=4, attention_head_dim=8)
     return save_model(tmp_path_factory.mktemp("model") / "weights", model,
-                      {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(20)})
+                      {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(100)})
 
 
 def density(side=32, seed=0):

@@ -13,7 +13,7 @@ from torch import nn
 
 from explorer.inference import LEVELS, InferenceCancelled, Posterior, infer, interval_68, marginals
 from explorer.inference.grid import DEFAULT_COARSE, DEFAULT_FINE
-from explorer.inference.vlb import term_weights
+from explorer.inference.vlb import field_seed, term_weights
 from explorer.model.schedule import NoiseSchedule, seed_betas
 from explorer.model.weights import LoadedModel
 
@@ -188,6 +188,29 @@ def test_infer_progress_cancel_and_per_timestep():
     assert set(post.per_timestep) == {"L0", "L1"} and post.per_timestep["L0"].shape == (4, 4)
     with pytest.raises(InferenceCancelled):
         infer(loaded(), f, kind="log10", cancel=lambda: True)
+
+
+class BiasedDenoiser(AnalyticDenoiser):
+    """The analytic denoiser plus a θ-dependent error times x_t: its terms depend on the noise draw."""
+
+    def forward(self, x, t, theta):
+        return super().forward(x, t, theta) + 0.05 * theta.double()[:, :1, None, None] * x.double()
+
+
+def test_noise_seed_is_the_fields_own_by_default():
+    lm = loaded()
+    lm.model = BiasedDenoiser()
+    kw = dict(kind="log10", terms="vlb:2", coarse=(3, 3), fine=(4, 4), interpolate_to=None)
+    f, g = field_at(0.3, 0.8), field_at(0.35, 0.75)
+    a, again = infer(lm, f, **kw), infer(lm, f, **kw)
+    assert a.settings["seed"] == field_seed(f) != field_seed(g) == infer(lm, g, **kw).settings["seed"]
+    assert 0 <= field_seed(f) < 2 ** 63 and field_seed(f) == field_seed(f.astype(np.float64).copy())
+    np.testing.assert_array_equal(a.delta_chi2, again.delta_chi2)  # same field: same draws
+    explicit = infer(lm, f, seed=field_seed(f), **kw)
+    np.testing.assert_array_equal(a.delta_chi2, explicit.delta_chi2)
+    other = infer(lm, f, seed=field_seed(f) + 1, **kw)  # another draw moves the surface
+    assert other.settings["seed"] == field_seed(f) + 1
+    assert np.abs(other.delta_chi2 - a.delta_chi2).max() > 1e-3
 
 
 @pytest.mark.parametrize("kwargs, match", [

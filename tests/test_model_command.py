@@ -9,7 +9,7 @@ import torch
 from explorer.cli import main
 from explorer.model.schedule import seed_schedule_spec
 from explorer.model.unet import ParamUNet
-from explorer.model.weights import save_model
+from explorer.model.weights import load_model, save_model
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -63,3 +63,68 @@ def test_sample_errors(weights, tmp_path, capsys):
     assert not (tmp_path / "x.npy").exists()
     with pytest.raises(SystemExit):
         run_sample(weights, tmp_path / "x.npy", "--ddpm", "--steps", "4")
+
+
+@pytest.fixture(scope="module")
+def two_networks(tmp_path_factory):
+    """Main weights whose sampler names a smaller network in the sub-folder "small"."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        full = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1, norm_num_groups=4)
+        small = ParamUNet(sample_size=16, block_out_channels=(4, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
+    meta = {"schedule": seed_schedule_spec(12), "normalization": {"lo": 9.5, "hi": 15.5, "method": "minmax"}}
+    root = tmp_path_factory.mktemp("two")
+    folder = save_model(root / "weights", full, {**meta, "sampler": {"method": "ddpm-strided", "steps": 3}})
+    run = save_model(root / "run" / "best", small, meta)  # what `explorer train` exports
+    assert main(["attach-network", str(run), "--weights", str(folder)]) == 0
+    return folder
+
+
+def test_sampler_network_small_is_the_default_and_full_is_selectable(two_networks, tmp_path):
+    from explorer.model import Emulator
+
+    emu = Emulator.from_folder(two_networks, device="cpu", bf16=False)
+    assert emu.default_network == "small" and set(emu.networks) == {"full", "small"}
+    main_meta = json.loads((two_networks / "explorer.json").read_text())
+    small_meta = json.loads((two_networks / "small" / "explorer.json").read_text())
+    assert main_meta["sampler"] == {"method": "ddpm-strided", "steps": 3, "network": "small"}
+    assert small_meta["sampler"] == {"method": "ddpm-strided", "steps": 3} and "role" in small_meta
+    alone = {name: Emulator(load_model(path), bf16=False)  # each network on its own
+             for name, path in (("full", two_networks), ("small", two_networks / "small"))}
+    for name in ("full", "small"):
+        assert alone[name].default_network == "full"
+        np.testing.assert_array_equal(emu.sample(0.3, 0.8, n=2, seed=1, network=name),
+                                      alone[name].sample(0.3, 0.8, n=2, seed=1))
+    np.testing.assert_array_equal(emu.sample(0.3, 0.8, n=2, seed=1), emu.sample(0.3, 0.8, n=2, seed=1, network="small"))
+    assert not np.array_equal(emu.sample(0.3, 0.8, n=2, seed=1), emu.sample(0.3, 0.8, n=2, seed=1, network="full"))
+    with pytest.raises(ValueError, match="network"):
+        emu.sample(0.3, 0.8, network="tiny")
+    assert run_sample(two_networks, tmp_path / "s.npy") == 0
+    assert json.loads((tmp_path / "s.json").read_text())["network"] == "small"
+    assert run_sample(two_networks, tmp_path / "p.npy", "--ddpm") == 0
+    assert json.loads((tmp_path / "p.json").read_text())["network"] == "full"
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), emu.sample(0.3, 0.8, n=2, seed=1))
+
+
+def test_small_network_must_describe_the_same_maps(two_networks, tmp_path):
+    import shutil
+
+    from explorer.model import Emulator
+    from explorer.model.weights import WeightsError
+
+    bad = tmp_path / "weights"
+    shutil.copytree(two_networks, bad)
+    meta_path = bad / "small" / "explorer.json"
+    meta = json.loads(meta_path.read_text())
+    meta["normalization"]["hi"] = 16.0
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match="other maps"):
+        Emulator.from_folder(bad, device="cpu")
+    shutil.rmtree(bad / "small")
+    with pytest.raises(WeightsError, match="does not exist"):
+        Emulator.from_folder(bad, device="cpu")
+    main_meta = json.loads((bad / "explorer.json").read_text())
+    main_meta["sampler"]["network"] = "../elsewhere"
+    (bad / "explorer.json").write_text(json.dumps(main_meta))
+    with pytest.raises(WeightsError, match="sub-folder"):
+        Emulator.from_folder(bad, device="cpu")

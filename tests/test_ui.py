@@ -44,8 +44,9 @@ class SpyEmulator:
         self.superseded = False
         self.loaded = SimpleNamespace(metadata={"data": {"suite": "spy"}}, device=SimpleNamespace(type="cpu"))
 
-    def sample(self, omega_m, sigma_8, n=4, seed=0, method=None, steps=None, progress=None):
-        self.calls.append(dict(omega_m=omega_m, sigma_8=sigma_8, n=n, seed=seed, method=method, steps=steps))
+    def sample(self, omega_m, sigma_8, n=4, seed=0, method=None, steps=None, progress=None, network=None):
+        self.calls.append(dict(omega_m=omega_m, sigma_8=sigma_8, n=n, seed=seed, method=method, steps=steps,
+                               network=network))
         if self.fail is not None:
             raise self.fail
         if self.hold is not None and len(self.calls) == 1:
@@ -144,7 +145,7 @@ def test_slider_release_samples_and_redraws(context):
     tab = EmulateTab(context)
     run(tab.refresh())
     spy = context.emulator
-    assert spy.calls[-1] == dict(omega_m=0.3, sigma_8=0.8, n=4, seed=0, method=None, steps=None)
+    assert spy.calls[-1] == dict(omega_m=0.3, sigma_8=0.8, n=4, seed=0, method=None, steps=None, network=None)
     first_maps = [img.data for img in images(tab.maps_row.object)]
     assert len(first_maps) == 4
 
@@ -165,7 +166,11 @@ def test_controls_map_to_core_arguments(context):
     tab = EmulateTab(context)
     tab.param.update(n_maps=2, seed=7, sampler="DDIM, 50 steps")
     call = context.emulator.calls[-1]
-    assert (call["n"], call["seed"], call["method"], call["steps"]) == (2, 7, "ddim", 50)
+    assert (call["n"], call["seed"], call["method"], call["steps"], call["network"]) == (2, 7, "ddim", 50, None)
+    tab.sampler = "full network: Gaussian start + 30 Karras levels (slower)"
+    call = context.emulator.calls[-1]
+    assert (call["method"], call["steps"], call["network"]) == ("sde-dpmsolver++-karras-gauss", 30, "full")
+    tab.sampler = "DDIM, 50 steps"
     assert len(images(tab.maps_row.object)) == 2 and tab.result.comparison.z is not None
     tab.n_maps = 1  # a single map has no z-score; the page says so instead of failing
     assert tab.result.comparison.z is None and not tab._error.visible

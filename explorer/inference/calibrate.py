@@ -23,7 +23,6 @@ Steps (all fields are one map per simulation, from simulations the model never t
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -113,16 +112,9 @@ def training_split(cmd, metadata: dict, split_seed: int = 0, with_val: bool = Fa
 
 def write_calibration(folder: str | Path, calibration: dict, key: str = "calibration") -> None:
     """Set ``key`` of ``folder/explorer.json``; every other key is kept as it was."""
-    from explorer.model.weights import METADATA_FILE
+    from explorer.model.weights import set_metadata
 
-    path = Path(folder) / METADATA_FILE
-    meta = json.loads(path.read_text())
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
-    meta[key] = calibration
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, path)
+    set_metadata(folder, key, calibration)
 
 
 def _fields(cmd, map_indices, resolution: int) -> np.ndarray:
@@ -154,6 +146,7 @@ def _posteriors(loaded, maps, thetas, desc: str, show: bool, **kw) -> list[Poste
 
 def calibrate(weights="weights", data="data/train", valid="assets/valid", *, terms: str = DEFAULT_TERMS,
               n_noise: int = DEFAULT_N_NOISE, coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, seed: int = 0,
+              noise_seed: int | None = None,
               split_seed: int = 0, max_fields: int | None = None, write: bool = True, show: bool = True,
               start_sigma: float = DEFAULT_START_SIGMA, skip_coverage: bool = False) -> dict:
     """Run steps 1-3 of the module docstring; returns the JSON-able report."""
@@ -171,7 +164,7 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
         test_sims, valid_sims = test_sims[:max_fields], valid_sims[:max_fields]
     if test_sims.size < 3 or valid_sims.size < 3:
         raise ValueError(f"need >= 3 calibration and evaluation fields, got {test_sims.size} and {valid_sims.size}")
-    kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=seed)
+    kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=noise_seed)
 
     # 1. P(k) baseline and the sampler's Gaussian start on every map of the train split
     idx = train_cmd.map_indices(train_sims)
@@ -198,6 +191,7 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
     pk_cal = [baseline.posterior(m, truth=tuple(t)) for m, t in zip(cal_maps, cal_theta)]
     tau_pk = fit_temperature([p.delta_chi2_truth() for p in pk_cal])
     calibration = {"temperature": tau, "terms": terms, "n_noise": int(n_noise), "seed": int(seed),
+                   "noise_seed": "per field (hash of its values)" if noise_seed is None else int(noise_seed),
                    "method": "tau = 68.3% quantile of raw delta_chi2(truth) / 2.30",
                    "split": f"test and validation splits of {data} ({len(test_sims)} simulations, one map each)",
                    "n_fields": len(raw), "coverage_before": coverage_metrics(raw),
@@ -235,11 +229,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weights", default="weights", help="weights folder (calibration written here)")
     parser.add_argument("--data", default="data/train", help="training CMD directory (train/test split)")
     parser.add_argument("--valid", default="assets/valid", help="evaluation CMD directory (never trained on)")
-    parser.add_argument("--terms", default=DEFAULT_TERMS, help="VLB terms: vlb:K (default vlb:4), L0, Lk or sum:K")
+    parser.add_argument("--terms", default=DEFAULT_TERMS, help=f"VLB terms: vlb:K (default {DEFAULT_TERMS}), L0, Lk or sum:K")
     parser.add_argument("--n-noise", type=int, default=DEFAULT_N_NOISE, help="noise draws per term")
     parser.add_argument("--coarse", type=int, nargs=2, default=DEFAULT_COARSE, metavar=("N_OM", "N_S8"))
     parser.add_argument("--fine", type=int, nargs=2, default=DEFAULT_FINE, metavar=("N_OM", "N_S8"))
-    parser.add_argument("--seed", type=int, default=0, help="noise and field-choice seed")
+    parser.add_argument("--seed", type=int, default=0, help="field-choice seed (which map of each simulation)")
+    parser.add_argument("--noise-seed", type=int, default=None,
+                        help="one noise seed for every field (default: each field's own, a hash of its values)")
     parser.add_argument("--split-seed", type=int, default=0, help="split seed if the weights do not record it")
     parser.add_argument("--max-fields", type=int, default=None, help="limit each split (quick runs)")
     parser.add_argument("--no-write", action="store_true", help="measure only; leave the weights folder alone")
@@ -255,6 +251,7 @@ def run(args) -> int:
         raise ValueError(f"--json: directory {Path(args.json).parent} does not exist")
     report = calibrate(args.weights, args.data, args.valid, terms=args.terms, n_noise=args.n_noise,
                        coarse=tuple(args.coarse), fine=tuple(args.fine), seed=args.seed,
+                       noise_seed=args.noise_seed,
                        split_seed=args.split_seed, max_fields=args.max_fields, write=not args.no_write,
                        start_sigma=args.start_sigma, skip_coverage=args.start_only)
     text = json.dumps(report, indent=2)

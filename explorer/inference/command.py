@@ -27,14 +27,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("field", help="field file: .npy, .npz (one array), .fits/.fit/.fits.gz")
     parser.add_argument("--truth", type=float, nargs=2, metavar=("OMEGA_M", "SIGMA_8"), help="true parameters")
     parser.add_argument("--terms", default=DEFAULT_TERMS,
-                        help="VLB terms: vlb:K (K strata of the whole bound; default vlb:4), L0 (seed paper), "
+                        help=f"VLB terms: vlb:K (K strata of the whole bound; default {DEFAULT_TERMS}), L0 (seed paper), "
                              "Lk, or sum:K (L0 .. L(K-1))")
     parser.add_argument("--n-noise", type=int, default=DEFAULT_N_NOISE, help="noise draws per term")
     parser.add_argument("--coarse", type=int, nargs=2, default=DEFAULT_COARSE, metavar=("N_OM", "N_S8"),
                         help="coarse grid over the prior")
     parser.add_argument("--fine", type=int, nargs=2, default=DEFAULT_FINE, metavar=("N_OM", "N_S8"),
                         help="evaluated fine grid around the minimum")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fixed noise draws")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the fixed noise draws (default: a hash of the field, its own draws per field)")
     parser.add_argument("--weights", default="weights", help="weights folder")
     parser.add_argument("--kind", default="auto", choices=("auto", "density", "log10"), help="what FIELD holds")
     parser.add_argument("--raw", action="store_true", help="do not apply the stored calibration temperature")

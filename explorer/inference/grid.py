@@ -32,24 +32,26 @@ from typing import Callable
 import numpy as np
 from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 
-from .vlb import Cancel, InferenceCancelled, Progress, term_weights, vlb_terms
+from .vlb import Cancel, InferenceCancelled, Progress, field_seed, term_weights, vlb_terms
 
 #: Δχ² of the 1, 2, 3σ contours for two parameters (χ²₂ quantiles of 68.27, 95.45, 99.73 %).
 LEVELS = (2.30, 6.18, 11.83)
 PARAM_NAMES = ("omega_m", "sigma_8")
 MASS_68, MASS_95 = 0.6827, 0.9545
 
-# Defaults of infer(): the whole bound in 4 log-spaced strata ("vlb:4", timesteps 2, 14, 75, 422),
-# one noise draw, (5·5 + 7·7) points x 4 terms = 296 network evaluations (+4 with a truth),
-# against the seed paper's 2,500. On the stand-in calibration fields this likelihood had a third
-# of L_0's error on Ω_m (README, "Inference"). The network costs ~55 CPU-ms per 64² evaluation of
-# the (32,64,96,128)/2-block model in float32 on two cores (bfloat16 autocast was 2x slower on the
-# 2-core Xeon, and its rounding made L(θ) jump by ~0.5 nat between neighbouring θ), so ~16 s;
+# Defaults of infer(): the whole bound in 8 log-spaced strata ("vlb:8", timesteps 1, 3, 9, 20, 49, 116,
+# 274, 650), one noise draw per term drawn from the field itself (vlb.field_seed), (4·4 + 5·5) points
+# x 8 terms = 328 network evaluations (+8 with a truth), against the seed paper's 2,500. On 19 stand-in
+# fields (7x7 grids over the prior, README "Inference") 8 strata had 0.80x the Ω_m error of 4 strata
+# (0.168 vs 0.210) and needed half the temperature; the coarse 4x4 + fine 5x5 grid gave the same
+# estimates as 5x5 + 7x7 to 0.001 on three fields. The network costs ~55 CPU-ms per 64² evaluation
+# of the (32,64,96,128)/2-block model in float32 on two cores (bfloat16 autocast was 2x slower on the
+# 2-core Xeon, and its rounding made L(θ) jump by ~0.5 nat between neighbouring θ), so ~18 s;
 # bench/bench_inference.py measures it.
-DEFAULT_TERMS = "vlb:4"
+DEFAULT_TERMS = "vlb:8"
 DEFAULT_N_NOISE = 1
-DEFAULT_COARSE = (5, 5)
-DEFAULT_FINE = (7, 7)
+DEFAULT_COARSE = (4, 4)
+DEFAULT_FINE = (5, 5)
 DEFAULT_BATCH = 16
 DEFAULT_HALF_WIDTH = (0.1, 0.1)
 DEFAULT_INTERPOLATE = (51, 51)
@@ -363,7 +365,7 @@ def calibration_temperature(metadata: dict, terms: str, n_noise: int) -> tuple[f
 def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_noise: int = DEFAULT_N_NOISE,
           coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, fine_half_width=DEFAULT_HALF_WIDTH,
           interpolate_to=DEFAULT_INTERPOLATE, calibrated: bool = True, temperature: float | None = None,
-          per_timestep: bool = False, truth=None, seed: int = 0, batch_size: int = DEFAULT_BATCH, bf16: bool = False,
+          per_timestep: bool = False, truth=None, seed: int | None = None, batch_size: int = DEFAULT_BATCH, bf16: bool = False,
           progress: Progress | None = None, cancel: Cancel | None = None) -> Posterior:
     """−2ΔlnL̂ of (Ω_m, σ_8) for one field from the VLB of a trained diffusion model.
 
@@ -376,7 +378,8 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
     kind : "auto" | "density" | "log10", how to read ``field``.
     terms : "vlb:K" (default: K log-spaced strata of the whole bound), "L0" (seed paper), "Lk", or
         "sum:K" (L_0 .. L_{K-1}); see :mod:`.vlb`.
-    n_noise : fixed noise draws per term (common to all θ); seed : their seed.
+    n_noise : fixed noise draws per term (common to all θ); seed : their seed (default: drawn from
+        the field's values by :func:`.vlb.field_seed`, so each field has its own draws).
     coarse, fine, fine_half_width, interpolate_to : the grids (module docstring).
     calibrated : divide by the temperature stored with the weights for these terms/n_noise
         (``temperature`` overrides it; without a stored calibration τ = 1 and a note says so).
@@ -400,6 +403,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         log10, kind_used = prepare_field(field, loaded.resolution, kind)
     norm = loaded.normalization
     x0 = 2.0 * (log10.astype(np.float64) - norm["lo"]) / (norm["hi"] - norm["lo"]) - 1.0
+    seed = field_seed(log10) if seed is None else int(seed)
     timesteps, weights = term_weights(terms, loaded.schedule.T)
     truth = check_truth(truth, loaded.param_ranges)
     notes = []

@@ -31,6 +31,7 @@ other terms are computed, so "L0" and "sum:20" share L_0.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from typing import Callable
@@ -90,6 +91,18 @@ def _max_strata(T: int) -> int:
     while np.unique(np.round(float(T) ** (np.arange(K + 2) / (K + 1))).astype(np.int64)).size == K + 2:
         K += 1
     return K
+
+
+def field_seed(field) -> int:
+    """The default noise seed of a field: a 63-bit hash of its values (as float32).
+
+    Every field gets its own draws and the same field always the same ones. With one seed for all
+    fields, the error of that one draw is shared by every field and shows up as a common bias
+    (measured on 16 stand-in fields: the Ω_m bias of "vlb:4" was −0.059 with seed 0 and −0.021 /
+    −0.015 with seeds 1 / 2); drawn per field, it averages out and the calibration absorbs it.
+    """
+    a = np.ascontiguousarray(np.asarray(field, dtype="<f4"))
+    return int.from_bytes(hashlib.sha256(a.tobytes()).digest()[:8], "little") >> 1
 
 
 def term_noise(seed: int, timestep: int, draw: int, shape: tuple[int, ...]) -> np.ndarray:

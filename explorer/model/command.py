@@ -3,6 +3,7 @@
     explorer sample --omega-m 0.3 --sigma-8 0.8 -n 4 --seed 1 --out maps.npy
     explorer sample --omega-m 0.3 --sigma-8 0.8 --ddpm --out paper_mode.npy      # all T steps
     explorer sample --omega-m 0.3 --sigma-8 0.8 --method sde-dpmsolver++ --steps 30 --out fast.npy
+    explorer sample --omega-m 0.3 --sigma-8 0.8 --network full --out full.npy   # the 5.5M-parameter network
 
 Writes ``maps.npy``: ``(N, H, W) float32`` log10 Σ [(M_⊙/h)/(Mpc/h)²], and a sidecar ``maps.json``
 with the parameters, seed, method, steps, weights folder and the seconds it took.
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--ddpm", action="store_true", help="ancestral DDPM over all T steps (paper mode)")
     parser.add_argument("--method", choices=sorted(SAMPLERS), default=None,
                         help="sampler (default: the weights' sampler, else ddpm-strided)")
+    parser.add_argument("--network", choices=("small", "full"), default=None,
+                        help="network to sample with (default: the weights' default, 'small' for the shipped "
+                             "weights; --ddpm paper mode uses 'full', the network inference uses)")
     parser.add_argument("--weights", type=Path, default=Path("weights"), help="weights folder (default weights/)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
@@ -60,18 +64,20 @@ def run(args: argparse.Namespace) -> int:
         steps = emulator.default_steps if method == emulator.default_method else SAMPLERS[method].default_steps
     if method == "ddpm":
         steps = emulator.loaded.schedule.T
+    network = args.network or ("full" if args.ddpm else emulator.default_network)
     start = time.perf_counter()
-    maps = emulator.sample(args.omega_m, args.sigma_8, n=args.n, seed=args.seed, method=method, steps=steps)
+    maps = emulator.sample(args.omega_m, args.sigma_8, n=args.n, seed=args.seed, method=method, steps=steps,
+                           network=network)
     seconds = time.perf_counter() - start
 
     np.save(out, maps)
     sidecar = {
         "omega_m": args.omega_m, "sigma_8": args.sigma_8, "n": int(maps.shape[0]), "seed": args.seed,
-        "method": method, "steps": int(steps), "weights": str(Path(args.weights).resolve()),
+        "method": method, "steps": int(steps), "network": network, "weights": str(Path(args.weights).resolve()),
         "device": str(emulator.loaded.device), "bf16": args.bf16, "seconds": round(seconds, 3),
         "shape": list(maps.shape), "units": "log10 Sigma_cdm [(Msun/h)/(Mpc/h)^2]",
     }
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
-    print(f"wrote {out} ({maps.shape[0]} maps {maps.shape[1]}x{maps.shape[2]}, {method}, {steps} steps, "
+    print(f"wrote {out} ({maps.shape[0]} maps {maps.shape[1]}x{maps.shape[2]}, {method}, {steps} steps, {network} network, "
           f"{seconds:.1f} s)", file=sys.stdout)
     return 0

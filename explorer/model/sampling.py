@@ -41,7 +41,7 @@ import torch
 from .device import autocast, pick_device
 from .schedule import NoiseSchedule, spaced_timesteps
 from .unet import ParamUNet
-from .weights import LoadedModel, load_model
+from .weights import LoadedModel, WeightsError, load_model
 
 
 @dataclass(frozen=True)
@@ -288,7 +288,7 @@ class Emulator:
     >>> maps = emu.sample(0.3, 0.8, n=4, seed=0)   # (4, H, W) float32, log10 Σ [(M_⊙/h)/(Mpc/h)²]
     """
 
-    def __init__(self, loaded: LoadedModel, bf16: bool | None = None):
+    def __init__(self, loaded: LoadedModel, bf16: bool | None = None, small: LoadedModel | None = None):
         self.loaded = loaded
         self.bf16 = bf16
         sampler = loaded.metadata.get("sampler") or {}
@@ -302,12 +302,31 @@ class Emulator:
         self.default_steps: int | None = sampler.get("steps", SAMPLERS[method].default_steps)
         #: x̂_0 clipping range in normalised units: the stored data range, else [-1, 1] (min-max)
         self.clip: tuple[float, float] = tuple(loaded.normalization.get("clip", (-1.0, 1.0)))
+        #: the networks this emulator can sample with: "full" (the one inference uses) and, when the
+        #: weights name one in ``sampler.network``, a smaller "small" network trained on the same data
+        self.networks: dict[str, LoadedModel] = {"full": loaded}
+        if small is not None:
+            _check_same_maps(loaded, small)
+            self.networks["small"] = small
+        self.default_network: str = "small" if small is not None else "full"
 
     @classmethod
     def from_folder(cls, folder: str | Path = "weights", device: str | torch.device = "auto",
                     bf16: bool | None = None) -> "Emulator":
-        """Load ``folder`` (raises WeightsError with instructions if it is missing or corrupt)."""
-        return cls(load_model(folder, device=device), bf16=bf16)
+        """Load ``folder`` (raises WeightsError with instructions if it is missing or corrupt).
+
+        If its ``explorer.json`` has ``sampler.network`` (a sub-folder name, e.g. "small"), that
+        weights folder is loaded too and becomes the default network for sampling.
+        """
+        loaded = load_model(folder, device=device)
+        sub = (loaded.metadata.get("sampler") or {}).get("network")
+        small = None
+        if sub is not None:
+            if not isinstance(sub, str) or Path(sub).name != sub or sub in ("", ".", ".."):
+                raise WeightsError(f"{Path(folder) / 'explorer.json'}: sampler.network must name a sub-folder, "
+                                   f"got {sub!r}")
+            small = load_model(Path(folder) / sub, device=device)
+        return cls(loaded, bf16=bf16, small=small)
 
     @property
     def resolution(self) -> int:
@@ -318,22 +337,37 @@ class Emulator:
         return self.loaded.param_ranges
 
     def sample(self, omega_m: float, sigma_8: float, n: int = 4, seed: int = 0, method: str | None = None,
-               steps: int | None = None, progress: Progress | None = None) -> np.ndarray:
+               steps: int | None = None, progress: Progress | None = None, network: str | None = None) -> np.ndarray:
         """``n`` maps at (Ω_m, σ_8): ``(n, H, W) float32`` log10 Σ [(M_⊙/h)/(Mpc/h)²].
 
         ``method``/``steps`` default to the weights' ``sampler`` entry (else ddpm-strided, 250);
         another method given without steps uses ``SAMPLERS[method].default_steps``.
+        ``network``: "full" or "small" (:attr:`networks`; default :attr:`default_network`).
         ``progress(steps_done, total)`` is called after every step and may raise to cancel.
         """
         check_in_prior([[omega_m, sigma_8]], self.param_ranges)
         if int(n) != n or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
+        network = self.default_network if network is None else network
+        if network not in self.networks:
+            raise ValueError(f"network must be one of {sorted(self.networks)} for these weights, got {network!r}")
         method = self.default_method if method is None else method
         if steps is None and method == self.default_method:
             steps = self.default_steps
-        lm = self.loaded
+        lm = self.networks[network]
         x = sample(lm.model, lm.schedule, [omega_m, sigma_8], n=int(n), resolution=lm.resolution, seed=seed,
                    method=method, steps=steps, device=lm.device, bf16=self.bf16, clip=self.clip,
-                   progress=progress, gaussian_start=lm.gaussian_start)
+                   progress=progress, gaussian_start=self.loaded.gaussian_start)
         return decode(x, lm.normalization)
 
+
+
+def _check_same_maps(full: LoadedModel, small: LoadedModel) -> None:
+    """A second network must describe the same maps: resolution, normalisation, prior box, T."""
+    same = (full.resolution == small.resolution and full.param_ranges == small.param_ranges
+            and all(full.normalization[k] == small.normalization[k] for k in ("lo", "hi"))
+            and full.schedule.T == small.schedule.T
+            and np.allclose(full.schedule.betas, small.schedule.betas, rtol=0, atol=1e-12))
+    if not same:
+        raise WeightsError("the small network's weights folder was trained for other maps (resolution, "
+                           "normalisation, prior box or noise schedule differ from the main weights)")

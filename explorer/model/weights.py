@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +156,18 @@ def read_metadata(folder: str | Path) -> dict:
     except (ValueError, TypeError) as err:
         raise WeightsError(f"{err}. {HOW_TO_GET}") from None
     return meta
+
+
+def set_metadata(folder: str | Path, key: str, value) -> None:
+    """Set ``key`` of ``folder/explorer.json`` (atomically); every other key is kept as it was."""
+    path = Path(folder) / METADATA_FILE
+    meta = json.loads(path.read_text())
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    meta[key] = value
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(meta, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, path)
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

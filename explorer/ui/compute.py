@@ -20,9 +20,12 @@ from explorer.stats import (Histograms, Response, Structure, histogram_bins, lea
 
 Progress = Callable[[int, int], None]
 
-#: Sampler choices offered in the app: label -> (method, steps); None = the weights' default.
+#: Sampler choices offered in the app: label -> (method, steps[, network]); None = the weights' default.
+#: Without a network the weights' default network samples (the small one for the shipped weights);
+#: "full" is the network inference uses.
 SAMPLER_CHOICES = {
     "fast (model default)": None,
+    "full network: Gaussian start + 30 Karras levels (slower)": ("sde-dpmsolver++-karras-gauss", 30, "full"),
     "DDPM, 25 strided steps (fastest, rough)": ("ddpm-strided", 25),
     "DDPM, 50 strided steps": ("ddpm-strided", 50),
     "DDPM, 250 strided steps": ("ddpm-strided", 250),
@@ -32,15 +35,16 @@ SAMPLER_CHOICES = {
     "stochastic DPM-Solver++, 15 Karras steps (faster, rougher)": ("sde-dpmsolver++-karras", 15),
     "stochastic DPM-Solver++, 30 even steps": ("sde-dpmsolver++", 30),
     "DDIM, 50 steps": ("ddim", 50),
-    "DDPM, 1000 steps (paper mode, slow)": ("ddpm", None),
+    "DDPM, 1000 steps (paper mode, full network, slow)": ("ddpm", None, "full"),
 }
 
 
-def sampler_settings(sampler: str) -> tuple[str | None, int | None]:
-    """(method, steps) for a label of :data:`SAMPLER_CHOICES` ((None, None) = the model's default)."""
+def sampler_settings(sampler: str) -> tuple[str | None, int | None, str | None]:
+    """(method, steps, network) for a label of :data:`SAMPLER_CHOICES` (None = the weights' default)."""
     if sampler not in SAMPLER_CHOICES:
         raise ValueError(f"sampler must be one of {list(SAMPLER_CHOICES)}, got {sampler!r}")
-    return SAMPLER_CHOICES[sampler] or (None, None)
+    method, steps, *network = SAMPLER_CHOICES[sampler] or (None, None)
+    return method, steps, (network[0] if network else None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,10 +91,10 @@ class Emulation:
 def emulate(emulator, *, omega_m: float, sigma_8: float, n_maps: int, seed: int, sampler: str,
             reference: np.ndarray | None = None, progress: Progress | None = None) -> Emulation:
     """Sample ``n_maps`` maps with ``emulator`` and compare them with ``reference (M, H, W)``."""
-    method, steps = sampler_settings(sampler)
+    method, steps, network = sampler_settings(sampler)
     start = time.perf_counter()
     maps = emulator.sample(omega_m, sigma_8, n=n_maps, seed=seed, method=method, steps=steps,
-                           progress=progress)
+                           progress=progress, network=network)
     seconds = time.perf_counter() - start
     comparison = compare_maps(maps, reference) if reference is not None else None
     return Emulation(omega_m, sigma_8, seed, maps, seconds, comparison)
@@ -128,7 +132,7 @@ def parameter_response(emulator, *, param: str, values, fiducial: tuple[float, f
     thetas = [tuple(float(v) if i == j else fiducial[i] for i in range(2)) for v in values]
     if fiducial not in thetas:
         thetas.append(tuple(fiducial))
-    method, steps = sampler_settings(sampler)
+    method, steps, network = sampler_settings(sampler)
     done_maps, total_maps = 0, len(thetas)
     sampled = {}
     for theta in thetas:
@@ -136,7 +140,7 @@ def parameter_response(emulator, *, param: str, values, fiducial: tuple[float, f
             if progress is not None:
                 progress(offset * total + done, total_maps * total)
         sampled[theta] = emulator.sample(*theta, n=n_seeds, seed=seed, method=method, steps=steps,
-                                         progress=step)
+                                         progress=step, network=network)
         done_maps += 1
     maps = np.stack([sampled[t] for t in thetas[:len(values)]])           # (n_values, n_seeds, H, W)
     k, power = _grouped_power(maps)
@@ -164,8 +168,8 @@ def _grouped_power(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 #: Likelihood choices of the infer tab: label -> VLB ``terms`` (explorer.inference.vlb.term_timesteps).
 TERM_CHOICES = {
-    "whole bound, 4 strata (default, calibrated)": "vlb:4",
-    "whole bound, 8 strata (2× slower)": "vlb:8",
+    "whole bound, 8 strata (default, calibrated)": "vlb:8",
+    "whole bound, 4 strata (faster, less precise)": "vlb:4",
     "L0 (seed paper)": "L0",
     "L0 … L4 (sum of 5 terms)": "sum:5",
     "L0 … L19 (Diffusion-HMC, 20× slower)": "sum:20",
@@ -183,8 +187,8 @@ class Inference:
     baseline: object | None          # explorer.inference.Posterior (P(k)), or None
 
 
-def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = "vlb:4",
-                calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int = 0,
+def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = "vlb:8",
+                calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int | None = None,
                 pk_baseline=None, progress: Progress | None = None, cancel=None) -> Inference:
     """Infer (Ω_m, σ_8) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
 

@@ -1,0 +1,59 @@
+"""`explorer attach-network`: make a second, smaller trained network the default for sampling.
+
+    explorer train --data data/train --run-dir runs/small --channels 16 32 64 64 --layers-per-block 1 \\
+        --attention-levels 1 --norm-groups 8 --lr 5e-4
+    explorer attach-network runs/small/best --weights weights --name small
+
+copies the run's network into ``weights/small/`` (a complete weights folder: it also gets the main
+folder's sampler and Gaussian start, so ``explorer sample --weights weights/small`` works on its
+own) and sets ``sampler.network = "small"`` in ``weights/explorer.json``: the emulator then samples
+with the small network by default, while inference (and ``--network full``) keeps the main one.
+Both must describe the same maps (resolution, normalisation, prior box, noise schedule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from .weights import CONFIG_FILE, METADATA_FILE, TENSORS_FILE, load_model, read_metadata, set_metadata
+
+
+def attach_network(weights: str | Path, source: str | Path, name: str = "small") -> Path:
+    """Copy the weights folder ``source`` to ``weights/name`` and make it the sampling default."""
+    from .sampling import _check_same_maps
+
+    weights, source = Path(weights), Path(source)
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"name must be a plain folder name, got {name!r}")
+    _check_same_maps(load_model(weights), load_model(source))  # WeightsError if either is unusable
+    main = read_metadata(weights)
+    meta = json.loads((source / METADATA_FILE).read_text())
+    sampler = {k: v for k, v in (main.get("sampler") or {}).items() if k != "network"}
+    meta["sampler"] = sampler
+    if main.get("gaussian_start") is not None:
+        meta["gaussian_start"] = main["gaussian_start"]
+    meta["role"] = ("small network for sampling, trained on the same data; inference uses the network of the "
+                    "parent folder")
+    target = weights / name
+    target.mkdir(exist_ok=True)
+    for file in (CONFIG_FILE, TENSORS_FILE):
+        if (source / file).resolve() != (target / file).resolve():
+            shutil.copyfile(source / file, target / file)
+    (target / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    set_metadata(weights, "sampler", {**sampler, "network": name})
+    return target
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, help="weights folder of the small network (e.g. runs/small/best)")
+    parser.add_argument("--weights", type=Path, default=Path("weights"), help="main weights folder")
+    parser.add_argument("--name", default="small", help="sub-folder name (default small)")
+
+
+def run(args) -> int:
+    target = attach_network(args.weights, args.source, args.name)
+    print(f"attached {args.source} as {target}; `explorer sample` now uses it by default")
+    return 0
