@@ -70,6 +70,9 @@ def main():
     configs = args.configs or CONFIGS
     out = {"weights": args.weights, "threads": torch.get_num_threads(), "timing_4_maps": {}, "fidelity": {}}
 
+    if not args.skip_timing:  # warm-up: the first calls of a network in a process build its kernels
+        for network in {c[2] for c in configs}:
+            emu.sample(0.3, 0.8, n=4, seed=0, method="ddpm-strided", steps=3, network=network)
     for method, steps, network in ([] if args.skip_timing else configs):  # side by side in one run
         times = []
         for r in range(args.repeats if steps <= 250 else 1):

@@ -361,7 +361,6 @@ class Emulator:
         return decode(x, lm.normalization)
 
 
-
 def _check_same_maps(full: LoadedModel, small: LoadedModel) -> None:
     """A second network must describe the same maps: resolution, normalisation, prior box, T."""
     same = (full.resolution == small.resolution and full.param_ranges == small.param_ranges

@@ -35,7 +35,8 @@ def _model_summary(ctx: AppContext) -> str:
     data = meta.get("data") or {}
     steps = (meta.get("training") or {}).get("steps")
     parts = [f"model `{ctx.settings.weights}` ({emu.resolution}², {emu.loaded.device.type}",
-             f"sampler {emu.default_method} {emu.default_steps or ''}".rstrip() + ")"]
+             f"sampler {emu.default_method} {emu.default_steps or ''}".rstrip()
+             + (f" on the {emu.default_network} network" if len(getattr(emu, "networks", ())) > 1 else "") + ")"]
     if data.get("suite"):
         parts.append(f"trained on {data['suite']} maps" + (f" for {steps} steps" if steps else ""))
     return " · ".join(parts)
