@@ -18,23 +18,21 @@ import json
 import shutil
 from pathlib import Path
 
-from .weights import CONFIG_FILE, METADATA_FILE, TENSORS_FILE, load_model, read_metadata, set_metadata
+from .sampling import check_same_maps, is_folder_name
+from .weights import CONFIG_FILE, METADATA_FILE, TENSORS_FILE, load_model, set_metadata
 
 
 def attach_network(weights: str | Path, source: str | Path, name: str = "small") -> Path:
     """Copy the weights folder ``source`` to ``weights/name`` and make it the sampling default."""
-    from .sampling import _check_same_maps
-
     weights, source = Path(weights), Path(source)
-    if not name or Path(name).name != name or name in (".", ".."):
+    if not is_folder_name(name):
         raise ValueError(f"name must be a plain folder name, got {name!r}")
-    _check_same_maps(load_model(weights), load_model(source))  # WeightsError if either is unusable
-    main = read_metadata(weights)
-    meta = json.loads((source / METADATA_FILE).read_text())
-    sampler = {k: v for k, v in (main.get("sampler") or {}).items() if k != "network"}
-    meta["sampler"] = sampler
-    if main.get("gaussian_start") is not None:
-        meta["gaussian_start"] = main["gaussian_start"]
+    full, small = load_model(weights), load_model(source)  # WeightsError if either is unusable
+    check_same_maps(full, small)
+    sampler = {k: v for k, v in (full.metadata.get("sampler") or {}).items() if k != "network"}
+    meta = {**small.metadata, "sampler": sampler}
+    if full.metadata.get("gaussian_start") is not None:
+        meta["gaussian_start"] = full.metadata["gaussian_start"]
     meta["role"] = ("small network for sampling, trained on the same data; inference uses the network of the "
                     "parent folder")
     target = weights / name

@@ -306,7 +306,7 @@ class Emulator:
         #: weights name one in ``sampler.network``, a smaller "small" network trained on the same data
         self.networks: dict[str, LoadedModel] = {"full": loaded}
         if small is not None:
-            _check_same_maps(loaded, small)
+            check_same_maps(loaded, small)
             self.networks["small"] = small
         self.default_network: str = "small" if small is not None else "full"
 
@@ -322,7 +322,7 @@ class Emulator:
         sub = (loaded.metadata.get("sampler") or {}).get("network")
         small = None
         if sub is not None:
-            if not isinstance(sub, str) or Path(sub).name != sub or sub in ("", ".", ".."):
+            if not is_folder_name(sub):
                 raise WeightsError(f"{Path(folder) / 'explorer.json'}: sampler.network must name a sub-folder, "
                                    f"got {sub!r}")
             small = load_model(Path(folder) / sub, device=device)
@@ -361,7 +361,12 @@ class Emulator:
         return decode(x, lm.normalization)
 
 
-def _check_same_maps(full: LoadedModel, small: LoadedModel) -> None:
+def is_folder_name(name) -> bool:
+    """True for a plain sub-folder name (no path separators, not "." or "..")."""
+    return isinstance(name, str) and Path(name).name == name and name not in ("", ".", "..")
+
+
+def check_same_maps(full: LoadedModel, small: LoadedModel) -> None:
     """A second network must describe the same maps: resolution, normalisation, prior box, T."""
     same = (full.resolution == small.resolution and full.param_ranges == small.param_ranges
             and all(full.normalization[k] == small.normalization[k] for k in ("lo", "hi"))

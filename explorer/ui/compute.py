@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from explorer import BOX_SIZE
+from explorer.inference.grid import DEFAULT_TERMS
 from explorer.stats import (Histograms, Response, Structure, histogram_bins, leave_one_out_chi2,
                             pixel_histograms, power_spectrum, reduced_chi2, response_ratio,
                             structure_statistics, z_scores)
@@ -187,7 +188,7 @@ class Inference:
     baseline: object | None          # explorer.inference.Posterior (P(k)), or None
 
 
-def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = "vlb:8",
+def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = DEFAULT_TERMS,
                 calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int | None = None,
                 pk_baseline=None, progress: Progress | None = None, cancel=None) -> Inference:
     """Infer (Ω_m, σ_8) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).

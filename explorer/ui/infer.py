@@ -29,7 +29,7 @@ class InferTab(pn.viewable.Viewer):
 
     kind = param.Selector(default="auto", objects={"auto-detect": "auto", "density Σ": "density",
                                                    "log10 Σ": "log10"}, label="the file holds")
-    terms = param.Selector(default="vlb:8", objects=compute.TERM_CHOICES, label="likelihood terms")
+    terms = param.Selector(default=compute.DEFAULT_TERMS, objects=compute.TERM_CHOICES, label="likelihood terms")
     calibrated = param.Boolean(default=True, label="calibrated error bars")
     per_timestep = param.Boolean(default=False, label="per-timestep contours (1σ of each term)")
     show_baseline = param.Boolean(default=True, label="show P(k)-baseline contours")
