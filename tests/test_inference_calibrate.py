@@ -10,7 +10,8 @@ import torch
 from explorer.cli import main
 from explorer.data import write_cmd
 from explorer.inference import Posterior
-from explorer.inference.calibrate import coverage_metrics, fit_temperature, training_split, write_calibration
+from explorer.inference.calibrate import (coverage_metrics, fit_marginal_temperature, fit_temperature, load_grids,
+                                         save_grids, training_split, write_calibration)
 from explorer.inference.grid import DEFAULT_TERMS
 from explorer.model.gaussian import GaussianStart
 from explorer.model.schedule import seed_schedule_spec
@@ -32,17 +33,20 @@ def test_temperature_of_chi2_draws():
         fit_temperature([1.0, -1.0, 2.0])
 
 
-def overconfident_posteriors(n, factor, seed=0):
-    """Gaussian likelihoods centred on truth + N(0, σ) but reporting width σ / factor."""
+def overconfident_posteriors(n, factor, seed=0, points=161):
+    """Gaussian likelihoods centred on truth + N(0, σ) but reporting width σ / factor (one factor
+    or one per parameter)."""
+    factor = np.broadcast_to(np.asarray(factor, dtype=np.float64), (2,))
     rng = np.random.default_rng(seed)
     sigma = np.array([0.03, 0.04])
-    om, s8 = np.linspace(0.1, 0.5, 161), np.linspace(0.6, 1.0, 161)
+    om, s8 = np.linspace(0.1, 0.5, points), np.linspace(0.6, 1.0, points)
     out = []
     for _ in range(n):
         truth = rng.uniform([0.2, 0.7], [0.4, 0.9])
         centre = truth + sigma * rng.normal(size=2)
-        d = ((om[:, None] - centre[0]) ** 2 / sigma[0] ** 2 + (s8[None, :] - centre[1]) ** 2 / sigma[1] ** 2)
-        out.append(Posterior.from_grid(om, s8, factor ** 2 * d, truth=tuple(truth)))
+        d = (factor[0] ** 2 * (om[:, None] - centre[0]) ** 2 / sigma[0] ** 2
+             + factor[1] ** 2 * (s8[None, :] - centre[1]) ** 2 / sigma[1] ** 2)
+        out.append(Posterior.from_grid(om, s8, d, truth=tuple(truth)))
     return out
 
 
@@ -59,6 +63,45 @@ def test_calibration_restores_coverage_of_an_overconfident_likelihood():
         assert 0.9 < after[name]["coverage95"] <= 1.0
         assert abs(after[name]["bias"]) < 0.01
     assert 0.6 < after["coverage_2d_1sigma"] < 0.76
+
+
+def test_marginal_temperatures_fix_each_parameter_of_an_unevenly_overconfident_likelihood():
+    # Ω_m reported 4x too narrow, σ_8 1.25x: one τ cannot fix both, one per marginal can
+    raw = overconfident_posteriors(200, factor=(4.0, 1.25), points=81)
+    taus = [fit_marginal_temperature(raw, name) for name in ("omega_m", "sigma_8")]
+    # τ_i ≈ factor_i² (the 68.3 % quantile of 200 z² draws scatters by ±14 %)
+    assert taus[0] == pytest.approx(16.0, rel=0.35) and taus[1] == pytest.approx(1.5625, rel=0.35)
+    one = coverage_metrics([p.retempered(fit_temperature([q.delta_chi2_truth() for q in raw])) for p in raw])
+    assert one["omega_m"]["coverage68"] < 0.62 and one["sigma_8"]["coverage68"] > 0.9
+    after = coverage_metrics([p.retempered(1.0, taus) for p in raw])
+    for name in ("omega_m", "sigma_8"):  # by construction on the fitted fields, to one field
+        assert after[name]["coverage68"] == pytest.approx(0.683, abs=0.01)
+    with pytest.raises(ValueError):
+        fit_marginal_temperature(raw, "h")
+
+
+def test_grids_file_round_trip_and_refusals(tmp_path):
+    raw = overconfident_posteriors(4, factor=2.0)
+    for p in raw:
+        p.coarse = Posterior.from_grid(p.omega_m[::40], p.sigma_8[::40], p.delta_chi2[::40, ::40], chi2_min=0.0)
+    path = tmp_path / "grids.npz"
+    save_grids(path, {"calibration": (np.arange(4), raw)}, terms="vlb:8", n_noise=1)
+    maps, back = load_grids(path, "vlb:8", 1)["calibration"]
+    assert maps.tolist() == [0, 1, 2, 3]
+    for a, b in zip(raw, back):
+        np.testing.assert_array_equal(a.delta_chi2, b.delta_chi2)
+        np.testing.assert_array_equal(a.coarse.delta_chi2, b.coarse.delta_chi2)
+        assert a.truth == b.truth and a.estimates == b.estimates
+        assert b.delta_chi2_truth() == pytest.approx(a.delta_chi2_truth())
+    with pytest.raises(ValueError, match="terms"):
+        load_grids(path, "vlb:4", 1)
+    with pytest.raises(ValueError, match="raw"):
+        save_grids(tmp_path / "hot.npz", {"calibration": (np.arange(4), [p.retempered(2.0) for p in raw])},
+                   terms="vlb:8", n_noise=1)
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.zeros(3))
+    with pytest.raises(ValueError, match="not a grids file"):
+        load_grids(other)
 
 
 def test_write_calibration_keeps_everything_else(tmp_path):
@@ -96,7 +139,7 @@ def lognormal_maps(n_sims, side, seed):
     return 10 ** (12 + 0.3 * rng.normal(size=(15 * n_sims, side, side))).astype(np.float32)
 
 
-def test_calibrate_command_end_to_end(tmp_path):
+def test_calibrate_command_end_to_end(tmp_path, capsys):
     rng = np.random.default_rng(0)
     write_cmd(tmp_path / "train", lognormal_maps(60, 32, 1), rng.uniform([0.1, 0.6], [0.5, 1.0], (60, 2)))
     write_cmd(tmp_path / "valid", lognormal_maps(4, 32, 2), rng.uniform([0.1, 0.6], [0.5, 1.0], (4, 2)))
@@ -107,10 +150,10 @@ def test_calibrate_command_end_to_end(tmp_path):
     weights = save_model(tmp_path / "w", model, {"normalization": {"lo": 11.0, "hi": 13.0},
                                                  "schedule": seed_schedule_spec(100)})
     before = json.loads((weights / METADATA_FILE).read_text())
-    out = tmp_path / "report.json"
+    out, saved = tmp_path / "report.json", tmp_path / "grids.npz"
     grids = ["--coarse", "3", "3", "--fine", "3", "3", "--n-noise", "1"]
     assert main(["calibrate", "--weights", str(weights), "--data", str(tmp_path / "train"),
-                 "--valid", str(tmp_path / "valid"), "--json", str(out), *grids]) == 0
+                 "--valid", str(tmp_path / "valid"), "--json", str(out), "--grids", str(saved), *grids]) == 0
     report = json.loads(out.read_text())
     ev = report["evaluation"]
     assert ev["n_fields"] == 4 and report["calibration"]["n_fields"] == 6  # test + validation splits
@@ -123,6 +166,21 @@ def test_calibrate_command_end_to_end(tmp_path):
     assert meta == before
     assert cal["temperature"] == report["temperature"] > 0 and cal["terms"] == DEFAULT_TERMS and cal["n_noise"] == 1
     assert "evaluation" in cal and (weights / "pk_baseline.json").is_file()
+    assert set(cal["marginal_temperatures"]) == {"omega_m", "sigma_8"}
+    assert min(cal["marginal_temperatures"].values()) > 0
+
+    # the saved surfaces give the same report without a network evaluation; other seeds are refused
+    again = tmp_path / "again.json"
+    assert main(["calibrate", "--weights", str(weights), "--data", str(tmp_path / "train"),
+                 "--valid", str(tmp_path / "valid"), "--json", str(again), "--from-grids", str(saved),
+                 "--no-write", *grids]) == 0
+    redo = json.loads(again.read_text())
+    assert redo["temperature"] == report["temperature"]
+    assert redo["marginal_temperatures"] == report["marginal_temperatures"]
+    assert redo["evaluation"]["vlb_calibrated"] == ev["vlb_calibrated"]
+    assert main(["calibrate", "--weights", str(weights), "--data", str(tmp_path / "train"), "--seed", "1",
+                 "--valid", str(tmp_path / "valid"), "--from-grids", str(saved), "--no-write", *grids]) == 2
+    assert "not the ones" in capsys.readouterr().err
 
     # `explorer infer` with the same settings applies the stored temperature
     field = tmp_path / "field.npy"

@@ -85,6 +85,15 @@ def test_temperature_widens_and_round_trip():
     np.testing.assert_array_equal(back.delta_chi2, post.delta_chi2)
     assert back.estimates == post.estimates and back.truth == post.truth and back.levels == LEVELS
     np.testing.assert_array_equal(back.coarse.delta_chi2, post.coarse.delta_chi2)
+    # per-parameter temperatures: each marginal widens by √τ_i, the 2D surface by τ alone
+    mixed = post.retempered(4.0, (9.0, 1.0))
+    np.testing.assert_allclose(mixed.delta_chi2, hot.delta_chi2)
+    assert mixed.estimates["omega_m"]["std"] == pytest.approx(3 * post.estimates["omega_m"]["std"], rel=0.02)
+    assert mixed.estimates["sigma_8"]["std"] == pytest.approx(post.estimates["sigma_8"]["std"], rel=0.02)
+    assert mixed.coarse.marginal_temperatures == (9.0, 1.0) and "Ω_m 9" in mixed.temperature_label()
+    assert Posterior.from_dict(json.loads(json.dumps(mixed.to_dict()))).estimates == mixed.estimates
+    with pytest.raises(ValueError, match="positive"):
+        post.retempered(4.0, (9.0, 0.0))
     # Δχ² at a point: this grid, then the coarse grid, then +inf
     assert post.delta_chi2_at(om[40], s8[40]) == pytest.approx(post.delta_chi2[40, 40])
     assert post.delta_chi2_truth() == pytest.approx((0.01 / 0.02) ** 2 + (0.01 / 0.03) ** 2, rel=0.05)
@@ -163,6 +172,15 @@ def test_infer_uses_the_stored_temperature_for_matching_settings():
     assert other.temperature == 1.0 and "n_noise" in other.notes[0]
     default = infer(loaded(cal), f, kind="log10", coarse=(3, 3), fine=(3, 3))  # other terms
     assert default.temperature == 1.0 and "terms" in default.notes[0]
+    # stored marginal temperatures set the marginals; the 2D surface keeps τ
+    cal["calibration"]["marginal_temperatures"] = {"omega_m": 9.0, "sigma_8": 1.0}
+    mixed = infer(loaded(cal), f, kind="log10", terms="L0", n_noise=1)
+    np.testing.assert_allclose(mixed.delta_chi2, post.delta_chi2)
+    assert mixed.estimates["omega_m"]["std"] == pytest.approx(3 * S_OM, rel=0.1)
+    assert mixed.estimates["sigma_8"]["std"] == pytest.approx(S_S8, rel=0.1)
+    cal["calibration"]["marginal_temperatures"] = {"omega_m": -1.0, "sigma_8": 1.0}
+    broken = infer(loaded(cal), f, kind="log10", terms="L0", n_noise=1, coarse=(3, 3), fine=(3, 3))
+    assert broken.temperature == 1.0 and "not positive" in broken.notes[0]
 
 
 def test_stratified_bound_weights_each_term_by_its_stratum():

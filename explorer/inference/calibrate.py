@@ -9,15 +9,24 @@ Steps (all fields are one map per simulation, from simulations the model never t
    written to ``WEIGHTS/pk_baseline.json``. On the same maps, the Gaussian model of the fast
    sampler's start (:mod:`explorer.model.gaussian`), stored in ``WEIGHTS/explorer.json`` under
    "gaussian_start".
-2. Temperature τ on the calibration split (the training set's *test* and *validation* splits,
-   never trained on): the raw Δχ² at the truth is χ²₂-distributed for an honest likelihood, so τ
-   is chosen such that 68.3 % of the calibration fields have Δχ²_raw(truth)/τ ≤ 2.30, i.e.
-   τ = q₀.₆₈₃(Δχ²_raw(truth)) / 2.30
-   (``fit_temperature``). Stored in ``WEIGHTS/explorer.json`` under "calibration" (the other keys
-   and the tensors are left alone). The same is done for the P(k) baseline, for comparison.
+2. Temperatures on the calibration split (the training set's *test* and *validation* splits,
+   never trained on):
+   * τ of the 2D surface: the raw Δχ² at the truth is χ²₂-distributed for an honest likelihood,
+     so τ is chosen such that 68.3 % of the calibration fields have Δχ²_raw(truth)/τ ≤ 2.30, i.e.
+     τ = q₀.₆₈₃(Δχ²_raw(truth)) / 2.30 (``fit_temperature``);
+   * τ_Ωm and τ_σ8 of the two marginals: each field needs some smallest temperature τ*_i for its
+     central 68 % interval of parameter i to hold the truth; τ_i = q₀.₆₈₃(τ*_i)
+     (``fit_marginal_temperature``). One τ cannot make both 1D intervals honest: the VLB is more
+     overconfident along Ω_m than along σ_8.
+   Stored in ``WEIGHTS/explorer.json`` under "calibration" (the other keys and the tensors are
+   left alone). The same 2D fit is done for the P(k) baseline, for comparison.
 3. Evaluation split (``--valid``, e.g. assets/valid): coverage of the 68/95 % intervals and of the
    2D 1σ/2σ contours, bias, relative error and mean |z| of the posterior means, for the diffusion
-   likelihood (raw and calibrated) and the P(k) baseline; printed as JSON, written to ``--json``.
+   likelihood (raw, one τ, calibrated) and the P(k) baseline; printed as JSON, written to ``--json``.
+
+``--grids FILE.npz`` keeps every field's raw VLB surface (both splits), and ``--from-grids FILE.npz``
+redoes steps 2-3 from them without a network evaluation (seconds instead of an hour), e.g. to
+compare calibration rules. The files hold plain numeric and string arrays (no pickle).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .grid import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, LEVELS, MASS_68,
-                   PARAM_NAMES, Posterior, infer)
+                   PARAM_NAMES, Posterior, infer, interval)
 from explorer.model.gaussian import GaussianStart
 
 from .pk_baseline import FILENAME as PK_FILENAME
@@ -54,6 +63,45 @@ def fit_temperature(delta_chi2_truth, mass: float = MASS_68, level: float = LEVE
         raise ValueError(f"need at least 3 non-negative Δχ² values, got {d!r}")
     q = float(np.quantile(d, mass))
     return max(q / level, 1e-3)
+
+
+def fit_marginal_temperature(raw_posteriors: list[Posterior], name: str, mass: float = MASS_68,
+                             tau_range=(0.1, 1000.0)) -> float:
+    """τ_i such that a fraction ``mass`` of fields has the truth inside its central ``mass`` interval.
+
+    ``raw_posteriors`` at τ = 1 with truths; ``name`` "omega_m" or "sigma_8". Each field's τ* is
+    the smallest τ in ``tau_range`` whose interval holds the truth (a scan in steps of 58 %, then
+    bisection to 0.1 %); the upper end when there is none (a truth near the prior edge can stay
+    outside even a flat marginal's central interval). The result is the ``mass`` quantile of the
+    τ* (linear between order statistics).
+    """
+    if name not in PARAM_NAMES:
+        raise ValueError(f"name must be one of {PARAM_NAMES}, got {name!r}")
+    if len(raw_posteriors) < 3 or any(p.truth is None for p in raw_posteriors):
+        raise ValueError("need at least 3 posteriors, each with a truth")
+    j = PARAM_NAMES.index(name)
+    scan_taus = np.geomspace(*tau_range, 21)
+    needed = []
+    for post in raw_posteriors:
+        raw, grid, truth = post.delta_chi2 * post.temperature, (post.omega_m, post.sigma_8)[j], post.truth[j]
+
+        def inside(tau):
+            lo, hi = interval(grid, np.exp(-0.5 * (raw - raw.min()) / tau).sum(axis=1 - j), mass)
+            return lo <= truth <= hi
+
+        first = next((k for k, tau in enumerate(scan_taus) if inside(tau)), None)
+        if first is None:
+            needed.append(scan_taus[-1])
+            continue
+        if first == 0:
+            needed.append(scan_taus[0])
+            continue
+        a, b = np.log(scan_taus[first - 1]), np.log(scan_taus[first])  # outside at a, inside at b
+        while b - a > 1e-3:
+            mid = 0.5 * (a + b)
+            a, b = (a, mid) if inside(np.exp(mid)) else (mid, b)
+        needed.append(float(np.exp(b)))
+    return float(np.quantile(needed, mass))
 
 
 def coverage_metrics(posteriors: list[Posterior]) -> dict:
@@ -148,7 +196,8 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
               n_noise: int = DEFAULT_N_NOISE, coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, seed: int = 0,
               noise_seed: int | None = None,
               split_seed: int = 0, max_fields: int | None = None, write: bool = True, show: bool = True,
-              start_sigma: float = DEFAULT_START_SIGMA, skip_coverage: bool = False) -> dict:
+              start_sigma: float = DEFAULT_START_SIGMA, skip_coverage: bool = False,
+              grids=None, from_grids=None) -> dict:
     """Run steps 1-3 of the module docstring; returns the JSON-able report."""
     from explorer.data import find_cmd, load_cmd
     from explorer.model import load_model
@@ -183,46 +232,130 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
         return {"weights": str(weights), "gaussian_start": gaussian_start, "written": bool(write),
                 "seconds": time.perf_counter() - t_start}
 
-    # 2. temperature on the calibration split (raw likelihood)
+    # 2. temperatures on the calibration split (raw likelihood)
+    saved = load_grids(from_grids, terms, n_noise) if from_grids is not None else None
     cal_idx = one_map_per_simulation(test_sims, seed)
     cal_maps, cal_theta = _fields(train_cmd, cal_idx, r), train_cmd.theta[test_sims]
-    raw = _posteriors(loaded, cal_maps, cal_theta, "calibration fields", show, temperature=1.0, **kw)
+    if saved is not None:
+        raw = _saved(saved, "calibration", cal_idx, cal_theta)
+    else:
+        raw = _posteriors(loaded, cal_maps, cal_theta, "calibration fields", show, temperature=1.0, **kw)
     tau = fit_temperature([p.delta_chi2_truth() for p in raw])
+    marginal = {name: fit_marginal_temperature(raw, name) for name in PARAM_NAMES}
+    taus = (tau, tuple(marginal[name] for name in PARAM_NAMES))
     pk_cal = [baseline.posterior(m, truth=tuple(t)) for m, t in zip(cal_maps, cal_theta)]
     tau_pk = fit_temperature([p.delta_chi2_truth() for p in pk_cal])
-    calibration = {"temperature": tau, "terms": terms, "n_noise": int(n_noise), "seed": int(seed),
+    calibration = {"temperature": tau, "marginal_temperatures": marginal, "terms": terms,
+                   "n_noise": int(n_noise), "seed": int(seed),
                    "noise_seed": "per field (hash of its values)" if noise_seed is None else int(noise_seed),
-                   "method": "tau = 68.3% quantile of raw delta_chi2(truth) / 2.30",
+                   "method": ("tau = 68.3% quantile of raw delta_chi2(truth) / 2.30 (2D contours); "
+                              "tau_i = 68.3% quantile of the smallest temperature whose central 68% "
+                              "interval of parameter i holds the truth (marginals)"),
                    "split": f"test and validation splits of {data} ({len(test_sims)} simulations, one map each)",
                    "n_fields": len(raw), "coverage_before": coverage_metrics(raw),
-                   "coverage_after": coverage_metrics([p.retempered(tau) for p in raw]),
+                   "coverage_one_temperature": coverage_metrics([p.retempered(tau) for p in raw]),
+                   "coverage_after": coverage_metrics([p.retempered(*taus) for p in raw]),
                    "pk_temperature": tau_pk}
     if write:
         write_calibration(weights, calibration)
 
-    # 3. evaluation split: calibrated run; raw = same grids at τ = 1; P(k) on its own grid
+    # 3. evaluation split: calibrated run (its fine window follows τ); raw and one-τ = same grids retempered
     ev_idx = one_map_per_simulation(valid_sims, seed + 1)
     ev_maps, ev_theta = _fields(valid_cmd, ev_idx, r), valid_cmd.theta[valid_sims]
-    t0 = time.perf_counter()
-    cal = _posteriors(loaded, ev_maps, ev_theta, "evaluation fields", show, temperature=tau, **kw)
-    seconds = (time.perf_counter() - t0) / len(cal)
+    seconds = None
+    if saved is not None:
+        ev_raw = _saved(saved, "evaluation", ev_idx, ev_theta)
+    else:
+        t0 = time.perf_counter()
+        ev_raw = [p.retempered(1.0) for p in _posteriors(loaded, ev_maps, ev_theta, "evaluation fields", show,
+                                                         temperature=tau, **kw)]
+        seconds = (time.perf_counter() - t0) / len(ev_raw)
+    cal = [p.retempered(*taus) for p in ev_raw]
+    if grids is not None:
+        save_grids(grids, {"calibration": (cal_idx, raw), "evaluation": (ev_idx, ev_raw)},
+                   terms=terms, n_noise=n_noise)
     pk = [baseline.posterior(m, truth=tuple(t)) for m, t in zip(ev_maps, ev_theta)]
     evaluation = {"data": str(valid), "n_fields": len(cal),
-                  "vlb_raw": coverage_metrics([p.retempered(1.0) for p in cal]),
+                  "vlb_raw": coverage_metrics(ev_raw),
+                  "vlb_one_temperature": coverage_metrics([p.retempered(tau) for p in ev_raw]),
                   "vlb_calibrated": coverage_metrics(cal),
                   "pk": coverage_metrics(pk),
                   "pk_calibrated": coverage_metrics([p.retempered(tau_pk) for p in pk]),
                   "seconds_per_field": seconds, "evaluations_per_field": cal[0].n_evaluations,
+                  "from_grids": None if from_grids is None else str(from_grids),
                   "fields": [_record(int(i), c, q) for i, c, q in zip(ev_idx, cal, pk)]}
     if write:
         summary = {k: v for k, v in evaluation.items() if k != "fields"}
         write_calibration(weights, {**calibration, "evaluation": summary})
     return {"weights": str(weights), "terms": terms, "n_noise": int(n_noise), "temperature": tau,
-            "gaussian_start": gaussian_start,
+            "marginal_temperatures": marginal, "gaussian_start": gaussian_start,
             "pk_baseline": {"bins": len(baseline.groups), "degree": baseline.degree, "n_maps": baseline.n_maps,
                             "train_sims": len(train_sims)},
             "calibration": calibration, "evaluation": evaluation, "written": bool(write),
             "seconds": time.perf_counter() - t_start}
+
+
+#: What ``save_grids`` keeps per field and level ("fine": the interpolated window, "coarse": the prior scan).
+_GRID_ARRAYS = ("omega_m", "sigma_8", "chi2")
+
+
+def save_grids(path, splits: dict, *, terms: str, n_noise: int) -> None:
+    """Write raw VLB surfaces: ``splits`` = {name: (map indices, raw posteriors with truths)}.
+
+    Per split ``NAME__map``, ``NAME__truth`` (n, 2), ``NAME__truth_chi2`` (n,), ``NAME__n_evaluations``
+    and per level ``NAME__fine_chi2`` (n, a, b) etc.: raw −2ΔlnL̂ (τ = 1), fine and coarse relative
+    to the same reference as in the posterior. The window size must be the same for every field.
+    """
+    arrays = {"terms": np.array(terms), "n_noise": np.array(int(n_noise)), "splits": np.array(list(splits))}
+    for name, (maps, posts) in splits.items():
+        if any(p.temperature != 1.0 or p.truth is None or p.coarse is None for p in posts):
+            raise ValueError("save_grids needs raw (τ = 1) posteriors with a truth and a coarse scan")
+        arrays[f"{name}__map"] = np.asarray(maps, dtype=np.int64)
+        arrays[f"{name}__truth"] = np.array([p.truth for p in posts], dtype=np.float64)
+        arrays[f"{name}__truth_chi2"] = np.array([p.delta_chi2_truth() for p in posts], dtype=np.float64)
+        arrays[f"{name}__n_evaluations"] = np.array([p.n_evaluations for p in posts], dtype=np.int64)
+        for level, get in (("fine", lambda p: p), ("coarse", lambda p: p.coarse)):
+            for key, attr in zip(_GRID_ARRAYS, ("omega_m", "sigma_8", "delta_chi2")):
+                arrays[f"{name}__{level}_{key}"] = np.stack([getattr(get(p), attr) for p in posts])
+    np.savez_compressed(path, **arrays)
+
+
+def load_grids(path, terms: str | None = None, n_noise: int | None = None) -> dict:
+    """Inverse of :func:`save_grids`: {split: (map indices, raw posteriors)}; ValueError if the file
+    is not such a file or was made for other ``terms``/``n_noise`` (when given)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            d = {k: f[k] for k in f.files}
+        saved_terms, saved_noise, names = str(d["terms"]), int(d["n_noise"]), [str(s) for s in d["splits"]]
+        out = {}
+        for name in names:
+            posts = []
+            for k in range(d[f"{name}__map"].size):
+                grid = {level: [d[f"{name}__{level}_{key}"][k] for key in _GRID_ARRAYS] for level in ("fine", "coarse")}
+                truth = tuple(float(v) for v in d[f"{name}__truth"][k])
+                coarse = Posterior.from_grid(*grid["coarse"], chi2_min=0.0, truth=truth, terms=saved_terms)
+                posts.append(Posterior.from_grid(*grid["fine"], chi2_min=0.0, truth=truth, coarse=coarse,
+                                                 terms=saved_terms, truth_delta_chi2=float(d[f"{name}__truth_chi2"][k]),
+                                                 n_evaluations=int(d[f"{name}__n_evaluations"][k])))
+            out[name] = (d[f"{name}__map"], posts)
+    except (OSError, KeyError, ValueError) as err:
+        raise ValueError(f"{path}: not a grids file written by `explorer calibrate --grids` ({err})") from None
+    if (terms is not None and saved_terms != terms) or (n_noise is not None and saved_noise != int(n_noise)):
+        raise ValueError(f"{path} holds terms={saved_terms!r}, n_noise={saved_noise}; "
+                         f"asked for terms={terms!r}, n_noise={n_noise}")
+    return out
+
+
+def _saved(saved: dict, split: str, map_indices, theta) -> list[Posterior]:
+    """The saved raw posteriors of ``split``, checked against the fields this run would evaluate."""
+    if split not in saved:
+        raise ValueError(f"the grids file has no {split!r} split")
+    maps, posts = saved[split]
+    truths = np.array([p.truth for p in posts])
+    if maps.shape != np.shape(map_indices) or (maps != map_indices).any() or not np.allclose(truths, theta):
+        raise ValueError(f"the grids file's {split} fields are not the ones of these data and seeds "
+                         f"({maps.size} saved, {np.size(map_indices)} asked)")
+    return posts
 
 
 def add_arguments(parser) -> None:
@@ -242,18 +375,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", default=None, help="also write the report to this file")
     parser.add_argument("--start-sigma", type=float, default=DEFAULT_START_SIGMA,
                         help="noise level sigma* where the fast sampler's Gaussian start hands over to the network")
+    parser.add_argument("--grids", default=None, metavar="FILE.npz",
+                        help="keep every field's raw VLB surface here (for --from-grids)")
+    parser.add_argument("--from-grids", default=None, metavar="FILE.npz",
+                        help="refit and re-evaluate from saved surfaces, without network evaluations")
     parser.add_argument("--start-only", action="store_true",
                         help="only fit the P(k) baseline and the Gaussian start (seconds), no coverage run")
 
 
 def run(args) -> int:
-    if args.json is not None and not Path(args.json).parent.is_dir():
-        raise ValueError(f"--json: directory {Path(args.json).parent} does not exist")
+    for flag, path in (("--json", args.json), ("--grids", args.grids)):
+        if path is not None and not Path(path).parent.is_dir():
+            raise ValueError(f"{flag}: directory {Path(path).parent} does not exist")
+    if args.from_grids is not None and not Path(args.from_grids).is_file():
+        raise ValueError(f"--from-grids: no file {args.from_grids}")
     report = calibrate(args.weights, args.data, args.valid, terms=args.terms, n_noise=args.n_noise,
                        coarse=tuple(args.coarse), fine=tuple(args.fine), seed=args.seed,
                        noise_seed=args.noise_seed,
                        split_seed=args.split_seed, max_fields=args.max_fields, write=not args.no_write,
-                       start_sigma=args.start_sigma, skip_coverage=args.start_only)
+                       start_sigma=args.start_sigma, skip_coverage=args.start_only,
+                       grids=args.grids, from_grids=args.from_grids)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json is not None:

@@ -122,7 +122,7 @@ def run(args) -> int:
     # 4. report
     truth_vals = truth or (None, None)
     print(f"{args.field}: {prepared.kind} field at {loaded.resolution}², terms {post.terms}, "
-          f"{post.n_evaluations} network evaluations, {post.seconds:.1f} s, temperature {post.temperature:.3g}")
+          f"{post.n_evaluations} network evaluations, {post.seconds:.1f} s, {post.temperature_label()}")
     for name, t in zip(PARAM_NAMES, truth_vals):
         print(_line(name, post.estimates[name], t))
     if truth is not None:

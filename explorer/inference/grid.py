@@ -10,6 +10,9 @@ Conventions (DESIGN.md section 6), written once:
 * Contours of the 2-parameter Δχ² at ``LEVELS`` = (2.30, 6.18, 11.83): 68.3/95.4/99.7 %.
 * Marginals: p(θ) ∝ exp(−Δχ²/2) (flat prior inside the box) summed over the other axis and
   **normalised to sum 1** over the grid points (probability mass per grid point, not a density).
+  A calibration may give each parameter its own temperature τ_i for its marginal (the VLB's
+  overconfidence differs between Ω_m and σ_8): p(θ_i) ∝ Σ_other exp(−raw/(2 τ_i)), while the
+  2D Δχ² and its contours keep τ.
 * 1D intervals are central (equal-tailed): each grid point carries its mass spread uniformly over
   its cell (edges half-way between points), the CDF is linear inside cells and inverted at
   (1 ∓ 0.683)/2 and (1 ∓ 0.954)/2. "max" is the marginal's maximum (parabola through the three
@@ -40,18 +43,19 @@ PARAM_NAMES = ("omega_m", "sigma_8")
 MASS_68, MASS_95 = 0.6827, 0.9545
 
 # Defaults of infer(): the whole bound in 8 log-spaced strata ("vlb:8", timesteps 1, 3, 9, 20, 49, 116,
-# 274, 650), one noise draw per term drawn from the field itself (vlb.field_seed), (4·4 + 5·5) points
-# x 8 terms = 328 network evaluations (+8 with a truth), against the seed paper's 2,500. On 19 stand-in
+# 274, 650), one noise draw per term drawn from the field itself (vlb.field_seed), (4·4 + 4·4) points
+# x 8 terms = 256 network evaluations (+8 with a truth), against the seed paper's 2,500. On 19 stand-in
 # fields (7x7 grids over the prior, README "Inference") 8 strata had 0.80x the Ω_m error of 4 strata
-# (0.168 vs 0.210) and needed half the temperature; the coarse 4x4 + fine 5x5 grid gave the same
-# estimates as 5x5 + 7x7 to 0.001 on three fields. The network costs ~55 CPU-ms per 64² evaluation
-# of the (32,64,96,128)/2-block model in float32 on two cores (bfloat16 autocast was 2x slower on the
-# 2-core Xeon, and its rounding made L(θ) jump by ~0.5 nat between neighbouring θ), so ~18 s;
-# bench/bench_inference.py measures it.
+# (0.168 vs 0.210) and needed half the temperature. On 4 calibration fields the 4x4 fine grid (its
+# bicubic spline is one cubic per axis) moved the marginal means by <= 0.04 of their std and the
+# stds by <= 2 % against a 7x7 fine grid (5x5: <= 0.004 and 0.3 %) at 0.8x the cost of 5x5. The
+# network costs ~55 CPU-ms per 64² evaluation of the (32,64,96,128)/2-block model in float32 on two
+# cores (bfloat16 autocast was 2x slower on the 2-core Xeon, and its rounding made L(θ) jump by
+# ~0.5 nat between neighbouring θ), so ~15 s; bench/bench_inference.py measures it.
 DEFAULT_TERMS = "vlb:8"
 DEFAULT_N_NOISE = 1
 DEFAULT_COARSE = (4, 4)
-DEFAULT_FINE = (5, 5)
+DEFAULT_FINE = (4, 4)
 DEFAULT_BATCH = 16
 DEFAULT_HALF_WIDTH = (0.1, 0.1)
 DEFAULT_INTERPOLATE = (51, 51)
@@ -60,17 +64,20 @@ __all__ = ["LEVELS", "Posterior", "InferenceCancelled", "marginals", "interval",
            "scan", "infer"]
 
 
-def marginals(delta_chi2) -> tuple[np.ndarray, np.ndarray]:
-    """1D marginals of exp(−Δχ²/2) on a grid, each normalised to sum 1.
+def marginals(delta_chi2, scale=(1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """1D marginals of exp(−Δχ²/(2 s_i)) on a grid, each normalised to sum 1.
 
-    ``delta_chi2: (n1, n2)`` -> ``(n1,)`` over axis 0 (Ω_m), ``(n2,)`` over axis 1 (σ_8).
+    ``delta_chi2: (n1, n2)`` -> ``(n1,)`` over axis 0 (Ω_m), ``(n2,)`` over axis 1 (σ_8);
+    ``scale = (s_1, s_2)`` extra temperature of each marginal (1: the surface as it is).
     """
     d = np.asarray(delta_chi2, dtype=np.float64)
     if d.ndim != 2 or np.isnan(d).any():
         raise ValueError(f"delta_chi2 must be a 2D array without NaN, got shape {d.shape}")
-    p = np.exp(-0.5 * (d - d.min()))
-    p /= p.sum()
-    return p.sum(axis=1), p.sum(axis=0)
+    out = []
+    for axis, s in ((1, scale[0]), (0, scale[1])):
+        p = np.exp(-0.5 * (d - d.min()) / float(s))
+        out.append(p.sum(axis=axis) / p.sum())
+    return out[0], out[1]
 
 
 def _cell_edges(grid: np.ndarray) -> np.ndarray:
@@ -138,6 +145,7 @@ class Posterior:
     n_evaluations: int = 0         # network evaluations (0 for the P(k) baseline)
     seconds: float = 0.0           # wall time of the inference
     temperature: float = 1.0       # τ: delta_chi2 = raw −2ΔlnL̂ / τ
+    marginal_temperatures: tuple | None = None  # (τ_Ωm, τ_σ8) of the marginals; None: both τ
     truth_delta_chi2: float | None = None  # Δχ² evaluated exactly at the truth (same τ and reference)
     per_timestep: dict | None = None  # "L<k>" -> (n1, n2) raw 2(L_k − min L_k), on request
     coarse: "Posterior | None" = None  # the coarse scan of the whole prior (same reference min)
@@ -146,30 +154,43 @@ class Posterior:
 
     @classmethod
     def from_grid(cls, omega_m, sigma_8, chi2, *, temperature: float = 1.0, chi2_min: float | None = None,
-                  **meta) -> "Posterior":
-        """Build from raw −2 ln L̂ ``chi2: (n1, n2)`` (any additive constant) on the grids."""
+                  marginal_temperatures=None, **meta) -> "Posterior":
+        """Build from raw −2 ln L̂ ``chi2: (n1, n2)`` (any additive constant) on the grids.
+
+        ``marginal_temperatures``: (τ_Ωm, τ_σ8) for the marginals and estimates (None: ``temperature``).
+        """
         om, s8 = np.asarray(omega_m, float), np.asarray(sigma_8, float)
         chi2 = np.asarray(chi2, dtype=np.float64)
         if chi2.shape != (om.size, s8.size):
             raise ValueError(f"chi2 has shape {chi2.shape}, grids need ({om.size}, {s8.size})")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        taus = _check_temperatures(temperature, marginal_temperatures)
         ref = chi2.min() if chi2_min is None else chi2_min
         delta = (chi2 - ref) / temperature
-        m1, m2 = marginals(delta)
+        m1, m2 = marginals(delta, scale=(taus[1] / taus[0], taus[2] / taus[0]))
         est = {"omega_m": _summary(om, m1), "sigma_8": _summary(s8, m2)}
         return cls(omega_m=om, sigma_8=s8, delta_chi2=delta, marginal_omega_m=m1, marginal_sigma_8=m2,
-                   estimates=est, temperature=float(temperature), **meta)
+                   estimates=est, temperature=taus[0],
+                   marginal_temperatures=None if marginal_temperatures is None else taus[1:], **meta)
 
-    def retempered(self, temperature: float) -> "Posterior":
-        """The same grids with another calibration temperature (marginals and estimates redone)."""
+    def retempered(self, temperature: float, marginal_temperatures=None) -> "Posterior":
+        """The same grids with other calibration temperatures (marginals and estimates redone)."""
         raw = self.delta_chi2 * self.temperature
-        new = Posterior.from_grid(self.omega_m, self.sigma_8, raw, temperature=temperature, chi2_min=0.0)
-        coarse = self.coarse.retempered(temperature) if self.coarse is not None else None
+        new = Posterior.from_grid(self.omega_m, self.sigma_8, raw, temperature=temperature, chi2_min=0.0,
+                                  marginal_temperatures=marginal_temperatures)
+        coarse = (self.coarse.retempered(temperature, marginal_temperatures) if self.coarse is not None
+                  else None)
         at_truth = None if self.truth_delta_chi2 is None else self.truth_delta_chi2 * self.temperature / temperature
         return replace(self, delta_chi2=new.delta_chi2, marginal_omega_m=new.marginal_omega_m,
                        marginal_sigma_8=new.marginal_sigma_8, estimates=new.estimates,
-                       temperature=float(temperature), coarse=coarse, truth_delta_chi2=at_truth)
+                       temperature=new.temperature, marginal_temperatures=new.marginal_temperatures,
+                       coarse=coarse, truth_delta_chi2=at_truth)
+
+    def temperature_label(self) -> str:
+        """"τ = 5.5" or "τ = 5.5 (2D), marginals Ω_m 7.1, σ_8 4.2" for captions."""
+        if self.marginal_temperatures is None:
+            return f"τ = {self.temperature:.3g}"
+        t1, t2 = self.marginal_temperatures
+        return f"τ = {self.temperature:.3g} (2D), marginals Ω_m {t1:.3g}, σ_8 {t2:.3g}"
 
     def delta_chi2_truth(self) -> float | None:
         """Δχ² at the truth: the exact value when it was evaluated, else interpolated; None without truth."""
@@ -214,11 +235,22 @@ class Posterior:
             d[k] = np.asarray(d[k], dtype=np.float64)
         d["levels"] = tuple(d.get("levels", LEVELS))
         d["truth"] = tuple(d["truth"]) if d.get("truth") is not None else None
+        if d.get("marginal_temperatures") is not None:
+            d["marginal_temperatures"] = tuple(float(t) for t in d["marginal_temperatures"])
         d["notes"] = tuple(d.get("notes", ()))
         if d.get("per_timestep"):
             d["per_timestep"] = {k: np.asarray(v, dtype=np.float64) for k, v in d["per_timestep"].items()}
         d["coarse"] = cls.from_dict(d["coarse"]) if d.get("coarse") else None
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def _check_temperatures(temperature, marginal_temperatures) -> tuple[float, float, float]:
+    """(τ, τ_Ωm, τ_σ8) as positive floats; the marginal ones default to τ."""
+    taus = [temperature] + list((temperature, temperature) if marginal_temperatures is None
+                                else marginal_temperatures)
+    if len(taus) != 3 or not all(isinstance(t, (int, float, np.floating, np.integer)) and t > 0 for t in taus):
+        raise ValueError(f"temperatures must be positive numbers, got {temperature!r} and {marginal_temperatures!r}")
+    return float(taus[0]), float(taus[1]), float(taus[2])
 
 
 def _check_shape(value, name: str, minimum: int) -> tuple[int, int]:
@@ -242,7 +274,8 @@ def _spline(om, s8, values, om_new, s8_new) -> np.ndarray:
 
 def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_ranges, *, coarse=DEFAULT_COARSE,
          fine=DEFAULT_FINE, fine_half_width=DEFAULT_HALF_WIDTH, interpolate_to=DEFAULT_INTERPOLATE,
-         temperature: float = 1.0, evaluations_per_point: int = 0, per_term: bool = False,
+         temperature: float = 1.0, marginal_temperatures=None, evaluations_per_point: int = 0,
+         per_term: bool = False,
          term_names=None, progress: Progress | None = None, **meta) -> Posterior:
     """Coarse-to-fine grid search of ``objective`` over the prior box (module docstring).
 
@@ -252,7 +285,8 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
         the K terms; ``progress(done, total)`` reports within the call.
     param_ranges : ((Ω_m lo, hi), (σ_8 lo, hi)).
     coarse, fine : evaluated points per axis; interpolate_to : output grid (None: the fine grid).
-    temperature : τ, Δχ² = raw / τ (also used to widen the window).
+    temperature : τ, Δχ² = raw / τ (also used to widen the window); marginal_temperatures :
+        (τ_Ωm, τ_σ8) of the marginals (None: τ).
     evaluations_per_point : network evaluations per θ (for ``n_evaluations`` and progress).
     per_term : keep the raw 2ΔL of each term as ``per_timestep`` (names ``term_names``).
     meta : further Posterior fields (method, terms, truth, settings, ...).
@@ -320,12 +354,14 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
             per_timestep[name] = grid - grid.min()
 
     coarse_post = Posterior.from_grid(om_c, s8_c, chi2_c, temperature=temperature, chi2_min=ref,
+                                      marginal_temperatures=marginal_temperatures,
                                       method=meta.get("method", "vlb"), terms=meta.get("terms", ""),
                                       truth=truth, n_evaluations=n_coarse * evaluations_per_point)
     settings = {**meta.pop("settings", {}), "coarse": list(nc), "fine": list(nf), "fine_half_width": list(hw),
                 "interpolate_to": None if interpolate_to is None else list(ni),
                 "window": [list(w) for w in window]}
     return Posterior.from_grid(om_i, s8_i, chi2_f, temperature=temperature, chi2_min=ref,
+                               marginal_temperatures=marginal_temperatures,
                                n_evaluations=(n_coarse + n_fine) * evaluations_per_point,
                                per_timestep=per_timestep, coarse=coarse_post, notes=tuple(notes),
                                settings=settings, truth_delta_chi2=truth_delta, **meta)
@@ -345,21 +381,26 @@ def check_truth(truth, param_ranges) -> tuple[float, float] | None:
     return om, s8
 
 
-def calibration_temperature(metadata: dict, terms: str, n_noise: int) -> tuple[float, str | None]:
-    """(τ, note) stored for these settings in a weights folder's metadata["calibration"].
+def calibration_temperature(metadata: dict, terms: str, n_noise: int) -> tuple[float, tuple | None, str | None]:
+    """(τ, (τ_Ωm, τ_σ8) or None, note) stored for these settings in metadata["calibration"].
 
-    τ = 1 with a note when the folder has no calibration or it was fitted for other settings.
+    τ = 1 with a note when the folder has no calibration or it was fitted for other settings;
+    the marginal temperatures are None when the calibration has none (older folders).
     """
     cal = (metadata or {}).get("calibration")
     if not isinstance(cal, dict) or "temperature" not in cal:
-        return 1.0, "no calibration stored with these weights (run `explorer calibrate`): raw likelihood"
+        return 1.0, None, "no calibration stored with these weights (run `explorer calibrate`): raw likelihood"
     if cal.get("terms") != terms or int(cal.get("n_noise", 1)) != int(n_noise):
-        return 1.0, (f"the stored calibration is for terms={cal.get('terms')!r}, n_noise={cal.get('n_noise')}, "
-                     f"not terms={terms!r}, n_noise={n_noise}: raw likelihood")
-    tau = float(cal["temperature"])
-    if not tau > 0:
-        return 1.0, f"stored calibration temperature {tau} is not positive: raw likelihood"
-    return tau, None
+        return 1.0, None, (f"the stored calibration is for terms={cal.get('terms')!r}, "
+                           f"n_noise={cal.get('n_noise')}, not terms={terms!r}, n_noise={n_noise}: raw likelihood")
+    marginal = cal.get("marginal_temperatures")
+    try:
+        taus = _check_temperatures(float(cal["temperature"]), None if marginal is None else
+                                   tuple(float(marginal[name]) for name in PARAM_NAMES))
+    except (ValueError, TypeError, KeyError):
+        return 1.0, None, (f"stored calibration temperatures {cal['temperature']!r}, {marginal!r} "
+                           "are not positive numbers: raw likelihood")
+    return taus[0], None if marginal is None else taus[1:], None
 
 
 def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_noise: int = DEFAULT_N_NOISE,
@@ -381,8 +422,9 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
     n_noise : fixed noise draws per term (common to all θ); seed : their seed (default: drawn from
         the field's values by :func:`.vlb.field_seed`, so each field has its own draws).
     coarse, fine, fine_half_width, interpolate_to : the grids (module docstring).
-    calibrated : divide by the temperature stored with the weights for these terms/n_noise
-        (``temperature`` overrides it; without a stored calibration τ = 1 and a note says so).
+    calibrated : divide by the temperatures stored with the weights for these terms/n_noise: τ for
+        the 2D surface, (τ_Ωm, τ_σ8) for the marginals when stored (``temperature`` overrides them
+        all; without a stored calibration τ = 1 and a note says so).
     per_timestep : keep each term's raw 2ΔL_k grid in ``Posterior.per_timestep`` (times its weight
         for "vlb:K", so the grids add up to the total).
     truth : known (Ω_m, σ_8): stored for plots, and Δχ² is evaluated exactly there
@@ -406,13 +448,13 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
     seed = field_seed(log10) if seed is None else int(seed)
     timesteps, weights = term_weights(terms, loaded.schedule.T)
     truth = check_truth(truth, loaded.param_ranges)
-    notes = []
+    notes, marginal_taus = [], None
     if temperature is not None:
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         tau = float(temperature)
     elif calibrated:
-        tau, note = calibration_temperature(loaded.metadata, terms, n_noise)
+        tau, marginal_taus, note = calibration_temperature(loaded.metadata, terms, n_noise)
         if note:
             notes.append(note)
     else:
@@ -426,7 +468,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
     settings = {"n_noise": int(n_noise), "seed": int(seed), "bf16": bool(bf16), "kind": kind_used,
                 "resolution": int(loaded.resolution), "timesteps": timesteps.tolist(), "weights": weights.tolist()}
     post = scan(objective, loaded.param_ranges, coarse=coarse, fine=fine, fine_half_width=fine_half_width,
-                interpolate_to=interpolate_to, temperature=tau,
+                interpolate_to=interpolate_to, temperature=tau, marginal_temperatures=marginal_taus,
                 evaluations_per_point=timesteps.size * int(n_noise), per_term=per_timestep,
                 term_names=[f"L{t}" for t in timesteps], progress=progress, method="vlb", terms=terms,
                 truth=truth, notes=notes, settings=settings)

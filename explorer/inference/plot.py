@@ -71,7 +71,7 @@ def plot_posterior(post: Posterior, path: str | Path, baseline: Posterior | None
     e1, e2 = post.estimates["omega_m"], post.estimates["sigma_8"]
     ax_om.set_title(title or (f"Ω_m = {e1['max']:.3f} [{e1['lo68']:.3f}, {e1['hi68']:.3f}]   "
                               f"σ_8 = {e2['max']:.3f} [{e2['lo68']:.3f}, {e2['hi68']:.3f}]   "
-                              f"({post.terms}, τ = {post.temperature:.2g})"), fontsize=9)
+                              f"({post.terms}, {post.temperature_label()})"), fontsize=9)
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

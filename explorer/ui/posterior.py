@@ -98,7 +98,7 @@ def estimates_markdown(post, baseline=None) -> str:
             inside = "inside" if d <= post.levels[0] else ("inside 2σ" if d <= post.levels[1] else "outside 2σ")
             text += f"\n\nΔχ² at the truth: {d:.2f} ({inside if inside != 'inside' else 'inside 1σ'})."
     text += (f"\n\n{post.n_evaluations} network evaluations in {post.seconds:.1f} s; terms {post.terms}, "
-             f"temperature τ = {post.temperature:.3g}.")
+             f"temperature {post.temperature_label()}.")
     for note in post.notes:
         text += f"\n\n⚠ {note}"
     return text
