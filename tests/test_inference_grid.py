@@ -12,7 +12,7 @@ from scipy.stats import chi2
 from torch import nn
 
 from explorer.inference import LEVELS, InferenceCancelled, Posterior, infer, interval_68, marginals
-from explorer.inference.grid import DEFAULT_COARSE, DEFAULT_FINE
+from explorer.inference.grid import DEFAULT_COARSE, DEFAULT_FINE, scan
 from explorer.inference.vlb import field_seed, term_weights
 from explorer.model.schedule import NoiseSchedule, seed_betas
 from explorer.model.weights import LoadedModel
@@ -98,6 +98,22 @@ def test_temperature_widens_and_round_trip():
     assert post.delta_chi2_at(om[40], s8[40]) == pytest.approx(post.delta_chi2[40, 40])
     assert post.delta_chi2_truth() == pytest.approx((0.01 / 0.02) ** 2 + (0.01 / 0.03) ** 2, rel=0.05)
     assert post.delta_chi2_at(0.05, 0.8) == float("inf")
+
+
+def test_fine_window_holds_the_widest_marginal():
+    # a window chosen for τ = 1 cuts off a marginal retempered to τ_Ωm = 9 (std 3 x 0.015)
+    def objective(theta, progress):
+        return 0.5 * np.array([[gaussian_chi2(np.array([o]), np.array([s]), sigma=(0.015, 0.05), rho=0)[0, 0] for o, s in theta]])
+
+    kw = dict(coarse=(9, 9), fine=(9, 9), interpolate_to=None, temperature=1.0, marginal_temperatures=(9.0, 1.0))
+    box = ((0.1, 0.5), (0.6, 1.0))
+    cut = scan(objective, box, window_temperature=1.0, **kw)
+    wide = scan(objective, box, **kw)
+    assert wide.settings["window"] == scan(objective, box, **{**kw, "window_temperature": 9.0}).settings["window"]
+    (c_lo, c_hi), (w_lo, w_hi) = cut.settings["window"][0], wide.settings["window"][0]
+    assert w_lo < c_lo and w_hi > c_hi
+    assert wide.estimates["omega_m"]["std"] == pytest.approx(0.045, rel=0.03)
+    assert cut.estimates["omega_m"]["std"] < 0.97 * wide.estimates["omega_m"]["std"]
 
 
 # ---- infer() with an analytic denoiser ---------------------------------------------------------

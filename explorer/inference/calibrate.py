@@ -50,6 +50,12 @@ from .pk_baseline import PkBaseline
 #: and kurtosis 29 % low, at σ* = 3 both within 4 % (README, "Emulator speed").
 DEFAULT_START_SIGMA = 3.0
 
+#: Temperature whose 3σ region the fine windows of the raw calibration runs must hold. A window
+#: chosen at τ = 1 is narrow (about ±0.13 around the coarse minimum), and a marginal retempered to
+#: τ ≈ 5-10 afterwards would be cut off by it: its intervals too short, the fitted τ_i too large.
+#: The evaluation runs use the fitted temperatures' own window, as `explorer infer` does.
+CALIBRATION_WINDOW_TEMPERATURE = 10.0
+
 
 def fit_temperature(delta_chi2_truth, mass: float = MASS_68, level: float = LEVELS[0]) -> float:
     """τ such that a fraction ``mass`` of fields has Δχ²_raw(truth)/τ ≤ ``level``.
@@ -239,7 +245,8 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
     if saved is not None:
         raw = _saved(saved, "calibration", cal_idx, cal_theta)
     else:
-        raw = _posteriors(loaded, cal_maps, cal_theta, "calibration fields", show, temperature=1.0, **kw)
+        raw = _posteriors(loaded, cal_maps, cal_theta, "calibration fields", show, temperature=1.0,
+                          window_temperature=CALIBRATION_WINDOW_TEMPERATURE, **kw)
     tau = fit_temperature([p.delta_chi2_truth() for p in raw])
     marginal = {name: fit_marginal_temperature(raw, name) for name in PARAM_NAMES}
     taus = (tau, tuple(marginal[name] for name in PARAM_NAMES))
@@ -268,7 +275,8 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
     else:
         t0 = time.perf_counter()
         ev_raw = [p.retempered(1.0) for p in _posteriors(loaded, ev_maps, ev_theta, "evaluation fields", show,
-                                                         temperature=tau, **kw)]
+                                                         temperature=tau, window_temperature=max(tau, *taus[1]),
+                                                         **kw)]
         seconds = (time.perf_counter() - t0) / len(ev_raw)
     cal = [p.retempered(*taus) for p in ev_raw]
     if grids is not None:

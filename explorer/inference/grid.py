@@ -274,8 +274,8 @@ def _spline(om, s8, values, om_new, s8_new) -> np.ndarray:
 
 def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_ranges, *, coarse=DEFAULT_COARSE,
          fine=DEFAULT_FINE, fine_half_width=DEFAULT_HALF_WIDTH, interpolate_to=DEFAULT_INTERPOLATE,
-         temperature: float = 1.0, marginal_temperatures=None, evaluations_per_point: int = 0,
-         per_term: bool = False,
+         temperature: float = 1.0, marginal_temperatures=None, window_temperature: float | None = None,
+         evaluations_per_point: int = 0, per_term: bool = False,
          term_names=None, progress: Progress | None = None, **meta) -> Posterior:
     """Coarse-to-fine grid search of ``objective`` over the prior box (module docstring).
 
@@ -285,8 +285,9 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
         the K terms; ``progress(done, total)`` reports within the call.
     param_ranges : ((Ω_m lo, hi), (σ_8 lo, hi)).
     coarse, fine : evaluated points per axis; interpolate_to : output grid (None: the fine grid).
-    temperature : τ, Δχ² = raw / τ (also used to widen the window); marginal_temperatures :
-        (τ_Ωm, τ_σ8) of the marginals (None: τ).
+    temperature : τ, Δχ² = raw / τ; marginal_temperatures : (τ_Ωm, τ_σ8) of the marginals (None: τ).
+    window_temperature : the temperature whose 3σ region the fine window must hold (default: the
+        largest of τ, τ_Ωm, τ_σ8, so that no marginal is cut off by the window).
     evaluations_per_point : network evaluations per θ (for ``n_evaluations`` and progress).
     per_term : keep the raw 2ΔL of each term as ``per_timestep`` (names ``term_names``).
     meta : further Posterior fields (method, terms, truth, settings, ...).
@@ -318,7 +319,9 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
 
     # 2. fine window: ±half width around the coarse minimum, widened to the coarse 3σ region
     i, j = np.unravel_index(np.argmin(chi2_c), nc)
-    inside = (chi2_c - chi2_c.min()) / temperature <= LEVELS[-1]
+    if window_temperature is None:
+        window_temperature = max(_check_temperatures(temperature, marginal_temperatures))
+    inside = (chi2_c - chi2_c.min()) / window_temperature <= LEVELS[-1]
     window = []
     for grid, centre, h, inside_axis, lo, hi in ((om_c, om_c[i], hw[0], inside.any(axis=1), o_lo, o_hi),
                                                  (s8_c, s8_c[j], hw[1], inside.any(axis=0), s_lo, s_hi)):
@@ -406,6 +409,7 @@ def calibration_temperature(metadata: dict, terms: str, n_noise: int) -> tuple[f
 def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_noise: int = DEFAULT_N_NOISE,
           coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, fine_half_width=DEFAULT_HALF_WIDTH,
           interpolate_to=DEFAULT_INTERPOLATE, calibrated: bool = True, temperature: float | None = None,
+          window_temperature: float | None = None,
           per_timestep: bool = False, truth=None, seed: int | None = None, batch_size: int = DEFAULT_BATCH, bf16: bool = False,
           progress: Progress | None = None, cancel: Cancel | None = None) -> Posterior:
     """−2ΔlnL̂ of (Ω_m, σ_8) for one field from the VLB of a trained diffusion model.
@@ -425,6 +429,8 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
     calibrated : divide by the temperatures stored with the weights for these terms/n_noise: τ for
         the 2D surface, (τ_Ωm, τ_σ8) for the marginals when stored (``temperature`` overrides them
         all; without a stored calibration τ = 1 and a note says so).
+    window_temperature : choose the fine window for this temperature instead (see :func:`scan`;
+        ``explorer calibrate`` sets it for raw calibration runs).
     per_timestep : keep each term's raw 2ΔL_k grid in ``Posterior.per_timestep`` (times its weight
         for "vlb:K", so the grids add up to the total).
     truth : known (Ω_m, σ_8): stored for plots, and Δχ² is evaluated exactly there
@@ -469,6 +475,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
                 "resolution": int(loaded.resolution), "timesteps": timesteps.tolist(), "weights": weights.tolist()}
     post = scan(objective, loaded.param_ranges, coarse=coarse, fine=fine, fine_half_width=fine_half_width,
                 interpolate_to=interpolate_to, temperature=tau, marginal_temperatures=marginal_taus,
+                window_temperature=window_temperature,
                 evaluations_per_point=timesteps.size * int(n_noise), per_term=per_timestep,
                 term_names=[f"L{t}" for t in timesteps], progress=progress, method="vlb", terms=terms,
                 truth=truth, notes=notes, settings=settings)
