@@ -60,7 +60,7 @@ DEFAULT_BATCH = 16
 DEFAULT_HALF_WIDTH = (0.1, 0.1)
 DEFAULT_INTERPOLATE = (51, 51)
 
-__all__ = ["LEVELS", "Posterior", "InferenceCancelled", "marginals", "interval", "interval_68",
+__all__ = ["LEVELS", "Posterior", "InferenceCancelled", "marginals", "interval", "intervals", "interval_68",
            "scan", "infer"]
 
 
@@ -91,15 +91,23 @@ def interval(grid, marginal, mass: float = MASS_68) -> tuple[float, float]:
     ``grid: (n,)`` increasing, ``marginal: (n,)`` non-negative (normalised here). Each point's mass
     is spread uniformly over its cell; the edges are clipped to [grid[0], grid[-1]].
     """
-    grid, m = np.asarray(grid, dtype=np.float64), np.asarray(marginal, dtype=np.float64)
-    if grid.ndim != 1 or grid.shape != m.shape or grid.size < 2 or np.any(np.diff(grid) <= 0):
-        raise ValueError("grid and marginal must be 1D of equal length >= 2, grid increasing")
-    if not 0 < mass < 1 or not (m >= 0).all() or m.sum() <= 0:
-        raise ValueError("need 0 < mass < 1 and a non-negative marginal with positive sum")
+    lo, hi = intervals(grid, np.asarray(marginal, dtype=np.float64)[None, :], mass)
+    return float(lo[0]), float(hi[0])
+
+
+def intervals(grid, marginals_, mass: float = MASS_68) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`interval` of each row of ``marginals_: (r, n)`` on one ``grid: (n,)`` -> (lo (r,), hi (r,))."""
+    grid, m = np.asarray(grid, dtype=np.float64), np.asarray(marginals_, dtype=np.float64)
+    if grid.ndim != 1 or m.ndim != 2 or m.shape[1] != grid.size or grid.size < 2 or np.any(np.diff(grid) <= 0):
+        raise ValueError("grid must be 1D increasing with >= 2 points and each marginal as long as it")
+    total = m.sum(axis=1)
+    if not 0 < mass < 1 or not (m >= 0).all() or not (total > 0).all():
+        raise ValueError("need 0 < mass < 1 and non-negative marginals with positive sums")
     edges = _cell_edges(grid)
-    cdf = np.concatenate([[0.0], np.cumsum(m / m.sum())])
-    lo, hi = np.interp([(1 - mass) / 2, (1 + mass) / 2], cdf, edges)
-    return float(np.clip(lo, grid[0], grid[-1])), float(np.clip(hi, grid[0], grid[-1]))
+    cdf = np.concatenate([np.zeros((m.shape[0], 1)), np.cumsum(m / total[:, None], axis=1)], axis=1)
+    bounds = np.array([np.interp([(1 - mass) / 2, (1 + mass) / 2], row, edges) for row in cdf])
+    bounds = np.clip(bounds, grid[0], grid[-1])
+    return bounds[:, 0], bounds[:, 1]
 
 
 def interval_68(grid, marginal) -> tuple[float, float]:
