@@ -74,10 +74,8 @@ def test_marginal_temperatures_fix_each_parameter_of_an_unevenly_overconfident_l
     one = coverage_metrics([p.retempered(fit_temperature([q.delta_chi2_truth() for q in raw])) for p in raw])
     assert one["omega_m"]["coverage68"] < 0.62 and one["sigma_8"]["coverage68"] > 0.9
     after = coverage_metrics([p.retempered(1.0, taus) for p in raw])
-    for name in ("omega_m", "sigma_8"):  # by construction on the fitted fields, to a field or two
-        assert 0.683 <= after[name]["coverage68"] <= 0.70
-    with pytest.raises(ValueError, match="no temperature"):
-        fit_marginal_temperature(raw, "omega_m", candidates=np.array([0.5, 1.0]))
+    for name in ("omega_m", "sigma_8"):  # by construction on the fitted fields, to a field
+        assert after[name]["coverage68"] == pytest.approx(0.683, abs=0.005)
     with pytest.raises(ValueError):
         fit_marginal_temperature(raw, "h")
 
