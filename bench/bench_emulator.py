@@ -1,6 +1,12 @@
 """Emulator figures for a weights folder; prints JSON (and optional plots).
 
-    python bench/bench_emulator.py --weights weights --n-cosmologies 10 --plot-dir bench/out
+    python bench/bench_emulator.py --skip-timing --configs sde-dpmsolver++-karras-gauss:30@small \
+        --seeds 0 1000 2000 --json runs/emulator.json          # the README's headline fidelity
+
+Every quality figure is measured for each sampler seed in ``--seeds`` (cosmology c is generated with
+seed S + c) on all 20 held-out cosmologies that have new-seed twins, and reported per seed, per
+cosmology (one JSON line each, ``"row": "seed"`` / ``"row": "cosmology"``) and as mean and spread
+over the seeds with the worst cosmology named (``explorer.evaluate.over_seeds``).
 
 For each sampler configuration (method, steps): wall time for 4 maps at the model's resolution
 (median of --repeats runs, all configurations timed side by side in this one run), and, unless
@@ -19,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.evaluate import _reference_sets, fidelity, histogram_agreement, non_gaussianity, one_p_response
+from explorer.evaluate import _reference_sets, fidelity, histogram_agreement, non_gaussianity, one_p_response, over_seeds
 from explorer.model import Emulator
+from explorer.paths import SHIPPED_ASSETS, resolve_weights
 
 CONFIGS = [(m, s, None) for m, s in [
     ("ddpm-strided", 25), ("ddpm-strided", 50), ("ddpm-strided", 100), ("ddpm-strided", 250),
@@ -42,17 +49,18 @@ def label(method, steps, network=None):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", default="weights")
-    p.add_argument("--assets", default="assets")
+    p.add_argument("--weights", default=None, help="weights folder (default: $EXPLORER_WEIGHTS, else the shipped one)")
+    p.add_argument("--assets", default=str(SHIPPED_ASSETS), help="bundled reference data (valid/, twins/, onep/)")
     p.add_argument("--configs", nargs="+", type=parse_config, default=None,
                    help="method:steps[@network] ... (default: a ladder from 25-step strided DDPM to 1000-step DDPM)")
-    p.add_argument("--n-cosmologies", type=int, default=10)
+    p.add_argument("--n-cosmologies", type=int, default=20,
+                   help="held-out cosmologies (default 20: all that have new-seed twins in assets/twins)")
     p.add_argument("--first-cosmology", type=int, default=0,
                    help="skip the first held-out cosmologies (split a long run, e.g. 1000-step DDPM, in parts; "
                         "cosmology c is generated with seed c either way, so parts add up to the whole run)")
     p.add_argument("--n-generated", type=int, default=15)
-    p.add_argument("--seed", type=int, default=0,
-                   help="cosmology c is generated with seed SEED + c (repeat with another SEED to see the noise)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1000, 2000],
+                   help="sampler seeds: cosmology c is generated with seed S + c for each S (default 0 1000 2000)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--timing-only", action="store_true")
     p.add_argument("--skip-fidelity", action="store_true", help="timings and the 1P response only")
@@ -68,7 +76,7 @@ def main():
     args = p.parse_args()
     emu = Emulator.from_folder(args.weights)
     configs = args.configs or CONFIGS
-    out = {"weights": args.weights, "threads": torch.get_num_threads(), "timing_4_maps": {}, "fidelity": {}}
+    out = {"weights": str(resolve_weights(args.weights)), "seeds": args.seeds, "threads": torch.get_num_threads(), "timing_4_maps": {}, "fidelity": {}}
 
     if not args.skip_timing:  # warm-up: the first calls of a network in a process build its kernels
         for network in {c[2] for c in configs}:
@@ -92,30 +100,46 @@ def main():
         out["non_gaussianity_simulations"] = non_gaussianity(truth.reshape(-1, *truth.shape[-2:]))
     fidelity_configs = args.fidelity_configs or [c for c in configs if c[:2] != ("ddpm", 1000)]
     for method, steps, network in ([] if args.skip_fidelity else fidelity_configs):
-        generated = {}
+        name = label(method, steps, network)
+        results, generated = {}, []
 
         def emulate(om, s8, n, seed):
             maps = emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps, network=network)
-            generated[(om, s8)] = maps
+            generated.append(maps)
             return maps
 
-        f = fidelity(emulate, theta, truth, twins, n_generated=args.n_generated, seed=args.seed + first).to_dict()
-        per_cosmology = f.pop("per_cosmology")
-        gen = np.concatenate(list(generated.values()))
-        f["histogram"] = histogram_agreement(gen, truth.reshape(-1, *truth.shape[-2:]))
-        f["non_gaussianity"] = non_gaussianity(gen)  # what P(k) cannot see; compare "simulations" below
-        print(json.dumps({label(method, steps, network): f}), flush=True)
-        out["fidelity"][label(method, steps, network)] = {**f, "first_cosmology": first, "seed": args.seed,
-                                                "per_cosmology": per_cosmology}
+        for seed in args.seeds:
+            results[seed] = fidelity(emulate, theta, truth, twins, n_generated=args.n_generated, seed=seed + first)
+            row = {k: v for k, v in results[seed].to_dict().items() if k != "per_cosmology"}
+            print(json.dumps({"row": "seed", "config": name, "seed": seed, **row}), flush=True)
+        summary = over_seeds(results)
+        for row in summary["per_cosmology"]:
+            print(json.dumps({"row": "cosmology", "config": name, **row}), flush=True)
+        gen = np.concatenate(generated)
+        f = {"summary": summary["summary"], "worst": summary["worst"],
+             "histogram": histogram_agreement(gen, truth.reshape(-1, *truth.shape[-2:])),
+             "non_gaussianity": non_gaussianity(gen),  # what P(k) cannot see; compare "simulations"
+             "n_cosmologies": len(theta), "first_cosmology": first, "seeds": args.seeds,
+             "per_cosmology": summary["per_cosmology"]}
+        print(json.dumps({"row": "summary", "config": name, "summary": f["summary"], "worst": f["worst"]}), flush=True)
+        out["fidelity"][name] = f
 
     if args.skip_onep:
         return _finish(out, args)
     onep_theta, onep_maps = _reference_sets(args.assets, emu.resolution, "onep", 10)
     method, steps, network = args.onep_config or (emu.default_method, emu.default_steps, None)
-    resp = one_p_response(lambda om, s8, n, seed: emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps,
-                                                             network=network),
-                          onep_theta, onep_maps, n_generated=args.onep_generated)
-    out["one_p"] = {"sampler": label(method, steps, network or emu.default_network), "n_generated": args.onep_generated, **resp.summary()}
+    responses = {}
+    for seed in args.seeds:  # the same seed at every θ of one response, as the 1P sets hold their IC seed fixed
+        responses[seed] = one_p_response(
+            lambda om, s8, n, sd: emu.sample(om, s8, n=n, seed=sd, method=method, steps=steps, network=network),
+            onep_theta, onep_maps, n_generated=args.onep_generated, seed=seed)
+        print(json.dumps({"row": "one_p", "seed": seed, **responses[seed].summary()}), flush=True)
+    agreement = {k: [responses[s].agreement[k] for s in args.seeds] for k in ("omega_m", "sigma_8")}
+    out["one_p"] = {"sampler": label(method, steps, network or emu.default_network), "n_generated": args.onep_generated,
+                    "seeds": args.seeds, "agreement_per_seed": agreement,
+                    "agreement": {k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                                      "max": float(np.max(v))} for k, v in agreement.items()}}
+    resp = responses[args.seeds[0]]
     if args.plot_dir:
         _plot_response(resp, args.plot_dir)
     return _finish(out, args)

@@ -15,14 +15,14 @@ import sys
 #: command name -> (module, one-line help)
 COMMANDS = {
     "simulate": ("explorer.sim.command", "run the particle-mesh stand-in simulator, write CAMELS CMD files"),
-    "train": ("explorer.train", "train the conditional diffusion model on a CMD-format directory"),
+    "train": ("explorer.train_config", "train the conditional diffusion model on a CMD-format directory"),
     "sample": ("explorer.model.command", "sample maps at given (Omega_m, sigma_8)"),
     "evaluate": ("explorer.evaluate", "measure fidelity figures of a trained model (JSON)"),
     "infer": ("explorer.inference.command", "infer (Omega_m, sigma_8) from a field"),
     "app": ("explorer.ui.command", "serve the app on localhost (same as `panel serve explorer`)"),
     "attach-network": ("explorer.model.attach",
                        "make a smaller trained network the default for sampling (weights/small)"),
-    "calibrate": ("explorer.inference.calibrate",
+    "calibrate": ("explorer.inference.calibrate_command",
                   "fit the P(k) baseline and the likelihood calibration, measure coverage (JSON)"),
 }
 

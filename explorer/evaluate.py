@@ -15,7 +15,8 @@ of a *new-seed* simulation at the same θ_c:
 means over all maps of all cosmologies. Also reported: the pixel σ ratio and the mean log10 Σ
 offset (generated − true), cheap alarms for washed-out or shifted samples.
 
-`explorer evaluate --weights weights/ --method ddpm-strided --steps 250` prints these as JSON.
+`explorer evaluate --seeds 0 1000 2000` prints these as JSON: per seed, as mean and spread over the
+seeds, and per cosmology with the worst one named (:func:`over_seeds`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from explorer.stats import (histogram_bins, leave_one_out_chi2, pixel_histograms, power_spectrum,
-                            reduced_chi2, response_agreement, response_ratio)
+from explorer.paths import SHIPPED_ASSETS
 
 #: emulate(omega_m, sigma_8, n, seed) -> (n, H, W) log10 Σ
 EmulateFn = Callable[[float, float, int, int], np.ndarray]
@@ -65,6 +65,8 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
     theta: (C, 2) (Ω_m, σ_8); true_maps: (C, 15, H, W) log10 Σ; newseed_maps: (C', 15, H, W)
     for the first C' ≤ C cosmologies, or None. Generated maps use seed `seed + c` at cosmology c.
     """
+    from explorer.stats import leave_one_out_chi2, power_spectrum, reduced_chi2
+
     theta = np.asarray(theta, dtype=np.float64)
     if true_maps.ndim != 4 or true_maps.shape[0] != theta.shape[0]:
         raise ValueError(f"true_maps must be (C, n, H, W) with C = {theta.shape[0]}, got {true_maps.shape}")
@@ -87,8 +89,9 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
             row["chi2_newseed"] = float(chi_new.mean())
         std_ratio.append(generated.std() / truth.std())
         offsets.append(generated.mean() - truth.mean())
-        scatter.append(generated.mean(axis=(1, 2)).std(ddof=1) / truth.mean(axis=(1, 2)).std(ddof=1))
-        row["map_mean_scatter_ratio"] = float(scatter[-1])
+        scatter.append(_scatter_ratio(generated.mean(axis=(1, 2)).std(ddof=1), truth.mean(axis=(1, 2)).std(ddof=1)))
+        row.update(pixel_std_ratio=float(std_ratio[-1]), mean_offset=float(offsets[-1]),
+                   map_mean_scatter_ratio=float(scatter[-1]))
         rows.append(row)
         if progress:
             progress(c + 1, len(theta))
@@ -104,6 +107,80 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
         pixel_std_ratio=float(np.mean(std_ratio)), mean_offset=float(np.mean(offsets)),
         mean_offset_sem=float(np.std(offsets, ddof=1) / np.sqrt(len(offsets))) if len(offsets) > 1 else float("nan"),
         map_mean_scatter_ratio=float(np.mean(scatter)), per_cosmology=rows, seconds=time.perf_counter() - start)
+
+
+def _scatter_ratio(generated: float, true: float, zero: float = 1e-9) -> float:
+    """std_gen / std_true of the per-map means [dex]; below ``zero`` dex a scatter is rounding, not
+    signal: 1 when both are, inf when only the truth's is."""
+    if true > zero:
+        return float(generated / true)
+    return 1.0 if generated <= zero else float("inf")
+
+
+#: The headline figures of :class:`Fidelity` that :func:`over_seeds` summarises.
+HEADLINE = ("fidelity_newseed", "fidelity_loo", "chi2_generated", "pixel_std_ratio", "mean_offset",
+            "map_mean_scatter_ratio")
+#: Per-cosmology figures and their ideal values (a perfect emulator's expectation).
+PER_COSMOLOGY_IDEAL = {"fidelity_newseed": 1.0, "fidelity_loo": 1.0, "pixel_std_ratio": 1.0, "mean_offset": 0.0,
+                       "map_mean_scatter_ratio": 1.0}
+
+
+def over_seeds(results: dict) -> dict:
+    """Mean and spread over sampler seeds of the headline figures, and the worst cosmologies.
+
+    ``results``: {seed: Fidelity}, all for the same cosmologies. Returns a JSON-able dict:
+
+    * ``summary``: per figure of ``HEADLINE``, ``mean``, ``std`` (over seeds, ddof=1), ``min``,
+      ``max`` and ``per_seed``; each seed's figure is itself over all maps of all cosmologies;
+    * ``per_cosmology``: per cosmology c, its own figures averaged over seeds with their per-seed
+      values: ``fidelity_newseed`` = χ²_r(generated)/χ²_r(new seed) and ``fidelity_loo`` =
+      χ²_r(generated)/χ²_r(LOO) at θ_c, ``pixel_std_ratio``, ``mean_offset``, ``map_mean_scatter_ratio``;
+    * ``worst``: per figure, the cosmology farthest from the ideal (largest χ² ratio; largest
+      |log ratio| or |offset|).
+    """
+    if not results:
+        raise ValueError("over_seeds needs at least one seed's Fidelity")
+    seeds = list(results)
+    summary = {}
+    for name in HEADLINE:
+        values = [getattr(results[s], name) for s in seeds]
+        if any(v is None for v in values):
+            continue
+        a = np.asarray(values, dtype=np.float64)
+        summary[name] = {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+                         "min": float(a.min()), "max": float(a.max()),
+                         "per_seed": {str(s): float(v) for s, v in zip(seeds, a)}}
+    rows = []
+    for c, first in enumerate(results[seeds[0]].per_cosmology):
+        per = [results[s].per_cosmology[c] for s in seeds]
+        if any(not np.allclose(p["theta"], first["theta"]) for p in per):
+            raise ValueError("over_seeds: the seeds' results are for different cosmologies")
+        row = {"cosmology": c, "theta": first["theta"], "chi2_loo": first["chi2_loo"]}
+        per_seed = {"fidelity_loo": [p["chi2_generated"] / p["chi2_loo"] for p in per]}
+        if "chi2_newseed" in first:
+            row["chi2_newseed"] = first["chi2_newseed"]
+            per_seed["fidelity_newseed"] = [p["chi2_generated"] / p["chi2_newseed"] for p in per]
+        for key in ("pixel_std_ratio", "mean_offset", "map_mean_scatter_ratio"):
+            per_seed[key] = [p[key] for p in per]
+        for key, values in per_seed.items():
+            row[key] = float(np.mean(values))
+            row[key + "_per_seed"] = [round(float(v), 4) for v in values]
+        rows.append(row)
+    worst = {}
+    for key, ideal in PER_COSMOLOGY_IDEAL.items():
+        have = [r for r in rows if key in r]
+        if not have:
+            continue
+        if key.startswith("fidelity"):
+            badness = lambda r: r[key]  # noqa: E731  (a larger χ² ratio is worse)
+        elif ideal == 1.0:
+            badness = lambda r: abs(np.log(r[key])) if r[key] > 0 else np.inf  # noqa: E731
+        else:
+            badness = lambda r: abs(r[key])  # noqa: E731
+        pick = max(have, key=badness)
+        worst[key] = {"cosmology": pick["cosmology"], "theta": pick["theta"], "value": pick[key],
+                      "per_seed": pick[key + "_per_seed"]}
+    return {"seeds": [int(s) for s in seeds], "summary": summary, "worst": worst, "per_cosmology": rows}
 
 
 @dataclass
@@ -130,6 +207,8 @@ def one_p_response(emulate: EmulateFn, theta: np.ndarray, maps: np.ndarray, fidu
     θ, so the ratio to the fiducial cancels most of the sample variance, as the fixed IC seed does
     in the reference set.
     """
+    from explorer.stats import power_spectrum, response_agreement, response_ratio
+
     theta = np.asarray(theta, dtype=np.float64)
     out = {"k": None, "values": {}, "generated": {}, "reference": {}, "agreement": {}}
     for index, name in enumerate(("omega_m", "sigma_8")):
@@ -156,6 +235,8 @@ def one_p_response(emulate: EmulateFn, theta: np.ndarray, maps: np.ndarray, fidu
 def histogram_agreement(generated: np.ndarray, truth: np.ndarray, n_bins: int = 40) -> dict:
     """Pixel-histogram agreement of two map sets (log10 Σ): max |Δ mean density| in units of the
     truth's map-to-map σ per bin (bins where the truth has weight), and the KS-like max CDF gap."""
+    from explorer.stats import histogram_bins, pixel_histograms
+
     edges = histogram_bins(generated, truth, n_bins=n_bins)
     g, t = pixel_histograms(generated, edges), pixel_histograms(truth, edges)
     used = t.mean > 0.01 * t.mean.max()
@@ -197,20 +278,24 @@ def load_reference(directory: str | Path, resolution: int, set_name: str = "LH",
 
 
 def add_arguments(parser):
-    parser.add_argument("--weights", default="weights", help="weights folder")
-    parser.add_argument("--reference", default="assets",
-                        help="CMD directory of held-out simulations (default assets/valid)")
-    parser.add_argument("--twins", default="assets",
+    parser.add_argument("--weights", default=None,
+                        help="weights folder (default: $EXPLORER_WEIGHTS, else the shipped weights/ next to the package)")
+    parser.add_argument("--reference", default=str(SHIPPED_ASSETS),
+                        help="CMD directory of held-out simulations (default: the bundled assets/valid)")
+    parser.add_argument("--twins", default=str(SHIPPED_ASSETS),
                         help="CMD directory of new-seed simulations at the first reference cosmologies "
                              "(assets/twins); '' to skip")
-    parser.add_argument("--n-cosmologies", type=int, default=20)
-    parser.add_argument("--n-generated", type=int, default=15)
+    parser.add_argument("--n-cosmologies", type=int, default=20,
+                        help="first N held-out cosmologies (default 20: all that have new-seed twins)")
+    parser.add_argument("--n-generated", type=int, default=15, help="generated maps per cosmology (default 15)")
     parser.add_argument("--method", default=None, help="sampler (default: the weights' default)")
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the weights' default)")
     parser.add_argument("--network", choices=("small", "full"), default=None,
                         help="network (default: the weights' default network)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1000, 2000],
+                        help="sampler seeds: cosmology c is generated with seed S + c for each S; every figure is "
+                             "reported per seed and as mean and spread over seeds (default 0 1000 2000)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
 
 
@@ -218,23 +303,26 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from explorer.model import Emulator
+    from explorer.paths import resolve_weights
 
+    args.weights = resolve_weights(args.weights)
     emu = Emulator.from_folder(args.weights, device=args.device)
     theta, truth = _reference_sets(args.reference, emu.resolution, "valid", args.n_cosmologies)
     newseed = None
     if args.twins:
         _, newseed = _reference_sets(args.twins, emu.resolution, "twins", args.n_cosmologies)
-    bar = tqdm(total=len(theta), desc="evaluate")
 
     def emulate(om, s8, n, seed):
         return emu.sample(om, s8, n=n, seed=seed, method=args.method, steps=args.steps, network=args.network)
 
-    result = fidelity(emulate, theta, truth, newseed, n_generated=args.n_generated, seed=args.seed,
-                      progress=lambda done, total: bar.update(1))
-    bar.close()
+    results = {}
+    with tqdm(total=len(theta) * len(args.seeds), desc="evaluate") as bar:
+        for seed in args.seeds:
+            results[seed] = fidelity(emulate, theta, truth, newseed, n_generated=args.n_generated, seed=seed,
+                                     progress=lambda done, total: bar.update(1))
     out = {"weights": str(args.weights), "method": args.method or emu.default_method,
            "steps": args.steps or emu.default_steps, "network": args.network or emu.default_network,
-           **result.to_dict()}
+           "n_cosmologies": len(theta), "n_generated": args.n_generated, **over_seeds(results)}
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:

@@ -25,7 +25,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,53 +34,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on (stored in RUN/config.json and in the weights)."""
-
-    data: str = "data/train"  # CMD directory
-    maps: str | None = None  # maps file name in `data` (default: discover Maps_Mcdm_*_LH_*.npy)
-    params: str | None = None  # params file name in `data`
-    run_dir: str = "runs/main"  # run folder: checkpoint, log, best weights
-    resolution: int = 64  # working resolution (block-average of the linear density)
-    normalization: str = "percentile"  # "minmax" (seed work) or "percentile" (0.01/99.99 %)
-    split_seed: int = 0  # train/val/test split by simulation
-    val_fraction: float = 0.05
-    test_fraction: float = 0.05
-    channels: tuple = (32, 64, 96, 128)  # U-Net block_out_channels (4 levels)
-    layers_per_block: int = 2  # ResNet blocks per level
-    attention_levels: int = 2  # attention at the two lowest resolutions
-    norm_groups: int = 32  # GroupNorm groups
-    prediction_type: str = "epsilon"
-    # Extra weight on each map's mean (its k = 0 mode) in the loss: the plain MSE gives that one mode
-    # 1/(H·W) of the weight, and an under-trained network then gets each map's mean level wrong by
-    # up to ±1.5 dex while its power spectrum (mean-free) looks fine. The loss becomes
-    # mean((ε̂−ε)²) + mean_weight · mean_over_batch(mean_pixels(ε̂−ε)²).
-    mean_weight: float = 100.0
-    # Give each map's mean ε̄ by a Gaussian map-mean prior instead of the U-Net (ParamUNet docstring);
-    # a warm start from weights without the head adds it, fitted to the training maps.
-    mean_head: bool = True
-    batch_size: int = 16  # per process
-    lr: float = 2e-4  # AdamW peak learning rate
-    weight_decay: float = 0.0
-    warmup: int = 200  # linear warm-up steps
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999  # EMA of the weights (with the usual (1+n)/(10+n) warm-up)
-    max_steps: int = 100_000
-    max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
-    bf16: bool | None = None  # bfloat16 autocast; None = where faster (CUDA, CPU with AMX/AVX512-BF16)
-    seed: int = 0
-    log_every: int = 25
-    ckpt_every: int = 200
-    val_every: int = 1000  # 0 disables sample-quality validation
-    val_cosmologies: int = 3  # held-out simulations sampled at each validation
-    val_maps: int = 8  # generated maps per cosmology
-    val_method: str = "sde-dpmsolver++-karras"
-    val_steps: int = 30
-    init: str | None = None  # weights folder to start from (warm start / resume from weights)
-    workers: int = 0  # DataLoader workers
-    device: str = "auto"
+from explorer.train_config import TrainConfig  # noqa: F401  (the settings; re-exported)
 
 
 def _distributed() -> tuple[int, int]:
@@ -358,39 +312,10 @@ def validate(ema, schedule, val_set, norm, cfg: TrainConfig) -> dict:
     return out
 
 
-def add_arguments(parser) -> None:
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        value = getattr(defaults, f.name)
-        name = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool) or f.name == "bf16":
-            parser.add_argument(name, action=argparse_bool(), default=value)
-        elif isinstance(value, tuple):
-            parser.add_argument(name, type=int, nargs="+", default=value)
-        else:
-            kind = {int: int, float: float}.get(type(value), str)
-            if f.name == "max_minutes":
-                kind = float
-            parser.add_argument(name, type=kind, default=value)
-
-
-def argparse_bool():
-    import argparse
-
-    return argparse.BooleanOptionalAction
-
-
-def run(args) -> int:
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    cfg.channels = tuple(cfg.channels)
-    record = train(cfg)
-    if int(os.environ.get("RANK", 0)) == 0:
-        print(json.dumps({k: v for k, v in record.items()}, default=str))
-    return 0
-
-
 if __name__ == "__main__":  # torchrun -m explorer.train ... also works
     import argparse
+
+    from explorer.train_config import add_arguments, run
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(p)

@@ -108,3 +108,33 @@ def test_one_p_response_agrees_for_the_right_response_and_not_for_a_flat_one():
     assert right.generated["sigma_8"].mean[i] == pytest.approx((0.9 / 0.8) ** 2, rel=0.05)
     assert right.reference["sigma_8"].mean[i] == pytest.approx((0.9 / 0.8) ** 2, rel=0.05)
     assert max(right.agreement.values()) < 0.3 * min(flat.agreement.values())
+
+
+def test_over_seeds_reports_mean_spread_and_names_the_worst_cosmology():
+    from explorer.evaluate import over_seeds
+
+    rng = np.random.default_rng(5)
+    theta = np.array([[0.2, 0.7], [0.3, 0.8], [0.45, 0.95], [0.25, 0.65]])
+    amp = lambda om, s8: s8 / 0.8
+    truth = np.stack([gaussian_maps(rng, 15, amp(*t)) for t in theta])
+    twins = np.stack([gaussian_maps(rng, 15, amp(*t)) for t in theta])
+    # right everywhere but at the prior's corner (cosmology 2), where the amplitude is 40 % high
+    wrong_at_corner = lambda om, s8: amp(om, s8) * (1.4 if om > 0.4 else 1.0)
+    results = {s: fidelity(make_emulator(wrong_at_corner), theta, truth, twins, n_generated=15, seed=s)
+               for s in (0, 100, 200)}
+    out = over_seeds(results)
+    assert out["seeds"] == [0, 100, 200]
+    per_seed = [results[s].fidelity_newseed for s in (0, 100, 200)]
+    fid = out["summary"]["fidelity_newseed"]
+    assert fid["mean"] == pytest.approx(np.mean(per_seed)) and fid["std"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert fid["std"] > 0 and fid["min"] <= fid["mean"] <= fid["max"]
+    assert out["worst"]["fidelity_newseed"]["cosmology"] == 2
+    assert out["worst"]["pixel_std_ratio"]["cosmology"] == 2
+    assert out["worst"]["pixel_std_ratio"]["value"] == pytest.approx(1.4, abs=0.1)
+    rows = out["per_cosmology"]
+    assert len(rows) == 4 and len(rows[0]["fidelity_newseed_per_seed"]) == 3
+    assert rows[2]["fidelity_newseed"] > 2 * max(rows[c]["fidelity_newseed"] for c in (0, 1, 3))
+    # the right cosmologies score about what a new simulation does (one cosmology's ratio is noisy)
+    assert np.mean([rows[c]["fidelity_newseed"] for c in (0, 1, 3)]) == pytest.approx(1.0, abs=0.25)
+    with pytest.raises(ValueError, match="different cosmologies"):
+        over_seeds({0: results[0], 1: fidelity(make_emulator(amp), theta[::-1], truth, twins, seed=1)})

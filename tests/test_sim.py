@@ -227,3 +227,10 @@ def test_one_p_set_varies_one_parameter_with_fixed_seed():
     assert np.allclose(theta[5:, 0], 0.3) and np.allclose(theta[5:, 1], [0.7, 0.75, 0.8, 0.85, 0.9])
     assert len({recipe.sim_seed(i) for i in range(10)}) == 1
     assert len({RECIPES["train"].sim_seed(i) for i in range(50)}) == 50
+
+
+def test_cli_recipe_names_are_the_recipes():
+    from explorer.sim.command import RECIPE_NAMES
+    from explorer.sim.sets import RECIPES
+
+    assert sorted(RECIPE_NAMES) == sorted(RECIPES)

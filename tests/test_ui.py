@@ -412,3 +412,22 @@ def test_app_assembles_tabs(context):
     run(app.start())
     assert app.emulate.result is not None
     app.stop()
+
+
+def test_header_names_the_sampling_network_and_its_own_training_steps():
+    import torch
+
+    from explorer.ui.app import _model_summary
+
+    def network(n_in, n_out, steps):
+        return SimpleNamespace(model=torch.nn.Linear(n_in, n_out), device=torch.device("cpu"),
+                               metadata={"training": {"steps": steps}, "data": {"suite": "PM", "train_sims": 450}})
+
+    full, small = network(1000, 1000, 3191), network(300, 1000, 2000)  # 1,001,000 and 301,000 parameters
+    emu = SimpleNamespace(loaded=full, networks={"full": full, "small": small}, default_network="small", resolution=64)
+    text = _model_summary(SimpleNamespace(emulator=emu))
+    assert text.startswith("Maps from a 0.3 M-parameter network (2,000 training steps)")
+    assert "likelihood from a 1.0 M-parameter network (3,191 training steps)" in text
+    assert "450 PM simulations at 64²" in text and "weights" not in text  # words, not file paths
+    emu.default_network = "full"
+    assert _model_summary(SimpleNamespace(emulator=emu)).startswith("Maps from a 1.0 M-parameter network (3,191")

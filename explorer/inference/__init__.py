@@ -2,18 +2,36 @@
 
     from explorer.model import load_model
     from explorer.inference import infer
-    post = infer(load_model("weights"), field, truth=(0.3, 0.8))    # a Posterior
+    post = infer(load_model(), field, truth=(0.3, 0.8))    # a Posterior (the shipped weights)
     post.delta_chi2, post.levels, post.marginal_omega_m, post.estimates["omega_m"]
 
 Modules: ``likelihood`` (``normal_kl``, ``gaussian_log_likelihood``), ``vlb`` (``vlb_terms``:
 the terms L_0, L_k, L_T with common random numbers), ``grid`` (``Posterior``, ``infer``, coarse
-to fine scan, marginals and intervals), ``pk_baseline`` (``PkBaseline``), ``calibrate``
-(`explorer calibrate`), ``command`` (`explorer infer`), ``plot`` (matplotlib figure).
+to fine scan, marginals and intervals), ``defaults`` (the shared defaults, no torch),
+``pk_baseline`` (``PkBaseline``), ``calibrate`` (temperatures and coverage) with
+``calibrate_command`` (`explorer calibrate`), ``command`` (`explorer infer`), ``plot`` (matplotlib figure).
+Names are imported lazily so that the commands' ``--help`` does not load torch.
 """
 
-from .grid import LEVELS, Posterior, infer, interval, interval_68, marginals
-from .pk_baseline import PkBaseline
-from .vlb import InferenceCancelled, prior_kl, term_timesteps, term_weights, vlb_terms
+from __future__ import annotations
 
-__all__ = ["LEVELS", "InferenceCancelled", "PkBaseline", "Posterior", "infer", "interval", "interval_68",
-           "marginals", "prior_kl", "term_timesteps", "term_weights", "vlb_terms"]
+import importlib
+
+_EXPORTS = {
+    "LEVELS": "defaults", "Posterior": "grid", "infer": "grid", "interval": "grid", "interval_68": "grid",
+    "marginals": "grid", "PkBaseline": "pk_baseline", "InferenceCancelled": "vlb", "prior_kl": "vlb",
+    "term_timesteps": "vlb", "term_weights": "vlb", "vlb_terms": "vlb",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

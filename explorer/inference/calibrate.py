@@ -2,6 +2,8 @@
 
     explorer calibrate --weights weights --data data/train --valid assets/valid --json calib.json
 
+(the command line lives in :mod:`.calibrate_command`; this module is the library)
+
 Steps (all fields are one map per simulation, from simulations the model never trained on):
 
 1. P(k) baseline: fitted on every map of the training set's *train* split (the trainer's split,
@@ -41,14 +43,11 @@ from .grid import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS,
                    PARAM_NAMES, Posterior, infer, intervals)
 from explorer.model.gaussian import GaussianStart
 
+from .defaults import DEFAULT_START_SIGMA
 from .pk_baseline import FILENAME as PK_FILENAME
 from .pk_baseline import PkBaseline
 
 
-#: σ* of the Gaussian start: the first network call of "sde-dpmsolver++-karras-gauss" is at σ <= 3.
-#: Lower σ* saves calls but makes the maps too Gaussian: at σ* = 1 their pixel skewness was 15 %
-#: and kurtosis 29 % low, at σ* = 3 both within 4 % (README, "Emulator speed").
-DEFAULT_START_SIGMA = 3.0
 
 #: Temperature whose 3σ region the fine windows of the raw calibration runs must hold. A window
 #: chosen at τ = 1 is narrow (about ±0.13 around the coarse minimum), and a marginal retempered to
@@ -193,7 +192,7 @@ def _posteriors(loaded, maps, thetas, desc: str, show: bool, **kw) -> list[Poste
     return out
 
 
-def calibrate(weights="weights", data="data/train", valid="assets/valid", *, terms: str = DEFAULT_TERMS,
+def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: str = DEFAULT_TERMS,
               n_noise: int = DEFAULT_N_NOISE, coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, seed: int = 0,
               noise_seed: int | None = None,
               split_seed: int = 0, max_fields: int | None = None, write: bool = True, show: bool = True,
@@ -203,7 +202,10 @@ def calibrate(weights="weights", data="data/train", valid="assets/valid", *, ter
     from explorer.data import find_cmd, load_cmd
     from explorer.model import load_model
 
+    from explorer.paths import resolve_weights
+
     t_start = time.perf_counter()
+    weights = resolve_weights(weights)
     loaded = load_model(weights)
     r = loaded.resolution
     train_cmd = load_cmd(*find_cmd(data))
@@ -364,47 +366,3 @@ def _saved(saved: dict, split: str, map_indices, theta) -> list[Posterior]:
         raise ValueError(f"the grids file's {split} fields are not the ones of these data and seeds "
                          f"({maps.size} saved, {np.size(map_indices)} asked)")
     return posts
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--weights", default="weights", help="weights folder (calibration written here)")
-    parser.add_argument("--data", default="data/train", help="training CMD directory (train/test split)")
-    parser.add_argument("--valid", default="assets/valid", help="evaluation CMD directory (never trained on)")
-    parser.add_argument("--terms", default=DEFAULT_TERMS, help=f"VLB terms: vlb:K (default {DEFAULT_TERMS}), L0, Lk or sum:K")
-    parser.add_argument("--n-noise", type=int, default=DEFAULT_N_NOISE, help="noise draws per term")
-    parser.add_argument("--coarse", type=int, nargs=2, default=DEFAULT_COARSE, metavar=("N_OM", "N_S8"))
-    parser.add_argument("--fine", type=int, nargs=2, default=DEFAULT_FINE, metavar=("N_OM", "N_S8"))
-    parser.add_argument("--seed", type=int, default=0, help="field-choice seed (which map of each simulation)")
-    parser.add_argument("--noise-seed", type=int, default=None,
-                        help="one noise seed for every field (default: each field's own, a hash of its values)")
-    parser.add_argument("--split-seed", type=int, default=0, help="split seed if the weights do not record it")
-    parser.add_argument("--max-fields", type=int, default=None, help="limit each split (quick runs)")
-    parser.add_argument("--no-write", action="store_true", help="measure only; leave the weights folder alone")
-    parser.add_argument("--json", default=None, help="also write the report to this file")
-    parser.add_argument("--start-sigma", type=float, default=DEFAULT_START_SIGMA,
-                        help="noise level sigma* where the fast sampler's Gaussian start hands over to the network")
-    parser.add_argument("--grids", default=None, metavar="FILE.npz",
-                        help="keep every field's raw VLB surface here (for --from-grids)")
-    parser.add_argument("--from-grids", default=None, metavar="FILE.npz",
-                        help="refit and re-evaluate from saved surfaces, without network evaluations")
-    parser.add_argument("--start-only", action="store_true",
-                        help="only fit the P(k) baseline and the Gaussian start (seconds), no coverage run")
-
-
-def run(args) -> int:
-    for flag, path in (("--json", args.json), ("--grids", args.grids)):
-        if path is not None and not Path(path).parent.is_dir():
-            raise ValueError(f"{flag}: directory {Path(path).parent} does not exist")
-    if args.from_grids is not None and not Path(args.from_grids).is_file():
-        raise ValueError(f"--from-grids: no file {args.from_grids}")
-    report = calibrate(args.weights, args.data, args.valid, terms=args.terms, n_noise=args.n_noise,
-                       coarse=tuple(args.coarse), fine=tuple(args.fine), seed=args.seed,
-                       noise_seed=args.noise_seed,
-                       split_seed=args.split_seed, max_fields=args.max_fields, write=not args.no_write,
-                       start_sigma=args.start_sigma, skip_coverage=args.start_only,
-                       grids=args.grids, from_grids=args.from_grids)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json is not None:
-        Path(args.json).write_text(text + "\n")
-    return 0

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .grid import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, PARAM_NAMES, check_truth, infer
-from .pk_baseline import FILENAME as PK_FILENAME
-from .pk_baseline import PkBaseline
+from .defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, PARAM_NAMES
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -36,7 +34,7 @@ def add_arguments(parser) -> None:
                         help="evaluated fine grid around the minimum")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the fixed noise draws (default: a hash of the field, its own draws per field)")
-    parser.add_argument("--weights", default="weights", help="weights folder")
+    parser.add_argument("--weights", default=None, help="weights folder (default: $EXPLORER_WEIGHTS, else the shipped weights/ next to the package)")
     parser.add_argument("--kind", default="auto", choices=("auto", "density", "log10"), help="what FIELD holds")
     parser.add_argument("--raw", action="store_true", help="do not apply the stored calibration temperature")
     parser.add_argument("--no-baseline", action="store_true", help="skip the P(k) baseline")
@@ -75,6 +73,11 @@ def _line(name: str, e: dict, truth: float | None) -> str:
 def run(args) -> int:
     from explorer.data import prepare_field, read_field
     from explorer.model import load_model
+    from explorer.paths import resolve_weights
+
+    from .grid import check_truth, infer  # torch: only when the command runs
+    from .pk_baseline import FILENAME as PK_FILENAME
+    from .pk_baseline import PkBaseline
 
     # 1. everything that can be refused, before any work or output
     json_path = _check_output(args.json, "--json", (".json",))
@@ -84,6 +87,7 @@ def run(args) -> int:
         if p is not None and p.resolve() == field_path:
             raise ValueError(f"{opt} would overwrite the input field {args.field}")
     field = read_field(args.field)
+    args.weights = resolve_weights(args.weights)
     loaded = load_model(args.weights, device=args.device)
     truth = check_truth(args.truth, loaded.param_ranges)
     prepared = prepare_field(field, loaded.resolution, args.kind)

@@ -18,12 +18,13 @@ import json
 import shutil
 from pathlib import Path
 
-from .sampling import check_same_maps, is_folder_name
-from .weights import CONFIG_FILE, METADATA_FILE, TENSORS_FILE, load_model, set_metadata
 
 
 def attach_network(weights: str | Path, source: str | Path, name: str = "small") -> Path:
     """Copy the weights folder ``source`` to ``weights/name`` and make it the sampling default."""
+    from .sampling import check_same_maps, is_folder_name  # torch: only when it runs
+    from .weights import CONFIG_FILE, METADATA_FILE, TENSORS_FILE, load_model, set_metadata
+
     weights, source = Path(weights), Path(source)
     if not is_folder_name(name):
         raise ValueError(f"name must be a plain folder name, got {name!r}")
@@ -47,11 +48,13 @@ def attach_network(weights: str | Path, source: str | Path, name: str = "small")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", type=Path, help="weights folder of the small network (e.g. runs/small/best)")
-    parser.add_argument("--weights", type=Path, default=Path("weights"), help="main weights folder")
+    parser.add_argument("--weights", type=Path, default=None, help="main weights folder (default: $EXPLORER_WEIGHTS, else the shipped weights/ next to the package)")
     parser.add_argument("--name", default="small", help="sub-folder name (default small)")
 
 
 def run(args) -> int:
-    target = attach_network(args.weights, args.source, args.name)
+    from explorer.paths import resolve_weights
+
+    target = attach_network(resolve_weights(args.weights), args.source, args.name)
     print(f"attached {args.source} as {target}; `explorer sample` now uses it by default")
     return 0

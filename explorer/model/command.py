@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sampling import SAMPLERS
+from .samplers import SAMPLERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", choices=("small", "full"), default=None,
                         help="network to sample with (default: the weights' default, 'small' for the shipped "
                              "weights; --ddpm paper mode uses 'full', the network inference uses)")
-    parser.add_argument("--weights", type=Path, default=Path("weights"), help="weights folder (default weights/)")
+    parser.add_argument("--weights", type=Path, default=None, help="weights folder (default: $EXPLORER_WEIGHTS, else the shipped weights/ next to the package)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="bfloat16 autocast (default: only where it is faster: CUDA, CPUs with AMX/AVX512-BF16)")
@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sample, write ``--out`` and its JSON sidecar; print one summary line. Returns 0."""
+    from explorer.paths import resolve_weights
+
     from .sampling import Emulator  # torch/diffusers only when the command runs
 
     out = Path(args.out)
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     np.save(out, maps)
     sidecar = {
         "omega_m": args.omega_m, "sigma_8": args.sigma_8, "n": int(maps.shape[0]), "seed": args.seed,
-        "method": method, "steps": int(steps), "network": network, "weights": str(Path(args.weights).resolve()),
+        "method": method, "steps": int(steps), "network": network, "weights": str(resolve_weights(args.weights).resolve()),
         "device": str(emulator.loaded.device), "bf16": args.bf16, "seconds": round(seconds, 3),
         "shape": list(maps.shape), "units": "log10 Sigma_cdm [(Msun/h)/(Mpc/h)^2]",
     }

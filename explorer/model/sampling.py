@@ -38,33 +38,16 @@ from typing import Callable
 import numpy as np
 import torch
 
+from explorer.paths import resolve_weights
+
 from .device import autocast, pick_device
 from .schedule import NoiseSchedule, spaced_timesteps
 from .unet import ParamUNet
 from .weights import LoadedModel, WeightsError, load_model
 
 
-@dataclass(frozen=True)
-class SamplerInfo:
-    """One sampling method: its default number of steps (None = all T) and whether it is stochastic."""
+from .samplers import SAMPLERS, SamplerInfo  # noqa: E402  (re-exported)
 
-    name: str
-    default_steps: int | None
-    stochastic: bool
-    description: str
-
-
-SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
-    SamplerInfo("ddpm", None, True, "ancestral DDPM over all T steps (paper mode)"),
-    SamplerInfo("ddpm-strided", 250, True, "ancestral DDPM on a respaced subsequence of timesteps"),
-    SamplerInfo("ddim", 50, False, "DDIM, eta = 0 (diffusers)"),
-    SamplerInfo("dpmsolver++", 20, False, "DPM-Solver++ order 2 (diffusers)"),
-    SamplerInfo("sde-dpmsolver++", 30, True, "stochastic DPM-Solver++ order 2 (diffusers)"),
-    SamplerInfo("sde-dpmsolver++-karras", 30, True,
-                "stochastic DPM-Solver++ order 2 on Karras noise levels (diffusers)"),
-    SamplerInfo("sde-dpmsolver++-karras-gauss", 30, True,
-                "Gaussian-field start at sigma*, then stochastic DPM-Solver++ on the Karras levels below it"),
-)}
 PARAM_NAMES = ("omega_m", "sigma_8")
 
 Progress = Callable[[int, int], None]
@@ -311,13 +294,15 @@ class Emulator:
         self.default_network: str = "small" if small is not None else "full"
 
     @classmethod
-    def from_folder(cls, folder: str | Path = "weights", device: str | torch.device = "auto",
+    def from_folder(cls, folder: str | Path | None = None, device: str | torch.device = "auto",
                     bf16: bool | None = None) -> "Emulator":
-        """Load ``folder`` (raises WeightsError with instructions if it is missing or corrupt).
+        """Load ``folder`` (raises WeightsError with instructions if it is missing or corrupt); None:
+        ``$EXPLORER_WEIGHTS``, else the shipped weights (:func:`explorer.paths.resolve_weights`).
 
         If its ``explorer.json`` has ``sampler.network`` (a sub-folder name, e.g. "small"), that
         weights folder is loaded too and becomes the default network for sampling.
         """
+        folder = resolve_weights(folder)
         loaded = load_model(folder, device=device)
         sub = (loaded.metadata.get("sampler") or {}).get("network")
         small = None

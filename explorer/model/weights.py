@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.paths import how_to_get_weights, resolve_weights
+
 from .device import pick_device
 from .schedule import NoiseSchedule, schedule_from_spec, seed_schedule_spec
 from .unet import ParamUNet, make_circular
@@ -42,8 +44,6 @@ CONFIG_FILE = "config.json"
 TENSORS_FILE = "diffusion_pytorch_model.safetensors"
 METADATA_FILE = "explorer.json"
 FORMAT = "explorer-weights/1"
-HOW_TO_GET = ("Restore the shipped weights with `git checkout -- weights/` (or `git lfs pull`), "
-              "or train a model with `explorer train ...` and pass its output folder.")
 
 
 class WeightsError(ValueError):
@@ -133,28 +133,29 @@ def save_model(folder: str | Path, model: ParamUNet, metadata: dict) -> Path:
     return folder
 
 
-def read_metadata(folder: str | Path) -> dict:
-    """The checked contents of ``folder/explorer.json`` (raises WeightsError)."""
-    folder = Path(folder)
+def read_metadata(folder: str | Path | None = None) -> dict:
+    """The checked contents of ``folder/explorer.json`` (raises WeightsError); ``folder`` None:
+    ``$EXPLORER_WEIGHTS``, else the shipped weights (:func:`explorer.paths.resolve_weights`)."""
+    folder = resolve_weights(folder)
     if not folder.is_dir():
-        raise WeightsError(f"weights folder {folder} does not exist. {HOW_TO_GET}")
+        raise WeightsError(f"weights folder {folder} does not exist. {how_to_get_weights()}")
     for name in (CONFIG_FILE, TENSORS_FILE, METADATA_FILE):
         if not (folder / name).is_file():
-            raise WeightsError(f"weights folder {folder} has no {name}. {HOW_TO_GET}")
+            raise WeightsError(f"weights folder {folder} has no {name}. {how_to_get_weights()}")
     try:
         meta = json.loads((folder / METADATA_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise WeightsError(f"{folder / METADATA_FILE} is not valid JSON ({err}). {HOW_TO_GET}") from None
+        raise WeightsError(f"{folder / METADATA_FILE} is not valid JSON ({err}). {how_to_get_weights()}") from None
     if not isinstance(meta, dict):
-        raise WeightsError(f"{folder / METADATA_FILE} must hold a JSON object. {HOW_TO_GET}")
+        raise WeightsError(f"{folder / METADATA_FILE} must hold a JSON object. {how_to_get_weights()}")
     missing = [k for k in ("schedule", "resolution", "normalization", "param_ranges") if k not in meta]
     if missing:
-        raise WeightsError(f"{folder / METADATA_FILE} lacks {', '.join(missing)}. {HOW_TO_GET}")
+        raise WeightsError(f"{folder / METADATA_FILE} lacks {', '.join(missing)}. {how_to_get_weights()}")
     try:
         meta["normalization"] = _check_normalization(meta["normalization"], f"{METADATA_FILE} normalization")
         meta["resolution"] = int(meta["resolution"])
     except (ValueError, TypeError) as err:
-        raise WeightsError(f"{err}. {HOW_TO_GET}") from None
+        raise WeightsError(f"{err}. {how_to_get_weights()}") from None
     return meta
 
 
@@ -170,40 +171,42 @@ def set_metadata(folder: str | Path, key: str, value) -> None:
     os.replace(tmp, path)
 
 
-def load_model(folder: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a weights folder written by :func:`save_model` (safetensors only; never unpickles).
+
+    ``folder`` None: ``$EXPLORER_WEIGHTS``, else the shipped weights (:func:`explorer.paths.resolve_weights`).
 
     Raises:
         WeightsError: missing folder or file, malformed JSON, corrupt or mismatching tensors.
         ValueError: ``device`` is not available.
     """
-    folder = Path(folder)
+    folder = resolve_weights(folder)
     meta = read_metadata(folder)
     device = pick_device(device)
     try:
         schedule = schedule_from_spec(meta["schedule"])
     except ValueError as err:
-        raise WeightsError(f"{folder / METADATA_FILE}: {err}. {HOW_TO_GET}") from None
+        raise WeightsError(f"{folder / METADATA_FILE}: {err}. {how_to_get_weights()}") from None
     try:
         model, info = ParamUNet.from_pretrained(folder, use_safetensors=True, local_files_only=True,
                                                 low_cpu_mem_usage=False, output_loading_info=True)
     except Exception as err:  # diffusers/safetensors raise OSError, SafetensorError, RuntimeError...
         raise WeightsError(f"could not load the network from {folder} "
-                           f"({type(err).__name__}: {err}). {HOW_TO_GET}") from None
+                           f"({type(err).__name__}: {err}). {how_to_get_weights()}") from None
     bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
     if bad:  # diffusers only warns and leaves missing tensors randomly initialised
-        raise WeightsError(f"{folder / TENSORS_FILE} does not match {CONFIG_FILE}: {bad}. {HOW_TO_GET}")
+        raise WeightsError(f"{folder / TENSORS_FILE} does not match {CONFIG_FILE}: {bad}. {how_to_get_weights()}")
     make_circular(model)
     model.to(device).eval()
     ranges = tuple(tuple(float(v) for v in r) for r in model.config.param_ranges)
     if [list(r) for r in ranges] != [list(map(float, r)) for r in meta["param_ranges"]]:
         raise WeightsError(f"{folder}: param_ranges in {METADATA_FILE} ({meta['param_ranges']}) and "
-                           f"{CONFIG_FILE} ({[list(r) for r in ranges]}) disagree. {HOW_TO_GET}")
+                           f"{CONFIG_FILE} ({[list(r) for r in ranges]}) disagree. {how_to_get_weights()}")
     if model.config.get("mean_head") and dict(model.config.mean_schedule) != dict(meta["schedule"]):
         raise WeightsError(f"{folder}: the schedule in {METADATA_FILE} and the mean head's in {CONFIG_FILE} "
-                           f"disagree. {HOW_TO_GET}")
+                           f"disagree. {how_to_get_weights()}")
     if meta.get("prediction_type", "epsilon") != model.config.prediction_type:
-        raise WeightsError(f"{folder}: prediction_type in {METADATA_FILE} and {CONFIG_FILE} disagree. {HOW_TO_GET}")
+        raise WeightsError(f"{folder}: prediction_type in {METADATA_FILE} and {CONFIG_FILE} disagree. {how_to_get_weights()}")
     start = None
     if meta.get("gaussian_start") is not None:
         from .gaussian import GaussianStart

@@ -16,11 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+#: The named sets of ``explorer.sim.sets.RECIPES`` (listed here so that `--help` does not load torch;
+#: tests/test_sim.py checks the two agree).
+RECIPE_NAMES = ("examples", "onep", "train", "twins", "valid")
+
 
 def add_arguments(parser):
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--recipe", choices=sorted(_recipes()), help="a named set of the project")
+    what.add_argument("--recipe", choices=RECIPE_NAMES, help="a named set of the project")
     what.add_argument("--assets", action="store_true",
                       help="build every set bundled in assets/ (valid, twins, onep, examples)")
     parser.add_argument("--n-sims", type=int, default=None, help="custom LH set: simulations")

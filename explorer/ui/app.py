@@ -30,15 +30,27 @@ def error_page(message: str) -> pn.viewable.Viewable:
     )
 
 
+def _network_words(loaded) -> str:
+    """'1.1 M-parameter network, 2,000 training steps' of one loaded network."""
+    n = sum(p.numel() for p in loaded.model.parameters())
+    steps = (loaded.metadata.get("training") or {}).get("steps")
+    return f"{n / 1e6:.1f} M-parameter network" + (f" ({int(steps):,} training steps)" if steps else "")
+
+
 def _model_summary(ctx: AppContext) -> str:
-    emu, meta = ctx.emulator, ctx.emulator.loaded.metadata
-    data = meta.get("data") or {}
-    steps = (meta.get("training") or {}).get("steps")
-    parts = [f"model `{ctx.settings.weights}` ({emu.resolution}², {emu.loaded.device.type}",
-             f"sampler {emu.default_method} {emu.default_steps or ''}".rstrip()
-             + (f" on the {emu.default_network} network" if len(getattr(emu, "networks", ())) > 1 else "") + ")"]
+    """The header line: which network makes the maps and which one the likelihood, in words."""
+    emu = ctx.emulator
+    networks = getattr(emu, "networks", {"full": emu.loaded})
+    sampling = networks.get(getattr(emu, "default_network", "full"), emu.loaded)
+    data = emu.loaded.metadata.get("data") or {}
+    parts = [f"Maps from a {_network_words(sampling)}"]
+    if sampling is not emu.loaded:
+        parts.append(f"likelihood from a {_network_words(emu.loaded)}")
     if data.get("suite"):
-        parts.append(f"trained on {data['suite']} maps" + (f" for {steps} steps" if steps else ""))
+        sims = data.get("train_sims")  # a count (older folders: a list)
+        sims = len(sims) if isinstance(sims, list) else sims
+        parts.append(f"trained on {f'{sims:,} ' if sims else ''}{data['suite']} simulations at {emu.resolution}²")
+    parts.append(f"running on {emu.loaded.device.type.upper()}")
     return " · ".join(parts)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--port", type=int, default=5006)
+    parser.add_argument("--port", type=int, default=5006, help="port to serve on (default 5006)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="interface to bind (default localhost; 0.0.0.0 exposes it to the network)")
     parser.add_argument("--show", action="store_true", help="open a browser tab")

@@ -38,11 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import explorer
+from explorer.paths import REPO, SHIPPED_WEIGHTS
 
 from .reference import OnePSet, ReferenceSet
-
-REPO = Path(explorer.__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ class Example:
 class Settings:
     """Where the app finds its model and data (see the module docstring)."""
 
-    weights: Path = REPO / "weights"
+    weights: Path = SHIPPED_WEIGHTS
     reference: Path = REPO / "assets" / "valid"
     onep: Path = REPO / "assets" / "onep"
     examples: Path = REPO / "assets" / "examples"

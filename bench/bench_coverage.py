@@ -1,0 +1,140 @@
+"""Coverage and precision of the shipped, calibrated likelihood over several noise seeds.
+
+    python bench/bench_coverage.py --noise-seeds 0 1 2 --json runs/coverage.json
+
+The evaluation half of ``explorer calibrate``, repeated with other noise draws and without refitting
+anything: the temperatures stored in ``WEIGHTS/explorer.json`` are used as they are. Fields: one map
+of each of the 50 ``assets/valid`` simulations (the same maps as ``explorer calibrate``: map
+``15 s + r``, r drawn with field-choice seed 1), never trained on.
+
+Noise replicate ``r`` draws the VLB terms' fixed noise from seed ``field_seed(field) + r`` (``r = 0``
+is what ``explorer infer`` does by default), so each replicate is an honest re-run of the
+likelihood with other Monte-Carlo draws. The P(k) baseline has no noise: one row.
+
+Prints one JSON line per field and replicate (``"row": "field"``), one per replicate
+(``"row": "seed"``: coverage, bias, relative error, mean |z|), then the summary: every figure as
+mean ± standard deviation over replicates, with the worst replicate and the worst fields (largest
+|z|) named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from explorer.paths import resolve_assets, resolve_weights
+
+FIGURES = ("coverage68", "coverage95", "bias", "rel_error", "mean_abs_z")
+
+
+def spread(values) -> dict:
+    """{"mean", "std", "min", "max"} of a list of numbers (std over replicates, ddof=1)."""
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            "min": float(a.min()), "max": float(a.max())}
+
+
+def summarise(per_seed: dict, per_field: list, names) -> dict:
+    """Mean ± spread over replicates of each figure; the worst replicate per 68 % coverage; the fields
+    with the largest |z| (mean over replicates)."""
+    out = {}
+    for name in names:
+        out[name] = {f: spread([m[name][f] for m in per_seed.values()]) for f in FIGURES}
+        cov = {s: m[name]["coverage68"] for s, m in per_seed.items()}
+        worst = max(cov, key=lambda s: abs(cov[s] - 0.683))
+        out[name]["worst_seed_coverage68"] = {"noise_replicate": int(worst), "coverage68": cov[worst]}
+    for key in ("coverage_2d_1sigma", "coverage_2d_2sigma"):
+        out[key] = spread([m[key] for m in per_seed.values()])
+    for name in names:
+        z = {}
+        for row in per_field:
+            z.setdefault(row["map"], []).append(row[name]["z"])
+        ranked = sorted(z, key=lambda m: -abs(np.mean(z[m])))[:3]
+        truth = {row["map"]: row["truth"] for row in per_field}
+        out[name]["worst_fields"] = [{"map": int(m), "truth": truth[m], "z_per_replicate": [round(v, 2) for v in z[m]]}
+                                     for m in ranked]
+    return out
+
+
+def field_row(map_index, theta, post, replicate) -> dict:
+    from explorer.inference.grid import PARAM_NAMES
+
+    row = {"row": "field", "map": int(map_index), "noise_replicate": int(replicate),
+           "truth": [float(t) for t in theta], "delta_chi2_truth": round(post.delta_chi2_truth(), 3)}
+    for j, name in enumerate(PARAM_NAMES):
+        e = post.estimates[name]
+        row[name] = {"mean": round(e["mean"], 5), "std": round(e["std"], 5),
+                     "z": round((e["mean"] - theta[j]) / max(e["std"], 1e-12), 3),
+                     "in68": bool(e["lo68"] <= theta[j] <= e["hi68"])}
+    return row
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", default=None, help="weights folder (default: --weights, $EXPLORER_WEIGHTS, shipped)")
+    p.add_argument("--valid", default=None, help="evaluation CMD directory (default: the bundled assets/valid)")
+    p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="noise replicates r: field f uses seed field_seed(f) + r (0 = explorer infer's default)")
+    p.add_argument("--max-fields", type=int, default=None, help="first N fields only (quick runs)")
+    p.add_argument("--json", type=Path, default=None, help="also write the whole report here")
+    args = p.parse_args(argv)
+    if len(args.noise_seeds) < 1 or len(set(args.noise_seeds)) != len(args.noise_seeds):
+        raise SystemExit("--noise-seeds: give distinct integers")
+
+    from explorer.data import find_cmd, load_cmd
+    from explorer.inference import infer
+    from explorer.inference.calibrate import _fields, coverage_metrics, one_map_per_simulation
+    from explorer.inference.grid import PARAM_NAMES
+    from explorer.inference.pk_baseline import FILENAME, PkBaseline
+    from explorer.inference.vlb import field_seed
+    from explorer.model import load_model
+
+    weights = resolve_weights(args.weights)
+    valid = Path(args.valid) if args.valid else resolve_assets() / "valid"
+    loaded = load_model(weights)
+    cmd = load_cmd(*find_cmd(valid))
+    sims = np.arange(cmd.n_sims)[:args.max_fields]
+    idx = one_map_per_simulation(sims, 1)  # explorer calibrate's evaluation fields (field-choice seed 0 + 1)
+    maps, thetas = _fields(cmd, idx, loaded.resolution), cmd.theta[sims]
+
+    start = time.perf_counter()
+    per_seed, per_field, posts_by_seed = {}, [], {}
+    for r in args.noise_seeds:
+        posts = []
+        for i, field, theta in zip(idx, maps, thetas):
+            post = infer(loaded, field, kind="log10", truth=tuple(theta), seed=(field_seed(field) + r) % 2**63)
+            posts.append(post)
+            row = field_row(i, theta, post, r)
+            per_field.append(row)
+            print(json.dumps(row), flush=True)
+        m = coverage_metrics(posts)
+        per_seed[r] = m
+        posts_by_seed[r] = posts
+        print(json.dumps({"row": "seed", "noise_replicate": r, **m}), flush=True)
+    baseline = PkBaseline.load(weights / FILENAME)
+    pk = coverage_metrics([baseline.posterior(f, truth=tuple(t)) for f, t in zip(maps, thetas)])
+    # How often the diffusion estimate beats P(k) per field (|mean − truth|, Ω_m), per replicate.
+    pk_err = np.array([abs(baseline.posterior(f).estimates["omega_m"]["mean"] - t[0]) for f, t in zip(maps, thetas)])
+    wins = {r: int(np.sum(np.array([abs(q.estimates["omega_m"]["mean"] - t[0]) for q, t in zip(posts, thetas)]) < pk_err))
+            for r, posts in posts_by_seed.items()}
+    report = {"weights": str(weights), "valid": str(valid), "n_fields": int(len(idx)),
+              "noise_replicates": list(args.noise_seeds),
+              "temperatures": {"2d": posts_by_seed[args.noise_seeds[0]][0].temperature,
+                               "marginal": posts_by_seed[args.noise_seeds[0]][0].marginal_temperatures},
+              "vlb_calibrated": summarise(per_seed, per_field, PARAM_NAMES),
+              "vlb_per_seed": {str(r): m for r, m in per_seed.items()},
+              "omega_m_beats_pk_fields": {str(r): w for r, w in wins.items()},
+              "pk": pk, "seconds": time.perf_counter() - start}
+    print(json.dumps(report, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({**report, "fields": per_field}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""The inference defaults and conventions that the CLI, the app and the library share.
+
+A plain module (numbers only, no torch), so that `explorer infer --help` and `explorer calibrate
+--help` answer without loading the network code; :mod:`.grid` uses and re-exports these names.
+"""
+
+#: Δχ² of the 1, 2, 3σ contours for two parameters (χ²₂ quantiles of 68.27, 95.45, 99.73 %).
+LEVELS = (2.30, 6.18, 11.83)
+PARAM_NAMES = ("omega_m", "sigma_8")
+MASS_68, MASS_95 = 0.6827, 0.9545
+
+# Defaults of infer(): the whole bound in 8 log-spaced strata ("vlb:8", timesteps 1, 3, 9, 20, 49, 116,
+# 274, 650), one noise draw per term drawn from the field itself (vlb.field_seed), (4·4 + 4·4) points
+# x 8 terms = 256 network evaluations (+8 with a truth), against the seed paper's 2,500. On 19 stand-in
+# fields (7x7 grids over the prior, README "Inference") 8 strata had 0.80x the Ω_m error of 4 strata
+# (0.168 vs 0.210) and needed half the temperature. On 4 calibration fields the 4x4 fine grid (its
+# bicubic spline is one cubic per axis) moved the marginal means by <= 0.04 of their std and the
+# stds by <= 2 % against a 7x7 fine grid (5x5: <= 0.004 and 0.3 %) at 0.8x the cost of 5x5. The
+# network costs ~55 CPU-ms per 64² evaluation of the (32,64,96,128)/2-block model in float32 on two
+# cores (bfloat16 autocast was 2x slower on the 2-core Xeon, and its rounding made L(θ) jump by
+# ~0.5 nat between neighbouring θ), so ~15 s; bench/bench_inference.py measures it.
+DEFAULT_TERMS = "vlb:8"
+DEFAULT_N_NOISE = 1
+DEFAULT_COARSE = (4, 4)
+DEFAULT_FINE = (4, 4)
+DEFAULT_BATCH = 16
+DEFAULT_HALF_WIDTH = (0.1, 0.1)
+DEFAULT_INTERPOLATE = (51, 51)
+
+#: σ* of the Gaussian start: the first network call of "sde-dpmsolver++-karras-gauss" is at σ <= 3.
+#: Lower σ* saves calls but makes the maps too Gaussian: at σ* = 1 their pixel skewness was 15 %
+#: and kurtosis 29 % low, at σ* = 3 both within 4 % (README, "Emulator speed").
+DEFAULT_START_SIGMA = 3.0

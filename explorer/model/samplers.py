@@ -1,0 +1,32 @@
+"""The sampling methods by name: their default step counts, stochasticity and one-line descriptions.
+
+A plain table (no torch), so that `explorer sample --help` lists the methods without loading the
+network code; :mod:`.sampling` implements them and re-exports these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SamplerInfo:
+    """One sampling method: its default number of steps (None = all T) and whether it is stochastic."""
+
+    name: str
+    default_steps: int | None
+    stochastic: bool
+    description: str
+
+
+SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
+    SamplerInfo("ddpm", None, True, "ancestral DDPM over all T steps (paper mode)"),
+    SamplerInfo("ddpm-strided", 250, True, "ancestral DDPM on a respaced subsequence of timesteps"),
+    SamplerInfo("ddim", 50, False, "DDIM, eta = 0 (diffusers)"),
+    SamplerInfo("dpmsolver++", 20, False, "DPM-Solver++ order 2 (diffusers)"),
+    SamplerInfo("sde-dpmsolver++", 30, True, "stochastic DPM-Solver++ order 2 (diffusers)"),
+    SamplerInfo("sde-dpmsolver++-karras", 30, True,
+                "stochastic DPM-Solver++ order 2 on Karras noise levels (diffusers)"),
+    SamplerInfo("sde-dpmsolver++-karras-gauss", 30, True,
+                "Gaussian-field start at sigma*, then stochastic DPM-Solver++ on the Karras levels below it"),
+)}
