@@ -48,6 +48,7 @@ def test_weights_resolve_from_the_option_then_the_environment_then_the_package(t
     assert "--weights" in text and "EXPLORER_WEIGHTS" in text and "'/nowhere'" in text and str(SHIPPED_WEIGHTS) in text
 
 
+@pytest.mark.slow
 def test_sample_outside_the_repository_uses_the_shipped_weights(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "EXPLORER_WEIGHTS"}
     cmd = [sys.executable, "-m", "explorer", "sample", "--omega-m", "0.3", "--sigma-8", "0.8", "-n", "1",

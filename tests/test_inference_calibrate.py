@@ -65,6 +65,7 @@ def test_calibration_restores_coverage_of_an_overconfident_likelihood():
     assert 0.6 < after["coverage_2d_1sigma"] < 0.76
 
 
+@pytest.mark.slow
 def test_marginal_temperatures_fix_each_parameter_of_an_unevenly_overconfident_likelihood():
     # Ω_m reported 4x too narrow, σ_8 1.25x: one τ cannot fix both, one per marginal can
     raw = overconfident_posteriors(200, factor=(4.0, 1.25), points=81)

@@ -103,6 +103,7 @@ def test_warm_start_adds_a_mean_head_fitted_to_the_training_maps(tiny_data, tmp_
     assert set(b) - set(a) == {"mean_coef", "mean_log_s"}
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss(tiny_data, tmp_path):
     """Enough steps on the tiny set to see ε-prediction learn (loss of a random net ≈ 1)."""
     cfg = TrainConfig(data=str(tiny_data), run_dir=str(tmp_path / "run"), max_steps=40, val_every=0,
@@ -113,6 +114,7 @@ def test_training_reduces_the_loss(tiny_data, tmp_path):
     assert losses[-1] < 0.8 * losses[0]
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes(tiny_data, tmp_path):
     """torchrun with 2 CPU processes (gloo) trains in lock-step; rank 0 writes the checkpoint."""
     run = tmp_path / "ddp"
