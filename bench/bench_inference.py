@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from explorer.inference import infer
+from explorer.paths import SHIPPED_ASSETS, resolve_weights
 from explorer.inference.grid import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_INTERPOLATE, DEFAULT_N_NOISE,
                                      DEFAULT_TERMS)
 
@@ -52,10 +53,10 @@ def pick_field(path: str | None, resolution: int):
 
     if path:
         return read_field(path), None, path
-    examples = sorted(Path("assets/examples").glob("field_*.npy"))
+    examples = sorted((SHIPPED_ASSETS / "examples").glob("field_*.npy"))
     if examples:
         truth = None
-        meta = Path("assets/examples/examples.json")
+        meta = SHIPPED_ASSETS / "examples" / "examples.json"
         if meta.is_file():
             try:
                 info = json.loads(meta.read_text())
@@ -67,7 +68,7 @@ def pick_field(path: str | None, resolution: int):
                 truth = None
         return read_field(examples[0]), truth, str(examples[0])
     try:
-        cmd = load_cmd(*find_cmd("assets/valid"))
+        cmd = load_cmd(*find_cmd(SHIPPED_ASSETS / "valid"))
         return np.asarray(cmd.maps[0], dtype=np.float64), tuple(cmd.theta[0]), "assets/valid map 0"
     except (FileNotFoundError, ValueError):
         pass
@@ -77,7 +78,7 @@ def pick_field(path: str | None, resolution: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", default="weights")
+    p.add_argument("--weights", default=None, help="weights folder (default: $EXPLORER_WEIGHTS, else the shipped one)")
     p.add_argument("--random-model", action="store_true", help="time an untrained model of the default size")
     p.add_argument("--field", default=None, help="field file (default: a bundled example)")
     p.add_argument("--repeats", type=int, default=3)
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
     p.add_argument("--calibrate", action="store_true", help="also measure coverage (explorer calibrate, no write)")
     p.add_argument("--write", action="store_true", help="with --calibrate: store τ and the P(k) baseline")
     p.add_argument("--data", default="data/train")
-    p.add_argument("--valid", default="assets/valid")
+    p.add_argument("--valid", default=str(SHIPPED_ASSETS / "valid"))
     p.add_argument("--max-fields", type=int, default=None)
     args = p.parse_args(argv)
 
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     else:
         from explorer.model import load_model
 
-        loaded, source = load_model(args.weights), args.weights
+        loaded, source = load_model(args.weights), str(resolve_weights(args.weights))
     field, truth, field_name = pick_field(args.field, loaded.resolution)
     settings = dict(terms=args.terms, n_noise=args.n_noise, coarse=tuple(args.coarse), fine=tuple(args.fine),
                     bf16=args.bf16)
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     if args.calibrate:
         from explorer.inference.calibrate import calibrate
 
-        report["calibration"] = calibrate(args.weights, args.data, args.valid, terms=args.terms,
+        report["calibration"] = calibrate(resolve_weights(args.weights), args.data, args.valid, terms=args.terms,
                                           n_noise=args.n_noise, coarse=tuple(args.coarse), fine=tuple(args.fine),
                                           max_fields=args.max_fields, write=args.write, show=sys.stderr.isatty())
     print(json.dumps(report, indent=2, default=float))

@@ -12,7 +12,7 @@ Names are imported lazily so that ``import explorer.model`` does not load torch 
 
 from __future__ import annotations
 
-import importlib
+from explorer._lazy import lazy_exports
 
 _EXPORTS = {
     "NoiseSchedule": "schedule", "seed_betas": "schedule", "linear_betas": "schedule",
@@ -27,14 +27,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from explorer.paths import REPO, SHIPPED_WEIGHTS
+from explorer.paths import REPO, SHIPPED_ASSETS, SHIPPED_WEIGHTS  # noqa: F401  (REPO: re-exported)
 
 from .reference import OnePSet, ReferenceSet
 
@@ -59,9 +59,9 @@ class Settings:
     """Where the app finds its model and data (see the module docstring)."""
 
     weights: Path = SHIPPED_WEIGHTS
-    reference: Path = REPO / "assets" / "valid"
-    onep: Path = REPO / "assets" / "onep"
-    examples: Path = REPO / "assets" / "examples"
+    reference: Path = SHIPPED_ASSETS / "valid"
+    onep: Path = SHIPPED_ASSETS / "onep"
+    examples: Path = SHIPPED_ASSETS / "examples"
     device: str = "auto"
     workers: int = 2
 
