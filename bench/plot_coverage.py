@@ -1,0 +1,61 @@
+"""Where in the prior the calibrated likelihood is off: per-field z of a bench_coverage.py run.
+
+    python bench/plot_coverage.py runs/coverage.json --out assets/coverage_by_field.png
+
+Two panels over the (Ω_m, σ_8) prior, one marker per evaluation field at its true θ, coloured by
+z = (posterior mean − truth)/posterior std of Ω_m (left) and σ_8 (right), averaged over the noise
+replicates; fields with |z| > 2 on average are labelled with their z per replicate.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("report", type=Path, help="JSON written by bench_coverage.py --json")
+    p.add_argument("--out", type=Path, default=Path("assets/coverage_by_field.png"))
+    args = p.parse_args(argv)
+    report = json.loads(args.report.read_text())
+    fields = {}
+    for row in report["fields"]:
+        fields.setdefault(row["map"], []).append(row)
+    theta = np.array([rows[0]["truth"] for rows in fields.values()])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, (name, label) in zip(axes, (("omega_m", "Ωₘ"), ("sigma_8", "σ₈"))):
+        z = np.array([[r[name]["z"] for r in rows] for rows in fields.values()])  # (fields, replicates)
+        mean = z.mean(axis=1)
+        lim = max(3.0, np.abs(mean).max())
+        sc = ax.scatter(theta[:, 0], theta[:, 1], c=mean, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim),
+                        s=90, edgecolor="k", lw=0.5)
+        for t, zi in zip(theta, z):
+            if abs(zi.mean()) > 2:
+                right, top = t[0] > 0.38, t[1] > 0.95  # keep the label inside the box
+                ax.annotate("z = " + ", ".join(f"{v:+.1f}" for v in zi), t, textcoords="offset points",
+                            xytext=(-10 if right else 10, -14 if top else 8), ha="right" if right else "left",
+                            fontsize=7, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0})
+        fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03, label=f"z of {label} (mean over replicates)")
+        cov = report["vlb_calibrated"][name]["coverage68"]
+        ax.set_title(f"{label}: (mean − truth)/std per field; 68 % coverage {cov['mean']:.0%} ± {cov['std']:.0%} "
+                     f"over {len(report['noise_replicates'])} noise replicates", fontsize=9)
+        ax.set_xlim(0.1, 0.5)
+        ax.set_ylim(0.6, 1.0)
+        ax.set_xlabel("true Ωₘ")
+        ax.set_ylabel("true σ₈")
+    fig.suptitle(f"Calibrated VLB likelihood on {len(fields)} held-out fields (assets/valid)", fontsize=10)
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=100)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
