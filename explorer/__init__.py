@@ -8,8 +8,7 @@ The compute core never imports panel, holoviews or bokeh.
 
 __version__ = "0.1.0"
 
-#: Prior box of the conditioning parameters (CAMELS LH ranges).
-OMEGA_M_RANGE = (0.1, 0.5)
-SIGMA_8_RANGE = (0.6, 1.0)
+#: Prior box of the conditioning parameters (CAMELS LH ranges); owned by explorer.params.
+from explorer.params import OMEGA_M_RANGE, PARAM_NAMES, PRIOR, SIGMA_8_RANGE  # noqa: E402,F401
 #: Side of the periodic CAMELS CMD maps, Mpc/h.
 BOX_SIZE = 25.0

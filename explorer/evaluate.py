@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 
+from explorer.params import PARAM_NAMES
 from explorer.paths import SHIPPED_ASSETS
 
 #: emulate(omega_m, sigma_8, n, seed) -> (n, H, W) log10 Σ
@@ -211,7 +212,7 @@ def one_p_response(emulate: EmulateFn, theta: np.ndarray, maps: np.ndarray, fidu
 
     theta = np.asarray(theta, dtype=np.float64)
     out = {"k": None, "values": {}, "generated": {}, "reference": {}, "agreement": {}}
-    for index, name in enumerate(("omega_m", "sigma_8")):
+    for index, name in enumerate(PARAM_NAMES):
         other = 1 - index
         rows = np.flatnonzero(np.isclose(theta[:, other], fiducial[other]))
         _, first = np.unique(np.round(theta[rows, index], 10), return_index=True)

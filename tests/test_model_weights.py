@@ -81,3 +81,14 @@ def test_weights_error_is_value_error_and_save_checks(tmp_path):
         save_model(tmp_path / "w", tiny_unet(), {"schedule": seed_schedule_spec(20)})
     with pytest.raises(ValueError, match="param_ranges"):
         save_model(tmp_path / "w", tiny_unet(), {**METADATA, "param_ranges": [[0, 1], [0, 1]]})
+
+
+def test_the_shipped_model_and_the_app_use_the_one_prior_box():
+    from explorer.model import read_metadata
+    from explorer.params import PARAM_NAMES, PRIOR
+    from explorer.ui.emulate import EmulateTab
+
+    assert PARAM_NAMES == ("omega_m", "sigma_8")
+    meta = read_metadata()  # the shipped weights
+    assert [tuple(r) for r in meta["param_ranges"]] == [tuple(r) for r in PRIOR]
+    assert EmulateTab.param.omega_m.bounds == PRIOR[0] and EmulateTab.param.sigma_8.bounds == PRIOR[1]

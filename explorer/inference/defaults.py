@@ -6,7 +6,7 @@ A plain module (numbers only, no torch), so that `explorer infer --help` and `ex
 
 #: Δχ² of the 1, 2, 3σ contours for two parameters (χ²₂ quantiles of 68.27, 95.45, 99.73 %).
 LEVELS = (2.30, 6.18, 11.83)
-PARAM_NAMES = ("omega_m", "sigma_8")
+from explorer.params import PARAM_NAMES  # noqa: E402,F401  (re-exported)
 MASS_68, MASS_95 = 0.6827, 0.9545
 
 # Defaults of infer(): the whole bound in 8 log-spaced strata ("vlb:8", timesteps 1, 3, 9, 20, 49, 116,

@@ -28,6 +28,7 @@ import numpy as np
 from explorer.stats import power_spectrum
 
 from explorer.model.gaussian import theta_monomials
+from explorer.params import PRIOR
 
 from .grid import Posterior, check_truth, scan
 
@@ -97,7 +98,7 @@ class PkBaseline:
 
     @classmethod
     def fit(cls, theta_per_map, log10_maps, *, n_bins: int = 8, degree: int = 3, box_size: float = 25.0,
-            param_ranges=((0.1, 0.5), (0.6, 1.0)), n_independent: int | None = None) -> "PkBaseline":
+            param_ranges=PRIOR, n_independent: int | None = None) -> "PkBaseline":
         """Fit the mean polynomial and the residual covariance.
 
         Parameters

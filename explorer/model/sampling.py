@@ -48,7 +48,7 @@ from .weights import LoadedModel, WeightsError, load_model
 
 from .samplers import SAMPLERS, SamplerInfo  # noqa: E402  (re-exported)
 
-PARAM_NAMES = ("omega_m", "sigma_8")
+from explorer.params import PARAM_NAMES  # noqa: E402,F401  (re-exported)
 
 Progress = Callable[[int, int], None]
 

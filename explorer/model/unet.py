@@ -38,6 +38,8 @@ from diffusers import ModelMixin, UNet2DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
+from explorer.params import PRIOR
+
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
@@ -84,7 +86,7 @@ class ParamUNet(ModelMixin, ConfigMixin):
         attention_levels: int = 2,
         norm_num_groups: int = 32,
         attention_head_dim: int = 8,
-        param_ranges: tuple[tuple[float, float], ...] = ((0.1, 0.5), (0.6, 1.0)),
+        param_ranges: tuple[tuple[float, float], ...] = PRIOR,
         prediction_type: str = "epsilon",
         dropout: float = 0.0,
         mean_head: bool = False,

@@ -26,8 +26,7 @@ from explorer.sim.cosmology import Cosmology
 from explorer.sim.fastpm import PMConfig, run_pm
 from explorer.sim.maps import cdm_maps
 
-OMEGA_M_RANGE = (0.1, 0.5)
-SIGMA_8_RANGE = (0.6, 1.0)
+from explorer.params import OMEGA_M_RANGE, SIGMA_8_RANGE  # noqa: E402,F401
 FIDUCIAL = (0.3, 0.8)
 
 

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from explorer import BOX_SIZE
+from explorer.params import PARAM_NAMES
 from explorer.inference.grid import DEFAULT_TERMS
 from explorer.stats import (Histograms, Response, Structure, histogram_bins, leave_one_out_chi2,
                             pixel_histograms, power_spectrum, reduced_chi2, response_ratio,
@@ -126,7 +127,7 @@ def parameter_response(emulator, *, param: str, values, fiducial: tuple[float, f
     the sample variance, as the fixed initial conditions of a 1P set do. ``onep`` (a
     ``reference.OnePSet``) supplies the simulated response where it has every value.
     """
-    if param not in ("omega_m", "sigma_8"):
+    if param not in PARAM_NAMES:
         raise ValueError(f"param must be 'omega_m' or 'sigma_8', got {param!r}")
     values = np.asarray(sorted(set(float(v) for v in values)))
     j = 0 if param == "omega_m" else 1

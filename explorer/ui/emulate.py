@@ -19,6 +19,7 @@ import numpy as np
 import panel as pn
 import param
 
+from explorer.params import OMEGA_M_RANGE, SIGMA_8_RANGE
 from explorer.stats import histogram_bins, pixel_histograms, power_spectrum, structure_statistics
 
 from . import compute, plots
@@ -34,8 +35,8 @@ N_REF_SHOWN = 4
 class EmulateTab(pn.viewable.Viewer):
     """Live emulation at slider parameters, beside the nearest reference simulation."""
 
-    omega_m = param.Number(default=0.3, bounds=(0.1, 0.5), step=0.005, label="Ω_m")
-    sigma_8 = param.Number(default=0.8, bounds=(0.6, 1.0), step=0.005, label="σ_8")
+    omega_m = param.Number(default=0.3, bounds=OMEGA_M_RANGE, step=0.005, label="Ω_m")
+    sigma_8 = param.Number(default=0.8, bounds=SIGMA_8_RANGE, step=0.005, label="σ_8")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), label="seed")
     n_maps = param.Integer(default=4, bounds=(1, 16), label="number of maps")
     sampler = param.Selector(default=next(iter(compute.SAMPLER_CHOICES)), objects=list(compute.SAMPLER_CHOICES),

@@ -15,6 +15,8 @@ import numpy as np
 import panel as pn
 import param
 
+from explorer.params import PARAM_NAMES
+
 from . import compute, plots, posterior
 from .context import AppContext, run_in_worker
 from .jobs import JobSlot, Superseded
@@ -193,7 +195,7 @@ class InferTab(pn.viewable.Viewer):
         post, base = self.result.posterior, self.result.baseline
         with batch_updates():
             self.posterior_pane.update(posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep))
-            for pane, name in zip(self.marginal_panes, ("omega_m", "sigma_8")):
+            for pane, name in zip(self.marginal_panes, PARAM_NAMES):
                 pane.update(posterior.marginal_plot(post, name, base, self.show_baseline))
             self.estimates.object = posterior.estimates_markdown(post, base if self.show_baseline else None)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from explorer.data import MAPS_PER_SIM, find_cmd, load_cmd, params_filename, parse_maps_filename, to_log10
 
-PRIOR = ((0.1, 0.5), (0.6, 1.0))
+from explorer.params import PRIOR  # noqa: E402,F401
 
 
 def open_cmd(path: str | Path, set_name: str):
