@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from prior_plot import prior_axes, save  # noqa: E402
 
 
 def main(argv=None):
@@ -46,15 +47,8 @@ def main(argv=None):
         cov = report["vlb_calibrated"][name]["coverage68"]
         ax.set_title(f"{label}: (mean − truth)/std per field; 68 % coverage {cov['mean']:.0%} ± {cov['std']:.0%} "
                      f"over {len(report['noise_replicates'])} noise replicates", fontsize=9)
-        ax.set_xlim(0.1, 0.5)
-        ax.set_ylim(0.6, 1.0)
-        ax.set_xlabel("true Ωₘ")
-        ax.set_ylabel("true σ₈")
-    fig.suptitle(f"Calibrated VLB likelihood on {len(fields)} held-out fields (assets/valid)", fontsize=10)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    print(args.out)
+        prior_axes(ax, "true ")
+    save(fig, args.out, f"Calibrated VLB likelihood on {len(fields)} held-out fields (assets/valid)")
 
 
 if __name__ == "__main__":

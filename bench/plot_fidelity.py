@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
+from prior_plot import prior_axes, save  # noqa: E402
 
 PANELS = (("fidelity_newseed", "χ²_r(generated) / χ²_r(new-seed sim)", "magma_r"),
           ("mean_offset", "mean log10 Σ offset [dex]", "RdBu_r"),
@@ -56,16 +57,9 @@ def main(argv=None):
         s = fid["summary"].get(key)
         ax.set_title(f"{title}\nall: {s['mean']:.3f} ± {s['std']:.3f} over seeds {fid['seeds']}" if s else title,
                      fontsize=9)
-        ax.set_xlim(0.1, 0.5)
-        ax.set_ylim(0.6, 1.0)
-        ax.set_xlabel("Ωₘ")
-        ax.set_ylabel("σ₈")
-    fig.suptitle(f"Emulator ({name}) on the {len(rows)} held-out cosmologies with new-seed twins; "
-                 "each marker the mean over sampler seeds", fontsize=10)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    print(args.out)
+        prior_axes(ax)
+    save(fig, args.out, f"Emulator ({name}) on the {len(rows)} held-out cosmologies with new-seed twins; "
+                        "each marker the mean over sampler seeds")
 
 
 if __name__ == "__main__":
