@@ -35,6 +35,7 @@ def random_model(resolution: int = 64):
     """An untrained model of the default architecture (cost only; its posterior means nothing)."""
     from explorer.model import ParamUNet, seed_schedule_spec
     from explorer.model.schedule import schedule_from_spec
+    from explorer.data.transform import Normalization
     from explorer.model.weights import LoadedModel
 
     torch.manual_seed(0)
@@ -43,7 +44,7 @@ def random_model(resolution: int = 64):
     spec = seed_schedule_spec(1000)
     return LoadedModel(model=model, schedule=schedule_from_spec(spec),
                        metadata={"schedule": spec}, resolution=resolution,
-                       normalization={"lo": 9.42, "hi": 15.45, "method": "minmax"},
+                       normalization=Normalization(9.42, 15.45),
                        param_ranges=((0.1, 0.5), (0.6, 1.0)), device=torch.device("cpu"))
 
 

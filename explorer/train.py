@@ -146,7 +146,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         # The network learned the weights' normalisation: keep it, whatever this data set's range.
         from explorer.data import Normalization
 
-        norm = Normalization(float(loaded.normalization["lo"]), float(loaded.normalization["hi"]))
+        norm = Normalization(loaded.normalization.lo, loaded.normalization.hi)
         train_set.normalization = val_set.normalization = norm
         if model.config.sample_size != cfg.resolution:
             model.register_to_config(sample_size=cfg.resolution)  # fully convolutional: any size

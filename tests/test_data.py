@@ -322,3 +322,18 @@ def test_map_dataset_values_and_theta(maps):
     assert batch[0].shape == (4, 1, 32, 32) and batch[1].shape == (4, 2)
     with pytest.raises(ValueError, match="unique"):
         MapDataset(cmd, [1, 1], 32)
+
+
+def test_normalization_round_trips_with_its_method_and_clip_range():
+    from explorer.data.transform import Normalization
+
+    n = Normalization.from_dict({"lo": 9.5, "hi": 15.0, "method": "percentile", "clip": [-1.1, 1.05]})
+    assert (n.lo, n.hi, n.method, n.clip, n.clip_range) == (9.5, 15.0, "percentile", (-1.1, 1.05), (-1.1, 1.05))
+    assert Normalization.from_dict(n.to_dict()) == n
+    assert Normalization.from_dict({"lo": 9, "hi": 15}).clip_range == (-1.0, 1.0)
+    x = np.linspace(9.5, 15.0, 5)
+    np.testing.assert_allclose(n.encode(x), [-1, -0.5, 0, 0.5, 1])
+    np.testing.assert_allclose(n.decode(n.encode(x)), x)
+    for bad in ({"lo": 9}, {"lo": 15, "hi": 9}, {"lo": 9, "hi": 15, "clip": [1, -1]}, {"lo": "a", "hi": 15}, [9, 15]):
+        with pytest.raises(ValueError):
+            Normalization.from_dict(bad)

@@ -11,6 +11,7 @@ import torch
 from scipy.stats import chi2
 from torch import nn
 
+from explorer.data.transform import Normalization
 from explorer.inference import LEVELS, InferenceCancelled, Posterior, infer, interval_68, marginals
 from explorer.inference.grid import DEFAULT_COARSE, DEFAULT_FINE, scan
 from explorer.inference.vlb import field_seed, term_weights
@@ -18,7 +19,7 @@ from explorer.model.schedule import NoiseSchedule, seed_betas
 from explorer.model.weights import LoadedModel
 
 SCHEDULE = NoiseSchedule.from_betas(seed_betas(1000))
-NORM = {"lo": 9.0, "hi": 15.0}
+NORM = Normalization(9.0, 15.0)
 MU, SIGMA, RHO = (0.3, 0.8), (0.03, 0.05), 0.6
 
 
@@ -155,7 +156,7 @@ def loaded(metadata=None, resolution=16):
 
 def field_at(om, s8):
     x0 = amplitude(np.array([om, s8])) * PATTERN + offset(np.array([om, s8]))
-    return (x0 + 1) / 2 * (NORM["hi"] - NORM["lo"]) + NORM["lo"]  # log10 Σ
+    return (x0 + 1) / 2 * (NORM.hi - NORM.lo) + NORM.lo  # log10 Σ
 
 
 def test_infer_minimum_moves_with_the_truth():

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from explorer.data.transform import Normalization
 from explorer.model.schedule import seed_betas, seed_schedule_spec
 from explorer.model.unet import ParamUNet
 from explorer.model.weights import (METADATA_FILE, TENSORS_FILE, LoadedModel, WeightsError, load_model,
@@ -40,7 +41,8 @@ def test_round_trip_identical_outputs(folder):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", TENSORS_FILE, METADATA_FILE]
     assert loaded.resolution == 16 and loaded.device == torch.device("cpu")
     assert loaded.param_ranges == ((0.1, 0.5), (0.6, 1.0))
-    assert loaded.normalization == METADATA["normalization"]
+    assert loaded.normalization == Normalization(9.42, 15.45, method="minmax")  # the stored dict, as an object
+    assert loaded.normalization.to_dict() == METADATA["normalization"] and loaded.normalization.clip_range == (-1, 1)
     assert loaded.metadata["data"] == METADATA["data"] and loaded.metadata["prediction_type"] == "epsilon"
     np.testing.assert_array_equal(loaded.schedule.betas, seed_betas(20))
     assert all(m.padding_mode == "circular" for m in loaded.model.modules()

@@ -89,7 +89,7 @@ def test_warm_start_adds_a_mean_head_fitted_to_the_training_maps(tiny_data, tmp_
     head = load_model(tmp_path / "head" / "last")
     assert head.model.config.mean_head and head.metadata["schedule"] == dict(head.model.config.mean_schedule)
     # The tiny maps' mean level is 10.5 + Ω_m (+ noise): μ(θ) must follow each simulation's maps.
-    lo, hi = head.normalization["lo"], head.normalization["hi"]
+    lo, hi = head.normalization.lo, head.normalization.hi
     lin = np.load(next(tiny_data.glob("Maps_*.npy"))).reshape(8, 15, 16, 2, 16, 2).astype(np.float64)
     sim_means = (2 * (np.log10(lin.mean(axis=(3, 5))) - lo) / (hi - lo) - 1).mean(axis=(1, 2, 3))
     theta = np.loadtxt(next(tiny_data.glob("params_*.txt")))[:, :2]

@@ -136,6 +136,8 @@ class Normalization:
 
     lo: float
     hi: float
+    method: str = "minmax"  # how lo and hi were chosen ("minmax", "percentile"); the map is affine either way
+    clip: tuple[float, float] | None = None  # x̂₀ clipping range of a sampler, normalised units (None: [-1, 1])
 
     def __post_init__(self):
         for name in ("lo", "hi"):
@@ -145,6 +147,21 @@ class Normalization:
             object.__setattr__(self, name, float(value))
         if not self.hi > self.lo:
             raise ValueError(f"Normalization needs hi > lo, got lo={self.lo}, hi={self.hi}")
+        if not isinstance(self.method, str):
+            raise ValueError(f"Normalization.method must be a string, got {self.method!r}")
+        if self.clip is not None:
+            try:
+                c_lo, c_hi = (float(c) for c in self.clip)
+            except (TypeError, ValueError):
+                raise ValueError(f"Normalization.clip must be [lo, hi], got {self.clip!r}") from None
+            if not c_lo < c_hi:
+                raise ValueError(f"Normalization.clip needs lo < hi, got {self.clip!r}")
+            object.__setattr__(self, "clip", (c_lo, c_hi))
+
+    @property
+    def clip_range(self) -> tuple[float, float]:
+        """The x̂₀ clipping range: ``clip``, else the nominal [-1, 1]."""
+        return self.clip if self.clip is not None else (-1.0, 1.0)
 
     def encode(self, log10):
         """log10 Σ (any shape, numpy or torch) -> normalised x, same shape and type."""
@@ -155,14 +172,25 @@ class Normalization:
         return (x + 1.0) * 0.5 * (self.hi - self.lo) + self.lo
 
     def to_dict(self) -> dict:
-        return {"lo": self.lo, "hi": self.hi}
+        """The JSON form stored in a weights folder's ``explorer.json``."""
+        out = {"lo": self.lo, "hi": self.hi, "method": self.method}
+        if self.clip is not None:
+            out["clip"] = list(self.clip)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Normalization":
+        """Inverse of :meth:`to_dict` (``method`` defaults to "minmax", ``clip`` to none)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"normalization must be a dict with 'lo' and 'hi', got {d!r}")
         missing = [k for k in ("lo", "hi") if k not in d]
         if missing:
             raise ValueError(f"normalization dict lacks {missing}: {d!r}")
-        return cls(lo=d["lo"], hi=d["hi"])
+        try:
+            lo, hi = float(d["lo"]), float(d["hi"])
+        except (TypeError, ValueError):
+            raise ValueError(f"normalization lo and hi must be numbers, got {d!r}") from None
+        return cls(lo=lo, hi=hi, method=d.get("method", "minmax"), clip=d.get("clip"))
 
     @classmethod
     def fit(cls, log10_maps, method: str = "minmax",
@@ -179,13 +207,13 @@ class Normalization:
         if not np.isfinite(x).all():
             raise ValueError("cannot fit a normalization: log10 maps contain NaN or inf")
         if method == "minmax":
-            return cls(float(x.min()), float(x.max()))
+            return cls(float(x.min()), float(x.max()), method="minmax")
         if method == "percentile":
             p_lo, p_hi = percentiles
             if not 0 <= p_lo < p_hi <= 100:
                 raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 100, got {percentiles}")
             lo, hi = np.percentile(x, [p_lo, p_hi])
-            return cls(float(lo), float(hi))
+            return cls(float(lo), float(hi), method="percentile")
         raise ValueError(f"unknown normalization method {method!r}; use 'minmax' or 'percentile'")
 
 

@@ -223,8 +223,7 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
     train_maps, train_theta = _fields(train_cmd, idx, r), train_cmd.maps_theta()[idx]
     baseline = PkBaseline.fit(train_theta, train_maps, param_ranges=loaded.param_ranges,
                               n_independent=len(train_sims))
-    norm = loaded.normalization
-    start = GaussianStart.fit(train_theta, 2.0 * (train_maps - norm["lo"]) / (norm["hi"] - norm["lo"]) - 1.0,
+    start = GaussianStart.fit(train_theta, loaded.normalization.encode(train_maps),
                               loaded.param_ranges, sigma=start_sigma)
     del train_maps
     if write:

@@ -437,8 +437,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         log10, kind_used = field  # already at the model resolution (e.g. shared with the P(k) baseline)
     else:
         log10, kind_used = prepare_field(field, loaded.resolution, kind)
-    norm = loaded.normalization
-    x0 = 2.0 * (log10.astype(np.float64) - norm["lo"]) / (norm["hi"] - norm["lo"]) - 1.0
+    x0 = loaded.normalization.encode(log10.astype(np.float64))
     seed = field_seed(log10) if seed is None else int(seed)
     timesteps, weights = term_weights(terms, loaded.schedule.T)
     truth = check_truth(truth, loaded.param_ranges)

@@ -38,6 +38,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from explorer.data.transform import Normalization
 from explorer.paths import resolve_weights
 
 from .device import autocast, pick_device
@@ -253,15 +254,13 @@ def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = 
     return x[:, 0].float().cpu()
 
 
-def decode(x, normalization: dict) -> np.ndarray:
-    """Normalised maps -> log10 Σ: ``lo + (x + 1)(hi - lo)/2``, float32.
-
-    The map is affine whatever ``normalization["method"]`` says ("minmax", "percentile", ...):
-    the method only records how lo and hi were chosen.
-    """
-    lo, hi = float(normalization["lo"]), float(normalization["hi"])
+def decode(x, normalization: Normalization | dict) -> np.ndarray:
+    """Normalised maps ``(..., H, W)`` -> log10 Σ, float32 (:meth:`Normalization.decode` in float64);
+    ``normalization`` may also be its stored dict form {"lo", "hi", ...}."""
+    if isinstance(normalization, dict):
+        normalization = Normalization.from_dict(normalization)
     x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    return (lo + (x.astype(np.float64) + 1.0) * (hi - lo) / 2.0).astype(np.float32)
+    return np.asarray(normalization.decode(x.astype(np.float64)), dtype=np.float32)
 
 
 class Emulator:
@@ -284,7 +283,7 @@ class Emulator:
         self.default_method: str = method
         self.default_steps: int | None = sampler.get("steps", SAMPLERS[method].default_steps)
         #: x̂_0 clipping range in normalised units: the stored data range, else [-1, 1] (min-max)
-        self.clip: tuple[float, float] = tuple(loaded.normalization.get("clip", (-1.0, 1.0)))
+        self.clip: tuple[float, float] = loaded.normalization.clip_range
         #: the networks this emulator can sample with: "full" (the one inference uses) and, when the
         #: weights name one in ``sampler.network``, a smaller "small" network trained on the same data
         self.networks: dict[str, LoadedModel] = {"full": loaded}
@@ -354,7 +353,7 @@ def is_folder_name(name) -> bool:
 def check_same_maps(full: LoadedModel, small: LoadedModel) -> None:
     """A second network must describe the same maps: resolution, normalisation, prior box, T."""
     same = (full.resolution == small.resolution and full.param_ranges == small.param_ranges
-            and all(full.normalization[k] == small.normalization[k] for k in ("lo", "hi"))
+            and (full.normalization.lo, full.normalization.hi) == (small.normalization.lo, small.normalization.hi)
             and full.schedule.T == small.schedule.T
             and np.allclose(full.schedule.betas, small.schedule.betas, rtol=0, atol=1e-12))
     if not same:

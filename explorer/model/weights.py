@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.data.transform import Normalization
 from explorer.paths import how_to_get_weights, resolve_weights
 
 from .device import pick_device
@@ -58,7 +59,7 @@ class LoadedModel:
     schedule: NoiseSchedule
     metadata: dict                   # the whole explorer.json
     resolution: int                  # map side in pixels
-    normalization: dict              # {"lo", "hi", "method"}, log10 Σ <-> [-1, 1]
+    normalization: Normalization     # log10 Σ <-> x = 2 (log10 Σ − lo)/(hi − lo) − 1, with its clip range
     param_ranges: tuple[tuple[float, float], tuple[float, float]]
     device: torch.device
     gaussian_start: object = None    # explorer.model.gaussian.GaussianStart, from metadata["gaussian_start"]
@@ -76,21 +77,12 @@ def _jsonable(obj):
 
 
 def _check_normalization(norm, where: str) -> dict:
-    if not isinstance(norm, dict) or "lo" not in norm or "hi" not in norm:
-        raise ValueError(f"{where} must be a dict with 'lo' and 'hi', got {norm!r}")
-    lo, hi = float(norm["lo"]), float(norm["hi"])
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"{where} needs finite lo < hi, got lo={lo}, hi={hi}")
-    out = {**norm, "lo": lo, "hi": hi, "method": norm.get("method", "minmax")}
-    if "clip" in norm:
-        try:
-            c_lo, c_hi = (float(c) for c in norm["clip"])
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}['clip'] must be [lo, hi], got {norm['clip']!r}") from None
-        if not c_lo < c_hi:
-            raise ValueError(f"{where}['clip'] needs lo < hi, got {norm['clip']!r}")
-        out["clip"] = [c_lo, c_hi]
-    return out
+    """The stored form of a normalisation dict, checked (raises ValueError naming ``where``)."""
+    try:
+        checked = Normalization.from_dict(norm).to_dict()
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    return {**norm, **checked}  # other keys kept as they were
 
 
 def save_model(folder: str | Path, model: ParamUNet, metadata: dict) -> Path:
@@ -219,5 +211,6 @@ def load_model(folder: str | Path | None = None, device: str | torch.device = "c
             raise WeightsError(f"{folder / METADATA_FILE}: gaussian_start was fitted for another resolution or "
                                "prior box. Re-fit it with `explorer calibrate`.")
     return LoadedModel(model=model, schedule=schedule, metadata=meta, resolution=meta["resolution"],
-                       normalization=meta["normalization"], param_ranges=ranges, device=device,
+                       normalization=Normalization.from_dict(meta["normalization"]), param_ranges=ranges,
+                       device=device,
                        gaussian_start=start)
