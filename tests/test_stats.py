@@ -15,7 +15,6 @@ import scipy.stats
 from explorer.stats import (
     Response,
     connected_regions,
-    fidelity,
     histogram_bins,
     leave_one_out_chi2,
     pixel_histograms,
@@ -239,16 +238,13 @@ def test_z_scores_are_welch_t_statistics():
     assert shifted.mean() == pytest.approx(0.5 / np.sqrt(1 / 50 + 4 / 40), abs=0.1)
 
 
-def test_fidelity_and_chi2_errors():
-    assert fidelity([2.0, 4.0], [1.0, 3.0]) == pytest.approx(1.5)
+def test_chi2_errors():
     with pytest.raises(ValueError, match="k bins"):
         reduced_chi2(np.ones((2, 5)), np.ones((4, 6)))
     with pytest.raises(ValueError, match="zero scatter"):
         reduced_chi2(np.ones((2, 5)), np.ones((4, 5)))
     with pytest.raises(ValueError, match="at least 3"):
         leave_one_out_chi2(np.random.default_rng(0).normal(size=(2, 5)))
-    with pytest.raises(ValueError, match="chi2_baseline"):
-        fidelity([1.0], [0.0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ Pure numpy/scipy; imports nothing else from the package. Torch tensors are accep
 array is. One concept per module:
 
 - ``power``: ``power_spectrum`` (Fourier convention in its module docstring)
-- ``chi2``: ``reduced_chi2``, ``leave_one_out_chi2``, ``z_scores``, ``fidelity``
+- ``chi2``: ``reduced_chi2``, ``leave_one_out_chi2``, ``z_scores``
 - ``histogram``: ``histogram_bins``, ``pixel_histograms``
 - ``response``: ``response_ratio``, ``response_agreement``
 - ``structure``: ``connected_regions``, ``structure_statistics``
 """
 
-from explorer.stats.chi2 import fidelity, leave_one_out_chi2, reduced_chi2, z_scores
+from explorer.stats.chi2 import leave_one_out_chi2, reduced_chi2, z_scores
 from explorer.stats.histogram import Histograms, histogram_bins, pixel_histograms
 from explorer.stats.power import PowerSpectrum, power_spectrum
 from explorer.stats.response import Response, response_agreement, response_ratio
@@ -23,7 +23,6 @@ __all__ = [
     "Response",
     "Structure",
     "connected_regions",
-    "fidelity",
     "histogram_bins",
     "leave_one_out_chi2",
     "pixel_histograms",

@@ -146,31 +146,3 @@ def z_scores(power, reference) -> np.ndarray:
         bad = np.flatnonzero(error == 0).tolist()
         raise ValueError(f"both sets have zero scatter at k bins {bad}")
     return (power.mean(axis=0) - reference.mean(axis=0)) / error
-
-
-def fidelity(chi2_generated, chi2_baseline) -> float:
-    """Fidelity figure: mean χ²_r of generated maps over mean χ²_r of a baseline.
-
-    Parameters
-    ----------
-    chi2_generated : (n,) array-like
-        χ²_r of generated maps (``reduced_chi2``).
-    chi2_baseline : (m,) array-like
-        χ²_r of the baseline: new-seed simulations (DESIGN.md section 7, the ratio a perfect
-        emulator scores 1.0 on) or the leave-one-out floor.
-
-    Returns
-    -------
-    float
-        mean(chi2_generated) / mean(chi2_baseline); 1.0 is as good as the baseline.
-
-    Raises
-    ------
-    ValueError
-        If either input is empty or not finite, or the baseline mean is not positive.
-    """
-    generated = as_float_array(chi2_generated, "chi2_generated", ndims=(0, 1))
-    baseline = as_float_array(chi2_baseline, "chi2_baseline", ndims=(0, 1))
-    if baseline.mean() <= 0:
-        raise ValueError(f"chi2_baseline must have a positive mean, got {baseline.mean()}")
-    return float(generated.mean() / baseline.mean())

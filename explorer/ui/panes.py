@@ -126,13 +126,5 @@ class PlotRow(pn.viewable.Viewer):
         if len(self._row.objects) != len(objects):
             self._row.objects = [p.pane for p in self.plots[:len(objects)]]
 
-    @property
-    def loading(self) -> bool:
-        return self._row.loading
-
-    @loading.setter
-    def loading(self, value: bool) -> None:
-        self._row.loading = value
-
     def __panel__(self):
         return self._row

@@ -43,12 +43,6 @@ def map_image(m: np.ndarray, title: str = "", clim=None, colorbar: bool = True, 
     )
 
 
-def map_images(maps, titles, clim, size: int = 180) -> list[hv.Image]:
-    """Maps on one colour scale; only the last carries the colour bar."""
-    n = len(maps)
-    return [map_image(m, t, clim, colorbar=i == n - 1, size=size) for i, (m, t) in enumerate(zip(maps, titles))]
-
-
 def map_row(maps, titles, clim, size: int = 180, gap: float = 4.0) -> hv.Overlay:
     """Maps side by side in ONE figure (one colour bar): map i spans x in [i (L + gap), i (L + gap) + L].
 
@@ -75,10 +69,6 @@ def map_row(maps, titles, clim, size: int = 180, gap: float = 4.0) -> hv.Overlay
         xlim=(-0.5, n * step - gap + 0.5), ylim=(0, L + 3.6), toolbar="above", show_grid=False,
         backend_opts={"plot.toolbar.autohide": True})
 
-
-def map_strip(maps, titles, clim, size: int = 180) -> hv.Layout:
-    """:func:`map_images` as one row (for standalone files; the app shows separate panes)."""
-    return hv.Layout(map_images(maps, titles, clim, size)).cols(max(len(maps), 1))
 
 
 def _band(x, mean, std, color, label, log: bool = True, dash: str = "solid", y: str = "P"):
