@@ -218,11 +218,15 @@ def test_one_sessions_long_job_does_not_block_another(context, tiny_reference):
     assert busy_tab.result is not None
 
 
-def test_sampling_error_is_shown_and_cleared(context):
+def test_sampling_error_is_shown_and_cleared(context, caplog):
     context.emulator = SpyEmulator(fail=ValueError("omega_m=0.7 is outside the prior range"))
     tab = EmulateTab(context)
-    run(tab.refresh())
+    with caplog.at_level("ERROR", logger="explorer.ui.emulate"):
+        run(tab.refresh())
     assert tab._error.visible and "outside the prior" in tab._error.object
+    # the server log keeps the traceback; the page shows one line
+    logged = [r for r in caplog.records if r.name == "explorer.ui.emulate" and r.exc_info]
+    assert logged and logged[0].exc_info[0] is ValueError and "Traceback" not in tab._error.object
     tab.emulator = SpyEmulator()
     run(tab.refresh())
     assert not tab._error.visible and tab.result is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import io
+import logging
 import random
 
 import holoviews as hv
@@ -27,6 +28,8 @@ from .context import AppContext, executor, run_in_worker
 from .jobs import JobSlot, Superseded
 from .panes import LivePlot, PlotRow, batch_updates
 from .reference import simulate_reference
+
+log = logging.getLogger(__name__)
 
 N_SHOWN = 8   # generated maps drawn (all of them are downloadable and enter the statistics)
 N_REF_SHOWN = 4
@@ -196,7 +199,8 @@ class EmulateTab(pn.viewable.Viewer):
             result, reference, text = await job
         except Superseded:
             return
-        except Exception as err:  # a message in the page, and the app keeps working
+        except Exception as err:  # a short message in the page, the traceback in the server log
+            log.exception("sampling at %s failed", settings)
             if self._slot.is_current(generation):
                 self._busy(False)
                 self.show_error(f"Sampling failed: {err}")
@@ -218,6 +222,7 @@ class EmulateTab(pn.viewable.Viewer):
             maps = await run_in_worker(simulate_reference, omega_m, sigma_8, seed, self.emulator.resolution,
                                        pool="long")
         except Exception as err:
+            log.exception("simulating the reference at (%s, %s), seed %s failed", omega_m, sigma_8, seed)
             self.show_error(f"Simulation failed: {err}")
             return
         finally:

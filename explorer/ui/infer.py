@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import holoviews as hv
 import numpy as np
@@ -21,6 +22,8 @@ from . import compute, plots, posterior
 from .context import AppContext, run_in_worker
 from .jobs import JobSlot, Superseded
 from .panes import LivePlot, batch_updates
+
+log = logging.getLogger(__name__)
 
 MAX_MB = 64
 MAX_BYTES = MAX_MB * 2**20
@@ -159,6 +162,7 @@ class InferTab(pn.viewable.Viewer):
                 self._finish(f"Could not use **{name}**.", error=str(err))
             return
         except Exception as err:
+            log.exception("inference on %s failed", name)
             if self._slot.is_current(generation):
                 self._finish(f"Inference failed on **{name}**.", error=f"{type(err).__name__}: {err}")
             return

@@ -8,6 +8,7 @@ the user's, ``EXPLORER_ONEP``) gives the simulated response drawn beside it.
 from __future__ import annotations
 
 import io
+import logging
 
 import holoviews as hv
 import numpy as np
@@ -18,6 +19,8 @@ from . import compute, plots
 from .context import AppContext, run_in_worker
 from .jobs import JobSlot, Superseded
 from .panes import LivePlot, batch_updates
+
+log = logging.getLogger(__name__)
 
 DEFAULT_VALUES = {"omega_m": (0.2, 0.25, 0.3, 0.35, 0.4), "sigma_8": (0.7, 0.75, 0.8, 0.85, 0.9)}
 FIDUCIAL = (0.3, 0.8)
@@ -112,6 +115,7 @@ class ResponseTab(pn.viewable.Viewer):
         except Superseded:
             return
         except Exception as err:
+            log.exception("the %s response failed", vary)
             if self._slot.is_current(generation):
                 self._done(f"Failed: {err}", error=True)
             return
