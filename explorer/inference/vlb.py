@@ -191,10 +191,6 @@ def vlb_terms(model, schedule, x0, theta, timesteps, *, n_noise: int = 1, seed: 
     x0_t = torch.from_numpy(x0)
     theta_t = torch.from_numpy(theta)
 
-    # per-term coefficients, float64 torch (K,)
-    coef = {name: torch.from_numpy(np.asarray(arr[ts], dtype=np.float64)) for name, arr in (
-        ("sqrt_ab", np.sqrt(schedule.alpha_bar)), ("sqrt_1mab", np.sqrt(1.0 - schedule.alpha_bar)),
-        ("c1", schedule.posterior_mean_coef1), ("c2", schedule.posterior_mean_coef2))}
     # L_0 uses the decoder variance β₁; L_k the posterior variance β̃ (> 0 for k >= 1)
     logvar = torch.from_numpy(np.where(ts == 0, math.log(schedule.betas[0]),
                                        np.log(np.where(ts == 0, 1.0, schedule.posterior_variance[ts]))))
@@ -212,13 +208,12 @@ def vlb_terms(model, schedule, x0, theta, timesteps, *, n_noise: int = 1, seed: 
                         torch.from_numpy(ts).to(device)[k.to(device)],
                         theta_t[g].to(device=device, dtype=torch.float32))
         out = out.detach().to("cpu", torch.float64)[:, 0]  # (B, H, W)
-        c = {name: v[k][:, None, None] for name, v in coef.items()}
-        if prediction_type == "v_prediction":             # ε = √ᾱ v + √(1-ᾱ) x_t
-            out = c["sqrt_ab"] * out + c["sqrt_1mab"] * x
+        t = torch.from_numpy(ts)[k]                       # (B,) code timesteps
+        eps_hat = schedule.eps_from_v(x, t, out) if prediction_type == "v_prediction" else out
         # 2. x̂₀ (eq. 4), model mean μ_θ and posterior mean μ̃ (eq. 7; at k = 0, c1 = 1 and c2 = 0)
-        x0_hat = (x - c["sqrt_1mab"] * out) / c["sqrt_ab"]
-        mu_theta = c["c1"] * x0_hat + c["c2"] * x
-        mu_post = c["c1"] * x0_t + c["c2"] * x
+        x0_hat = schedule.predict_x0(x, t, eps_hat)
+        mu_theta = schedule.q_posterior_mean(x0_hat, x, t)
+        mu_post = schedule.q_posterior_mean(x0_t.expand_as(x), x, t)
         lv = logvar[k][:, None, None]
         # 3. the terms, summed over pixels
         kl = normal_kl(mu_post, lv, mu_theta, lv).sum(dim=(1, 2))
