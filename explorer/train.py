@@ -117,139 +117,67 @@ def add_mean_head(model):
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Run (or resume) training; returns the final record (steps, loss, best validation)."""
+    """Run (or resume) training; returns the final record (steps, loss, best validation).
+
+    The steps, each a function below: 1. the run folder and processes (``_start_run``); 2. data,
+    split and normalisation (``build_data``); 3. the network: warm start, fresh, or its map-mean
+    prior fitted (``_init_model``); 4. EMA copy, optimiser and resume from RUN/checkpoint.pt
+    (``_resume``); 5. the loop: one optimiser step (``_train_step``), logging (``_Log``), validation
+    keeping the best EMA weights, checkpoints and the ``last`` export.
+    """
     from tqdm import tqdm
 
-    from explorer.model import autocast, load_model, pick_device, seed_schedule_spec, schedule_from_spec
+    from explorer.model import seed_schedule_spec, schedule_from_spec
 
-    rank, world = _distributed()
-    device = pick_device(cfg.device) if world == 1 or not torch.cuda.is_available() else \
-        torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    run = Path(cfg.run_dir)
-    if rank == 0:
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    torch.manual_seed(cfg.seed + rank)
-
-    train_set, val_set, split, norm, cmd = build_data(cfg)
-    data_info = {"maps": str(cmd.maps_path), "params": str(cmd.params_path), "n_sims": cmd.n_sims,
-                 "suite": cmd.suite, "set": cmd.set_name, "split_seed": cfg.split_seed,
-                 "train_sims": len(split.train), "val_sims": [int(s) for s in split.val],
-                 "test_sims": [int(s) for s in split.test], "resolution": cfg.resolution}
+    rank, world, device, run = _start_run(cfg)                                   # 1.
+    train_set, val_set, split, norm, cmd = build_data(cfg)                        # 2.
     schedule = schedule_from_spec(seed_schedule_spec(1000))
-
-    # Model: from a checkpoint (resume), a weights folder (warm start), or fresh.
     ckpt_path = run / "checkpoint.pt"
-    if cfg.init and not ckpt_path.exists():
-        loaded = load_model(cfg.init, device="cpu")
-        model = loaded.model
-        # The network learned the weights' normalisation: keep it, whatever this data set's range.
-        from explorer.data import Normalization
-
-        norm = Normalization(loaded.normalization.lo, loaded.normalization.hi)
-        train_set.normalization = val_set.normalization = norm
-        if model.config.sample_size != cfg.resolution:
-            model.register_to_config(sample_size=cfg.resolution)  # fully convolutional: any size
-        fresh_head = cfg.mean_head and not model.config.get("mean_head")
-        if fresh_head:
-            model = add_mean_head(model)
-    else:
-        model = build_model(cfg)
-        fresh_head = cfg.mean_head and not ckpt_path.exists()
-    if fresh_head:  # start the map-mean prior from a least-squares fit to the training maps
-        means = norm.encode(train_set.log10_maps).mean(axis=(-2, -1))
-        fit = model.fit_mean_prior(train_set.theta, means)
-        if rank == 0:
-            print(f"mean head: map-mean prior fitted to {len(means)} training maps: s = {fit['s']:.4f} "
-                  f"(spread of the means {fit['rms_before']:.4f}, normalised units)")
+    model, norm, warm_record = _init_model(cfg, norm, train_set, ckpt_path, rank)  # 3.
+    train_set.normalization = val_set.normalization = norm
     model.to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)                       # 4.
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, record = 0, {"best": None, "cpu_hours": 0.0, "steps_before": 0}
-    if cfg.init and not ckpt_path.exists():  # a warm start continues the weights' training record
-        previous = loaded.metadata.get("training", {})
-        record.update(cpu_hours=float(previous.get("cpu_hours", 0.0)),
-                      steps_before=int(previous.get("steps", 0)), init=str(cfg.init))
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        step, record = int(state["step"]), json.loads(state["record"])
-        if "normalization" in record:  # the run's own normalisation (e.g. of its warm start)
-            from explorer.data import Normalization
-
-            norm = Normalization(record["normalization"]["lo"], record["normalization"]["hi"])
-            train_set.normalization = val_set.normalization = norm
+    step, record, norm = _resume(ckpt_path, model, ema, opt, device, norm, warm_record)
+    train_set.normalization = val_set.normalization = norm
     record["normalization"] = {"lo": float(norm.lo), "hi": float(norm.hi)}
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, seed=cfg.seed) if world > 1 else None
-    loader_gen = torch.Generator().manual_seed(cfg.seed + step)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                        drop_last=True, num_workers=cfg.workers, generator=loader_gen)
+                        drop_last=True, num_workers=cfg.workers, generator=torch.Generator().manual_seed(cfg.seed + step))
     meta = {"normalization": {**norm.to_dict(), "method": cfg.normalization,
                               "clip": cfg_clip(norm, train_set.log10_maps)},
-            "data": data_info, "train_config": asdict(cfg)}
+            "data": _data_info(cfg, cmd, split), "train_config": asdict(cfg)}
 
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not progress or rank != 0)
-    log = open(run / "log.jsonl", "a") if rank == 0 else None
-    start, last_t, losses, epoch = time.perf_counter(), time.perf_counter(), [], 0
-    threads = torch.get_num_threads()
+    log = _Log(run / "log.jsonl", cfg, world, record, bar) if rank == 0 else None
+    start, epoch = time.perf_counter(), 0
+    out_of_time = lambda: cfg.max_minutes and time.perf_counter() - start > 60 * cfg.max_minutes  # noqa: E731
     try:
-        while step < cfg.max_steps:
+        while step < cfg.max_steps:                                              # 5.
             if sampler is not None:
                 sampler.set_epoch(epoch)
             for x0, theta in loader:
-                x0, theta = x0.to(device), theta.to(device)
-                t = torch.randint(0, schedule.T, (x0.shape[0],), device=device)
-                noise = torch.randn_like(x0)
-                xt = schedule.q_sample(x0, t, noise)
-                target = noise if cfg.prediction_type == "epsilon" else schedule.v_from(x0, noise, t)
-                for group in opt.param_groups:
-                    group["lr"] = _lr_at(step, cfg)
-                with autocast(device, enabled=cfg.bf16):
-                    pred = net(xt, t, theta)
-                loss = diffusion_loss(pred.float(), target, cfg.mean_weight)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
+                loss = _train_step(net, model, ema, opt, schedule, x0.to(device), theta.to(device), step, cfg)
                 step += 1
-                _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
-                losses.append(loss.item())
                 bar.update(1)
-                if step % cfg.log_every == 0 and rank == 0:
-                    now = time.perf_counter()
-                    rate = len(losses) * cfg.batch_size * world / (now - last_t)
-                    record["cpu_hours"] += (now - last_t) * threads * world / 3600
-                    last_t = now
-                    entry = {"step": step, "loss": float(np.mean(losses)), "lr": _lr_at(step, cfg),
-                             "maps_per_s": rate, "time": time.time()}
-                    losses = []
-                    bar.set_postfix(loss=f"{entry['loss']:.4f}", maps_s=f"{rate:.1f}")
-                    log.write(json.dumps(entry) + "\n")
-                    log.flush()
+                if log is not None:
+                    log.loss(step, loss)
                 if cfg.val_every and step % cfg.val_every == 0 and rank == 0:
                     figures = validate(ema, schedule, val_set, norm, cfg)
-                    figures["step"] = step
-                    log.write(json.dumps({"val": figures}) + "\n")
-                    log.flush()
-                    bar.write(f"step {step}: fidelity_loo {figures['fidelity_loo']:.3f} "
-                              f"σ ratio {figures['pixel_std_ratio']:.3f} ({figures['seconds']:.0f} s)")
+                    log.validation(step, figures)
                     best = record.get("best")
                     if best is None or figures["fidelity_loo"] < best["fidelity_loo"]:
                         record["best"] = figures
                         export(ema, run / "best", meta, step, record)
-                    last_t = time.perf_counter()  # validation time is not training throughput
                 if rank == 0 and (step % cfg.ckpt_every == 0 or step >= cfg.max_steps):
                     _checkpoint(ckpt_path, model, ema, opt, step, record)
                     export(ema, run / "last", meta, step, record)
-                out_of_time = cfg.max_minutes and time.perf_counter() - start > 60 * cfg.max_minutes
-                if step >= cfg.max_steps or out_of_time:
+                if step >= cfg.max_steps or out_of_time():
                     break
             epoch += 1
-            if cfg.max_minutes and time.perf_counter() - start > 60 * cfg.max_minutes:
+            if out_of_time():
                 break
     finally:
         if rank == 0:
@@ -260,6 +188,142 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         if world > 1:
             dist.barrier()
     return {"step": step, **record}
+
+
+def _start_run(cfg: TrainConfig):
+    """Step 1: (rank, world, device, run folder); rank 0 writes RUN/config.json; seeds torch per rank."""
+    from explorer.model import pick_device
+
+    rank, world = _distributed()
+    device = pick_device(cfg.device) if world == 1 or not torch.cuda.is_available() else \
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    run = Path(cfg.run_dir)
+    if rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    torch.manual_seed(cfg.seed + rank)
+    return rank, world, device, run
+
+
+def _data_info(cfg: TrainConfig, cmd, split) -> dict:
+    """What the weights record about their training data (explorer.json "data")."""
+    return {"maps": str(cmd.maps_path), "params": str(cmd.params_path), "n_sims": cmd.n_sims,
+            "suite": cmd.suite, "set": cmd.set_name, "split_seed": cfg.split_seed,
+            "train_sims": len(split.train), "val_sims": [int(s) for s in split.val],
+            "test_sims": [int(s) for s in split.test], "resolution": cfg.resolution}
+
+
+def _init_model(cfg: TrainConfig, norm, train_set, ckpt_path: Path, rank: int):
+    """Step 3: the network and the normalisation it works in, and the record a warm start continues.
+
+    A warm start (``cfg.init``, no checkpoint yet) keeps the weights' normalisation (the network
+    learned it), resizes the fully convolutional net to this resolution and, if asked, adds a mean
+    head. A fresh mean head starts from a least-squares fit of the map-mean prior to the training
+    maps. Returns ``(model, norm, record)``.
+    """
+    from explorer.data import Normalization
+    from explorer.model import load_model
+
+    record = {"best": None, "cpu_hours": 0.0, "steps_before": 0}
+    if cfg.init and not ckpt_path.exists():
+        loaded = load_model(cfg.init, device="cpu")
+        model = loaded.model
+        norm = Normalization(loaded.normalization.lo, loaded.normalization.hi)
+        if model.config.sample_size != cfg.resolution:
+            model.register_to_config(sample_size=cfg.resolution)  # fully convolutional: any size
+        fresh_head = cfg.mean_head and not model.config.get("mean_head")
+        if fresh_head:
+            model = add_mean_head(model)
+        previous = loaded.metadata.get("training", {})  # a warm start continues the weights' record
+        record.update(cpu_hours=float(previous.get("cpu_hours", 0.0)),
+                      steps_before=int(previous.get("steps", 0)), init=str(cfg.init))
+    else:
+        model = build_model(cfg)
+        fresh_head = cfg.mean_head and not ckpt_path.exists()
+    if fresh_head:
+        means = norm.encode(train_set.log10_maps).mean(axis=(-2, -1))
+        fit = model.fit_mean_prior(train_set.theta, means)
+        if rank == 0:
+            print(f"mean head: map-mean prior fitted to {len(means)} training maps: s = {fit['s']:.4f} "
+                  f"(spread of the means {fit['rms_before']:.4f}, normalised units)")
+    return model, norm, record
+
+
+def _resume(ckpt_path: Path, model, ema, opt, device, norm, record: dict):
+    """Step 4: load RUN/checkpoint.pt if there is one (tensors and plain types only). Returns
+    ``(step, record, norm)``: 0, ``record`` and ``norm`` unchanged for a new run; else the checkpoint's
+    step and record, and the run's own normalisation from it."""
+    from explorer.data import Normalization
+
+    if not ckpt_path.exists():
+        return 0, record, norm
+    state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    opt.load_state_dict(state["optimizer"])
+    record = json.loads(state["record"])
+    if "normalization" in record:  # the run's own normalisation (e.g. of its warm start)
+        norm = Normalization(record["normalization"]["lo"], record["normalization"]["hi"])
+    return int(state["step"]), record, norm
+
+
+def _train_step(net, model, ema, opt, schedule, x0, theta, step: int, cfg: TrainConfig) -> float:
+    """One optimiser step of Ho et al. (2020) Algorithm 1 (t uniform, ε or v target), then the EMA
+    update. ``step`` counts the steps done before this one. Returns the loss."""
+    from explorer.model import autocast
+
+    t = torch.randint(0, schedule.T, (x0.shape[0],), device=x0.device)
+    noise = torch.randn_like(x0)
+    xt = schedule.q_sample(x0, t, noise)
+    target = noise if cfg.prediction_type == "epsilon" else schedule.v_from(x0, noise, t)
+    for group in opt.param_groups:
+        group["lr"] = _lr_at(step, cfg)
+    with autocast(x0.device, enabled=cfg.bf16):
+        pred = net(xt, t, theta)
+    loss = diffusion_loss(pred.float(), target, cfg.mean_weight)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    _ema_update(ema, model, min(cfg.ema_decay, (2 + step) / (11 + step)))
+    return loss.item()
+
+
+class _Log:
+    """RUN/log.jsonl (rank 0): the mean loss, learning rate and throughput every ``log_every`` steps,
+    validation figures; adds the CPU-hours to ``record``."""
+
+    def __init__(self, path: Path, cfg: TrainConfig, world: int, record: dict, bar):
+        self.file, self.cfg, self.world, self.record, self.bar = open(path, "a"), cfg, world, record, bar
+        self.threads, self.last, self.losses = torch.get_num_threads(), time.perf_counter(), []
+
+    def loss(self, step: int, value: float) -> None:
+        self.losses.append(value)
+        if step % self.cfg.log_every:
+            return
+        now = time.perf_counter()
+        rate = len(self.losses) * self.cfg.batch_size * self.world / (now - self.last)
+        self.record["cpu_hours"] += (now - self.last) * self.threads * self.world / 3600
+        self.last = now
+        entry = {"step": step, "loss": float(np.mean(self.losses)), "lr": _lr_at(step, self.cfg),
+                 "maps_per_s": rate, "time": time.time()}
+        self.losses = []
+        self.bar.set_postfix(loss=f"{entry['loss']:.4f}", maps_s=f"{rate:.1f}")
+        self._write(entry)
+
+    def validation(self, step: int, figures: dict) -> None:
+        figures["step"] = step
+        self._write({"val": figures})
+        self.bar.write(f"step {step}: fidelity_loo {figures['fidelity_loo']:.3f} "
+                       f"σ ratio {figures['pixel_std_ratio']:.3f} ({figures['seconds']:.0f} s)")
+        self.last = time.perf_counter()  # validation time is not training throughput
+
+    def _write(self, entry: dict) -> None:
+        self.file.write(json.dumps(entry) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def cfg_clip(norm, log10_maps, margin: float = 0.05) -> list[float]:
