@@ -6,8 +6,9 @@
     post.delta_chi2, post.levels, post.marginal_omega_m, post.estimates["omega_m"]
 
 Modules: ``likelihood`` (``normal_kl``, ``gaussian_log_likelihood``), ``vlb`` (``vlb_terms``:
-the terms L_0, L_k, L_T with common random numbers), ``grid`` (``Posterior``, ``infer``, coarse
-to fine scan, marginals and intervals), ``defaults`` (the shared defaults, no torch),
+the terms L_0, L_k, L_T with common random numbers), ``grid`` (``infer``, the coarse to fine
+scan), ``posterior`` (``Posterior``: the grid surface, marginals and intervals), ``defaults`` (the
+shared defaults, no torch),
 ``pk_baseline`` (``PkBaseline``), ``calibrate`` (temperatures and coverage) with
 ``calibrate_command`` (`explorer calibrate`), ``command`` (`explorer infer`), ``plot`` (matplotlib figure).
 Names are imported lazily so that the commands' ``--help`` does not load torch.
@@ -18,8 +19,8 @@ from __future__ import annotations
 from explorer._lazy import lazy_exports
 
 _EXPORTS = {
-    "LEVELS": "defaults", "Posterior": "grid", "infer": "grid", "interval": "grid", "interval_68": "grid",
-    "marginals": "grid", "PkBaseline": "pk_baseline", "InferenceCancelled": "vlb", "prior_kl": "vlb",
+    "LEVELS": "defaults", "Posterior": "posterior", "infer": "grid", "interval": "posterior",
+    "interval_68": "posterior", "marginals": "posterior", "PkBaseline": "pk_baseline", "InferenceCancelled": "vlb", "prior_kl": "vlb",
     "term_timesteps": "vlb", "term_weights": "vlb", "vlb_terms": "vlb",
 }
 __all__ = sorted(_EXPORTS)

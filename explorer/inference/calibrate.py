@@ -39,11 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .grid import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, LEVELS, MASS_68,
-                   PARAM_NAMES, Posterior, infer, intervals)
 from explorer.model.gaussian import GaussianStart
 
-from .defaults import DEFAULT_START_SIGMA
+from .defaults import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_START_SIGMA, DEFAULT_TERMS, LEVELS,
+                       MASS_68, PARAM_NAMES)
+from .grid import infer
+from .posterior import Posterior, intervals
 from .pk_baseline import FILENAME as PK_FILENAME
 from .pk_baseline import PkBaseline
 

@@ -30,7 +30,8 @@ from explorer.stats import power_spectrum
 from explorer.model.gaussian import theta_monomials
 from explorer.params import PRIOR
 
-from .grid import Posterior, check_truth, scan
+from .grid import check_truth, scan
+from .posterior import Posterior
 
 FORMAT = "explorer-pk-baseline/1"
 FILENAME = "pk_baseline.json"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .grid import Posterior
+from .posterior import Posterior
 
 LABELS = {"omega_m": r"$\Omega_m$", "sigma_8": r"$\sigma_8$"}
 
