@@ -25,28 +25,30 @@ Progress = Callable[[int, int], None]
 #: Sampler choices offered in the app: label -> (method, steps[, network]); None = the weights' default.
 #: Without a network the weights' default network samples (the small one for the shipped weights);
 #: "full" is the network inference uses.
+@dataclass(frozen=True)
+class Sampler:
+    """A sampler setting for ``Emulator.sample``; None fields take the weights' defaults."""
+
+    method: str | None = None
+    steps: int | None = None
+    network: str | None = None  # "small" or "full"
+
+
+#: The app's sampler menu: label -> setting (the compute functions take the setting, not the label).
 SAMPLER_CHOICES = {
-    "fast (model default)": None,
-    "full network: Gaussian start + 30 Karras levels (slower)": ("sde-dpmsolver++-karras-gauss", 30, "full"),
-    "DDPM, 25 strided steps (fastest, rough)": ("ddpm-strided", 25),
-    "DDPM, 50 strided steps": ("ddpm-strided", 50),
-    "DDPM, 250 strided steps": ("ddpm-strided", 250),
-    "Gaussian start + 30 Karras levels (14 network calls)": ("sde-dpmsolver++-karras-gauss", 30),
-    "Gaussian start + 20 Karras levels (9 network calls, rougher)": ("sde-dpmsolver++-karras-gauss", 20),
-    "stochastic DPM-Solver++, 30 Karras steps": ("sde-dpmsolver++-karras", 30),
-    "stochastic DPM-Solver++, 15 Karras steps (faster, rougher)": ("sde-dpmsolver++-karras", 15),
-    "stochastic DPM-Solver++, 30 even steps": ("sde-dpmsolver++", 30),
-    "DDIM, 50 steps": ("ddim", 50),
-    "DDPM, 1000 steps (paper mode, full network, slow)": ("ddpm", None, "full"),
+    "fast (model default)": Sampler(),
+    "full network: Gaussian start + 30 Karras levels (slower)": Sampler("sde-dpmsolver++-karras-gauss", 30, "full"),
+    "DDPM, 25 strided steps (fastest, rough)": Sampler("ddpm-strided", 25),
+    "DDPM, 50 strided steps": Sampler("ddpm-strided", 50),
+    "DDPM, 250 strided steps": Sampler("ddpm-strided", 250),
+    "Gaussian start + 30 Karras levels (14 network calls)": Sampler("sde-dpmsolver++-karras-gauss", 30),
+    "Gaussian start + 20 Karras levels (9 network calls, rougher)": Sampler("sde-dpmsolver++-karras-gauss", 20),
+    "stochastic DPM-Solver++, 30 Karras steps": Sampler("sde-dpmsolver++-karras", 30),
+    "stochastic DPM-Solver++, 15 Karras steps (faster, rougher)": Sampler("sde-dpmsolver++-karras", 15),
+    "stochastic DPM-Solver++, 30 even steps": Sampler("sde-dpmsolver++", 30),
+    "DDIM, 50 steps": Sampler("ddim", 50),
+    "DDPM, 1000 steps (paper mode, full network, slow)": Sampler("ddpm", None, "full"),
 }
-
-
-def sampler_settings(sampler: str) -> tuple[str | None, int | None, str | None]:
-    """(method, steps, network) for a label of :data:`SAMPLER_CHOICES` (None = the weights' default)."""
-    if sampler not in SAMPLER_CHOICES:
-        raise ValueError(f"sampler must be one of {list(SAMPLER_CHOICES)}, got {sampler!r}")
-    method, steps, *network = SAMPLER_CHOICES[sampler] or (None, None)
-    return method, steps, (network[0] if network else None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,13 +92,12 @@ class Emulation:
     comparison: Comparison | None
 
 
-def emulate(emulator, *, omega_m: float, sigma_8: float, n_maps: int, seed: int, sampler: str,
+def emulate(emulator, *, omega_m: float, sigma_8: float, n_maps: int, seed: int, sampler: Sampler = Sampler(),
             reference: np.ndarray | None = None, progress: Progress | None = None) -> Emulation:
     """Sample ``n_maps`` maps with ``emulator`` and compare them with ``reference (M, H, W)``."""
-    method, steps, network = sampler_settings(sampler)
     start = time.perf_counter()
-    maps = emulator.sample(omega_m, sigma_8, n=n_maps, seed=seed, method=method, steps=steps,
-                           progress=progress, network=network)
+    maps = emulator.sample(omega_m, sigma_8, n=n_maps, seed=seed, method=sampler.method, steps=sampler.steps,
+                           progress=progress, network=sampler.network)
     seconds = time.perf_counter() - start
     comparison = compare_maps(maps, reference) if reference is not None else None
     return Emulation(omega_m, sigma_8, seed, maps, seconds, comparison)
@@ -119,7 +120,7 @@ class ParameterResponse:
 
 
 def parameter_response(emulator, *, param: str, values, fiducial: tuple[float, float], n_seeds: int,
-                       seed: int, sampler: str, onep=None, progress: Progress | None = None
+                       seed: int, sampler: Sampler = Sampler(), onep=None, progress: Progress | None = None
                        ) -> ParameterResponse:
     """Vary ``param`` over ``values`` with the other at its fiducial value and the seed fixed.
 
@@ -134,15 +135,14 @@ def parameter_response(emulator, *, param: str, values, fiducial: tuple[float, f
     thetas = [tuple(float(v) if i == j else fiducial[i] for i in range(2)) for v in values]
     if fiducial not in thetas:
         thetas.append(tuple(fiducial))
-    method, steps, network = sampler_settings(sampler)
     done_maps, total_maps = 0, len(thetas)
     sampled = {}
     for theta in thetas:
         def step(done, total, offset=done_maps):
             if progress is not None:
                 progress(offset * total + done, total_maps * total)
-        sampled[theta] = emulator.sample(*theta, n=n_seeds, seed=seed, method=method, steps=steps,
-                                         progress=step, network=network)
+        sampled[theta] = emulator.sample(*theta, n=n_seeds, seed=seed, method=sampler.method, steps=sampler.steps,
+                                         progress=step, network=sampler.network)
         done_maps += 1
     maps = np.stack([sampled[t] for t in thetas[:len(values)]])           # (n_values, n_seeds, H, W)
     k, power = _grouped_power(maps)

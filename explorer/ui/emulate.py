@@ -166,7 +166,7 @@ class EmulateTab(pn.viewable.Viewer):
         reference, text = self._reference_maps(omega_m, sigma_8)
         self._slot.check(generation)
         result = compute.emulate(self.emulator, omega_m=omega_m, sigma_8=sigma_8, n_maps=n_maps, seed=seed,
-                                 sampler=sampler, reference=reference,
+                                 sampler=compute.SAMPLER_CHOICES[sampler], reference=reference,
                                  progress=self._slot.progress(generation, "denoising step"))
         return result, reference, text
 

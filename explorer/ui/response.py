@@ -110,7 +110,7 @@ class ResponseTab(pn.viewable.Viewer):
         try:
             result = await run_in_worker(
                 compute.parameter_response, self.context.emulator, param=vary, values=values, fiducial=fiducial,
-                n_seeds=self.n_seeds, seed=self.seed, sampler=self.sampler, onep=self.context.onep,
+                n_seeds=self.n_seeds, seed=self.seed, sampler=compute.SAMPLER_CHOICES[self.sampler], onep=self.context.onep,
                 progress=self._slot.progress(generation), pool="long")
         except Superseded:
             return
