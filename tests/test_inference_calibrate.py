@@ -10,8 +10,9 @@ import torch
 from explorer.cli import main
 from explorer.data import write_cmd
 from explorer.inference import Posterior
-from explorer.inference.calibrate import (coverage_metrics, fit_marginal_temperature, fit_temperature, load_grids,
-                                         save_grids, training_split, write_calibration)
+from explorer.inference.calibrate import (coverage_metrics, fit_marginal_temperature, fit_temperature, training_split,
+                                         write_calibration)
+from explorer.inference.grids_file import load_grids, save_grids
 from explorer.inference.grid import DEFAULT_TERMS
 from explorer.model.gaussian import GaussianStart
 from explorer.model.schedule import seed_schedule_spec

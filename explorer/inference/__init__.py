@@ -10,7 +10,7 @@ the terms L_0, L_k, L_T with common random numbers), ``grid`` (``infer``, the co
 scan), ``posterior`` (``Posterior``: the grid surface, marginals and intervals), ``defaults`` (the
 shared defaults, no torch),
 ``pk_baseline`` (``PkBaseline``), ``calibrate`` (temperatures and coverage) with
-``calibrate_command`` (`explorer calibrate`), ``command`` (`explorer infer`), ``plot`` (matplotlib figure).
+``calibrate_command`` (`explorer calibrate`) and ``grids_file`` (its saved surfaces), ``command`` (`explorer infer`), ``plot`` (matplotlib figure).
 Names are imported lazily so that the commands' ``--help`` does not load torch.
 """
 
