@@ -435,3 +435,15 @@ def test_header_names_the_sampling_network_and_its_own_training_steps():
     assert "450 PM simulations at 64²" in text and "weights" not in text  # words, not file paths
     emu.default_network = "full"
     assert _model_summary(SimpleNamespace(emulator=emu)).startswith("Maps from a 1.0 M-parameter network (3,191")
+
+
+def test_without_reference_the_worker_computes_the_maps_own_statistics(context):
+    from explorer.stats import power_spectrum
+
+    context.reference = None
+    tab = EmulateTab(context)
+    run(tab.refresh())
+    c = tab.result.comparison
+    assert not c.has_reference and c.chi2 is None and c.hist_ref is None
+    np.testing.assert_allclose(c.power, power_spectrum(tab.result.maps).power)  # the maps' own P(k)
+    assert c.structure is not None and tab.power_pane.object is not None and tab.hist_pane.object is not None

@@ -53,23 +53,34 @@ SAMPLER_CHOICES = {
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
-    """Statistics of generated maps against reference maps of (nearly) the same cosmology."""
+    """Statistics of generated maps against reference maps of (nearly) the same cosmology; without
+    a reference, the generated maps' own statistics (every ``*_ref``, ``z``, ``chi2*`` field None)."""
 
     k: np.ndarray                # (n_k,) h/Mpc
     power: np.ndarray            # (n, n_k) (Mpc/h)², generated
-    power_ref: np.ndarray        # (M, n_k) (Mpc/h)², reference
+    power_ref: np.ndarray | None     # (M, n_k) (Mpc/h)², reference
     z: np.ndarray | None         # (n_k,) z-score of the generated mean; None with a single map
-    chi2: np.ndarray             # (n,) χ²_r of each generated map against the reference
-    chi2_floor: np.ndarray       # (M,) leave-one-out χ²_r of the reference (cosmic-variance floor)
+    chi2: np.ndarray | None      # (n,) χ²_r of each generated map against the reference
+    chi2_floor: np.ndarray | None    # (M,) leave-one-out χ²_r of the reference (cosmic-variance floor)
     hist: Histograms             # generated pixel histograms
-    hist_ref: Histograms         # reference pixel histograms, same edges
+    hist_ref: Histograms | None  # reference pixel histograms, same edges
     structure: Structure         # generated, (n, n_t)
-    structure_ref: Structure     # reference, (M, n_t)
+    structure_ref: Structure | None  # reference, (M, n_t)
+
+    @property
+    def has_reference(self) -> bool:
+        return self.power_ref is not None
 
 
-def compare_maps(maps: np.ndarray, reference: np.ndarray, n_bins: int = 40) -> Comparison:
-    """Compare generated ``maps (n, H, W)`` with ``reference (M, H, W)``, both log10 Σ, M >= 3."""
-    ps, ps_ref = power_spectrum(maps, box_size=BOX_SIZE), power_spectrum(reference, box_size=BOX_SIZE)
+def compare_maps(maps: np.ndarray, reference: np.ndarray | None, n_bins: int = 40) -> Comparison:
+    """Compare generated ``maps (n, H, W)`` with ``reference (M, H, W)``, both log10 Σ, M >= 3; with
+    ``reference`` None, the statistics of ``maps`` alone (computed here, on the worker, as well)."""
+    ps = power_spectrum(maps, box_size=BOX_SIZE)
+    if reference is None:
+        return Comparison(k=ps.k, power=ps.power, power_ref=None, z=None, chi2=None, chi2_floor=None,
+                          hist=pixel_histograms(maps, histogram_bins(maps, n_bins=n_bins)), hist_ref=None,
+                          structure=structure_statistics(maps), structure_ref=None)
+    ps_ref = power_spectrum(reference, box_size=BOX_SIZE)
     edges = histogram_bins(maps, reference, n_bins=n_bins)
     return Comparison(
         k=ps.k, power=ps.power, power_ref=ps_ref.power,
@@ -89,7 +100,7 @@ class Emulation:
     seed: int
     maps: np.ndarray                   # (n, H, W) float32 log10 Σ
     seconds: float                     # sampling time
-    comparison: Comparison | None
+    comparison: Comparison             # against the reference, or the maps' own statistics
 
 
 def emulate(emulator, *, omega_m: float, sigma_8: float, n_maps: int, seed: int, sampler: Sampler = Sampler(),
@@ -99,7 +110,7 @@ def emulate(emulator, *, omega_m: float, sigma_8: float, n_maps: int, seed: int,
     maps = emulator.sample(omega_m, sigma_8, n=n_maps, seed=seed, method=sampler.method, steps=sampler.steps,
                            progress=progress, network=sampler.network)
     seconds = time.perf_counter() - start
-    comparison = compare_maps(maps, reference) if reference is not None else None
+    comparison = compare_maps(maps, reference)
     return Emulation(omega_m, sigma_8, seed, maps, seconds, comparison)
 
 

@@ -21,7 +21,6 @@ import panel as pn
 import param
 
 from explorer.params import OMEGA_M_RANGE, SIGMA_8_RANGE
-from explorer.stats import histogram_bins, pixel_histograms, power_spectrum, structure_statistics
 
 from . import compute, plots
 from .context import AppContext, executor, run_in_worker
@@ -252,13 +251,11 @@ class EmulateTab(pn.viewable.Viewer):
             self.ref_row.update(None if reference is None else plots.map_row(
                 reference[:N_REF_SHOWN], [f"reference #{i + 1}" for i in range(N_REF_SHOWN)], clim))
             self._shown_reference = reference
-        c = result.comparison
-        if c is None:
-            ps = power_spectrum(result.maps)
-            self.power_pane.update(plots.power_plot(ps.k, ps.power, title="P(k) of the generated maps"))
-            self.hist_pane.update(plots.histogram_plot(
-                pixel_histograms(result.maps, histogram_bins(result.maps, n_bins=40))))
-            self.structure_row.update(plots.structure_panels(structure_statistics(result.maps)))
+        c = result.comparison  # every statistic was computed on the worker (compute.compare_maps)
+        if not c.has_reference:
+            self.power_pane.update(plots.power_plot(c.k, c.power, title="P(k) of the generated maps"))
+            self.hist_pane.update(plots.histogram_plot(c.hist))
+            self.structure_row.update(plots.structure_panels(c.structure))
             self.zscore_pane.clear()
             self.chi2_pane.clear()
             self._chi2_text.object = ""
