@@ -57,9 +57,14 @@ def test_sample_outside_the_repository_uses_the_shipped_weights(tmp_path):
     assert done.returncode == 0, done.stderr
     assert np.load(tmp_path / "maps.npy").shape == (1, 64, 64)
     assert json.loads((tmp_path / "maps.json").read_text())["weights"] == str(SHIPPED_WEIGHTS.resolve())
-    # a wrong $EXPLORER_WEIGHTS is reported with all three ways to choose weights
-    bad = subprocess.run(cmd, cwd=tmp_path, env={**env, "EXPLORER_WEIGHTS": str(tmp_path / "gone")},
-                         capture_output=True, text=True)
-    assert bad.returncode == 2
-    assert str(tmp_path / "gone") in bad.stderr and "--weights" in bad.stderr and str(SHIPPED_WEIGHTS) in bad.stderr
-    assert not Path(tmp_path / "gone").exists()
+
+
+def test_a_wrong_weights_variable_names_all_three_ways(tmp_path, monkeypatch, capsys):
+    from explorer.cli import main
+
+    monkeypatch.setenv("EXPLORER_WEIGHTS", str(tmp_path / "gone"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", "--omega-m", "0.3", "--sigma-8", "0.8", "--out", "maps.npy"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "gone") in err and "--weights" in err and str(SHIPPED_WEIGHTS) in err
+    assert not (tmp_path / "gone").exists() and not (tmp_path / "maps.npy").exists()
