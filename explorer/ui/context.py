@@ -34,7 +34,7 @@ import functools
 import json
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,12 +193,15 @@ def executor(pool: str = "interactive", workers: int = 2) -> ThreadPoolExecutor:
         return _EXECUTORS[pool]
 
 
-async def run_in_worker(fn, /, *args, pool: str = "interactive", **kwargs):
-    """Await ``fn(*args, **kwargs)`` run on worker pool ``pool``, off the event loop.
+def submit_to_worker(fn, /, *args, pool: str = "interactive", **kwargs) -> Future:
+    """Start ``fn(*args, **kwargs)`` on worker pool ``pool`` now (no event loop needed) -> its Future.
 
     The caller's context variables (Panel's current document) travel with it, so widgets updated
     from the job (progress bars) are scheduled onto the right session.
     """
-    loop = asyncio.get_running_loop()
-    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    return await loop.run_in_executor(executor(pool), call)
+    return executor(pool).submit(contextvars.copy_context().run, functools.partial(fn, *args, **kwargs))
+
+
+async def run_in_worker(fn, /, *args, pool: str = "interactive", **kwargs):
+    """Await ``fn(*args, **kwargs)`` run on worker pool ``pool``, off the event loop (:func:`submit_to_worker`)."""
+    return await asyncio.wrap_future(submit_to_worker(fn, *args, pool=pool, **kwargs))

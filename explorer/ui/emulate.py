@@ -10,7 +10,6 @@ floor, pixel histograms with envelopes (Figure 4) and the connected-region censu
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import io
 import logging
 import random
@@ -23,7 +22,7 @@ import param
 from explorer.params import OMEGA_M_RANGE, SIGMA_8_RANGE
 
 from . import compute, plots
-from .context import AppContext, executor, run_in_worker
+from .context import AppContext, run_in_worker, submit_to_worker
 from .jobs import JobSlot, Superseded
 from .panes import LivePlot, PlotRow, batch_updates
 from .reference import simulate_reference
@@ -177,7 +176,7 @@ class EmulateTab(pn.viewable.Viewer):
         generation = self._slot.start()
         settings = self._settings()
         self._busy(True, self._busy_text())
-        future = executor().submit(contextvars.copy_context().run, self._work, generation, *settings)
+        future = submit_to_worker(self._work, generation, *settings)
         self._prefetched = (generation, settings, future)
 
     def _busy_text(self) -> str:
