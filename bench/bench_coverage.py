@@ -26,16 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.evaluate import spread
+from explorer.params import PARAM_NAMES
 from explorer.paths import resolve_assets, resolve_weights
 
 FIGURES = ("coverage68", "coverage95", "bias", "rel_error", "mean_abs_z")
-
-
-def spread(values) -> dict:
-    """{"mean", "std", "min", "max"} of a list of numbers (std over replicates, ddof=1)."""
-    a = np.asarray(values, dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-            "min": float(a.min()), "max": float(a.max())}
 
 
 def summarise(per_seed: dict, per_field: list, names) -> dict:
@@ -49,20 +44,18 @@ def summarise(per_seed: dict, per_field: list, names) -> dict:
         out[name]["worst_seed_coverage68"] = {"noise_replicate": int(worst), "coverage68": cov[worst]}
     for key in ("coverage_2d_1sigma", "coverage_2d_2sigma"):
         out[key] = spread([m[key] for m in per_seed.values()])
+    truth = {row["map"]: row["truth"] for row in per_field}
     for name in names:
         z = {}
         for row in per_field:
             z.setdefault(row["map"], []).append(row[name]["z"])
         ranked = sorted(z, key=lambda m: -abs(np.mean(z[m])))[:3]
-        truth = {row["map"]: row["truth"] for row in per_field}
         out[name]["worst_fields"] = [{"map": int(m), "truth": truth[m], "z_per_replicate": [round(v, 2) for v in z[m]]}
                                      for m in ranked]
     return out
 
 
 def field_row(map_index, theta, post, replicate) -> dict:
-    from explorer.inference.grid import PARAM_NAMES
-
     row = {"row": "field", "map": int(map_index), "noise_replicate": int(replicate),
            "truth": [float(t) for t in theta], "delta_chi2_truth": round(post.delta_chi2_truth(), 3)}
     for j, name in enumerate(PARAM_NAMES):
@@ -88,7 +81,6 @@ def main(argv=None) -> int:
     from explorer.data import find_cmd, load_cmd
     from explorer.inference import infer
     from explorer.inference.calibrate import _fields, coverage_metrics, one_map_per_simulation
-    from explorer.inference.grid import PARAM_NAMES
     from explorer.inference.pk_baseline import FILENAME, PkBaseline
     from explorer.inference.vlb import field_seed
     from explorer.model import load_model
@@ -116,9 +108,10 @@ def main(argv=None) -> int:
         posts_by_seed[r] = posts
         print(json.dumps({"row": "seed", "noise_replicate": r, **m}), flush=True)
     baseline = PkBaseline.load(weights / FILENAME)
-    pk = coverage_metrics([baseline.posterior(f, truth=tuple(t)) for f, t in zip(maps, thetas)])
+    pk_posts = [baseline.posterior(f, truth=tuple(t)) for f, t in zip(maps, thetas)]
+    pk = coverage_metrics(pk_posts)
     # How often the diffusion estimate beats P(k) per field (|mean − truth|, Ω_m), per replicate.
-    pk_err = np.array([abs(baseline.posterior(f).estimates["omega_m"]["mean"] - t[0]) for f, t in zip(maps, thetas)])
+    pk_err = np.array([abs(q.estimates["omega_m"]["mean"] - t[0]) for q, t in zip(pk_posts, thetas)])
     wins = {r: int(np.sum(np.array([abs(q.estimates["omega_m"]["mean"] - t[0]) for q, t in zip(posts, thetas)]) < pk_err))
             for r, posts in posts_by_seed.items()}
     report = {"weights": str(weights), "valid": str(valid), "n_fields": int(len(idx)),

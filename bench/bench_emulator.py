@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.evaluate import _reference_sets, fidelity, histogram_agreement, non_gaussianity, one_p_response, over_seeds
+from explorer.evaluate import (_reference_sets, fidelity, histogram_agreement, non_gaussianity, one_p_response,
+                               over_seeds, spread)
 from explorer.model import Emulator
 from explorer.paths import SHIPPED_ASSETS, resolve_weights
 
@@ -137,8 +138,7 @@ def main():
     agreement = {k: [responses[s].agreement[k] for s in args.seeds] for k in ("omega_m", "sigma_8")}
     out["one_p"] = {"sampler": label(method, steps, network or emu.default_network), "n_generated": args.onep_generated,
                     "seeds": args.seeds, "agreement_per_seed": agreement,
-                    "agreement": {k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
-                                      "max": float(np.max(v))} for k, v in agreement.items()}}
+                    "agreement": {k: spread(v) for k, v in agreement.items()}}
     resp = responses[args.seeds[0]]
     if args.plot_dir:
         _plot_response(resp, args.plot_dir)

@@ -118,6 +118,15 @@ def _scatter_ratio(generated: float, true: float, zero: float = 1e-9) -> float:
     return 1.0 if generated <= zero else float("inf")
 
 
+def spread(values) -> dict:
+    """``{"mean", "std", "min", "max"}`` of repeated measurements (std with ddof=1; 0 for one value)."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError("spread needs at least one value")
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            "min": float(a.min()), "max": float(a.max())}
+
+
 #: The headline figures of :class:`Fidelity` that :func:`over_seeds` summarises.
 HEADLINE = ("fidelity_newseed", "fidelity_loo", "chi2_generated", "pixel_std_ratio", "mean_offset",
             "map_mean_scatter_ratio")
@@ -147,10 +156,7 @@ def over_seeds(results: dict) -> dict:
         values = [getattr(results[s], name) for s in seeds]
         if any(v is None for v in values):
             continue
-        a = np.asarray(values, dtype=np.float64)
-        summary[name] = {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-                         "min": float(a.min()), "max": float(a.max()),
-                         "per_seed": {str(s): float(v) for s, v in zip(seeds, a)}}
+        summary[name] = {**spread(values), "per_seed": {str(s): float(v) for s, v in zip(seeds, values)}}
     rows = []
     for c, first in enumerate(results[seeds[0]].per_cosmology):
         per = [results[s].per_cosmology[c] for s in seeds]

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--ddpm conflicts with --method {method}")
         method = "ddpm"
 
-    emulator = Emulator.from_folder(args.weights, device=args.device, bf16=args.bf16)
+    weights = resolve_weights(args.weights)
+    emulator = Emulator.from_folder(weights, device=args.device, bf16=args.bf16)
     method = emulator.default_method if method is None else method
     if steps is None:
         steps = emulator.default_steps if method == emulator.default_method else SAMPLERS[method].default_steps
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     np.save(out, maps)
     sidecar = {
         "omega_m": args.omega_m, "sigma_8": args.sigma_8, "n": int(maps.shape[0]), "seed": args.seed,
-        "method": method, "steps": int(steps), "network": network, "weights": str(resolve_weights(args.weights).resolve()),
+        "method": method, "steps": int(steps), "network": network, "weights": str(weights.resolve()),
         "device": str(emulator.loaded.device), "bf16": args.bf16, "seconds": round(seconds, 3),
         "shape": list(maps.shape), "units": "log10 Sigma_cdm [(Msun/h)/(Mpc/h)^2]",
     }
