@@ -33,19 +33,15 @@ ANCHOR_EVALUATIONS = 2500
 
 def random_model(resolution: int = 64):
     """An untrained model of the default architecture (cost only; its posterior means nothing)."""
-    from explorer.model import ParamUNet, seed_schedule_spec
-    from explorer.model.schedule import schedule_from_spec
     from explorer.data.transform import Normalization
-    from explorer.model.weights import LoadedModel
+    from explorer.model import Denoiser, ParamUNet, schedule_from_spec, seed_schedule_spec
 
     torch.manual_seed(0)
     model = ParamUNet(sample_size=resolution, block_out_channels=(32, 64, 96, 128), layers_per_block=2,
                       attention_levels=2).eval()
     spec = seed_schedule_spec(1000)
-    return LoadedModel(model=model, schedule=schedule_from_spec(spec),
-                       metadata={"schedule": spec}, resolution=resolution,
-                       normalization=Normalization(9.42, 15.45),
-                       param_ranges=((0.1, 0.5), (0.6, 1.0)), device=torch.device("cpu"))
+    return Denoiser(model, schedule_from_spec(spec), Normalization(9.42, 15.45),
+                    metadata={"schedule": spec, "resolution": resolution})
 
 
 def pick_field(path: str | None, resolution: int):

@@ -22,6 +22,8 @@ COMMANDS = {
     "app": ("explorer.ui.command", "serve the app on localhost (same as `panel serve explorer`)"),
     "attach-network": ("explorer.model.attach",
                        "make a smaller trained network the default for sampling (weights/small)"),
+    "upgrade-weights": ("explorer.model.upgrade_command",
+                        "convert a weights folder of the old layout (mean head inside the network) once"),
     "calibrate": ("explorer.inference.calibrate_command",
                   "fit the P(k) baseline and the likelihood calibration, measure coverage (JSON)"),
 }

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import time
 from dataclasses import asdict
@@ -31,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from explorer.data.transform import Normalization
 from explorer.train_config import TrainConfig  # noqa: F401  (the settings; re-exported)
 
 
@@ -72,7 +72,7 @@ def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, mean_weight: float 
 
 def build_data(cfg: TrainConfig):
     """(train dataset, val dataset, split, normalization, cmd) for a config."""
-    from explorer.data import MapDataset, Normalization, find_cmd, load_cmd, split_by_simulation
+    from explorer.data import MapDataset, find_cmd, load_cmd, split_by_simulation
 
     data = Path(cfg.data)
     if cfg.maps or cfg.params:
@@ -94,26 +94,13 @@ def build_data(cfg: TrainConfig):
     return train, val, split, norm, cmd
 
 
-def build_model(cfg: TrainConfig):
+def build_network(cfg: TrainConfig):
+    """A fresh ParamUNet for the config."""
     from explorer.model import ParamUNet
 
     return ParamUNet(sample_size=cfg.resolution, block_out_channels=tuple(cfg.channels),
                      layers_per_block=cfg.layers_per_block, attention_levels=cfg.attention_levels,
-                     norm_num_groups=cfg.norm_groups, prediction_type=cfg.prediction_type,
-                     mean_head=cfg.mean_head)
-
-
-def add_mean_head(model):
-    """A copy of `model` (a ParamUNet without a mean head) with one, sharing every other weight."""
-    from explorer.model import ParamUNet
-
-    config = {k: v for k, v in model.config.items() if not k.startswith("_")}
-    config.update(mean_head=True)
-    new = ParamUNet(**config)
-    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or set(missing) != {"mean_coef", "mean_log_s"}:
-        raise ValueError(f"cannot add a mean head: missing {missing}, unexpected {unexpected}")
-    return new
+                     norm_num_groups=cfg.norm_groups, prediction_type=cfg.prediction_type)
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
@@ -127,11 +114,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     """
     from tqdm import tqdm
 
-    from explorer.model import seed_schedule_spec, schedule_from_spec
-
     rank, world, device, run = _start_run(cfg)                                   # 1.
     train_set, val_set, split, norm, cmd = build_data(cfg)                        # 2.
-    schedule = schedule_from_spec(seed_schedule_spec(1000))
     ckpt_path = run / "checkpoint.pt"
     model, norm, warm_record = _init_model(cfg, norm, train_set, ckpt_path, rank)  # 3.
     train_set.normalization = val_set.normalization = norm
@@ -141,14 +125,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     step, record, norm = _resume(ckpt_path, model, ema, opt, device, norm, warm_record)
     train_set.normalization = val_set.normalization = norm
     record["normalization"] = {"lo": float(norm.lo), "hi": float(norm.hi)}
+    for m in (model, ema):  # what the exported weights say: how lo, hi were chosen and the x̂₀ clip range
+        m.normalization = Normalization(norm.lo, norm.hi, cfg.normalization, cfg_clip(norm, train_set.log10_maps))
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, seed=cfg.seed) if world > 1 else None
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                         drop_last=True, num_workers=cfg.workers, generator=torch.Generator().manual_seed(cfg.seed + step))
-    meta = {"normalization": {**norm.to_dict(), "method": cfg.normalization,
-                              "clip": cfg_clip(norm, train_set.log10_maps)},
-            "data": _data_info(cfg, cmd, split), "train_config": asdict(cfg)}
+    meta = {"data": _data_info(cfg, cmd, split), "train_config": asdict(cfg)}
 
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not progress or rank != 0)
     log = _Log(run / "log.jsonl", cfg, world, record, bar) if rank == 0 else None
@@ -159,13 +143,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             if sampler is not None:
                 sampler.set_epoch(epoch)
             for x0, theta in loader:
-                loss = _train_step(net, model, ema, opt, schedule, x0.to(device), theta.to(device), step, cfg)
+                loss = _train_step(net, model, ema, opt, x0.to(device), theta.to(device), step, cfg)
                 step += 1
                 bar.update(1)
                 if log is not None:
                     log.loss(step, loss)
                 if cfg.val_every and step % cfg.val_every == 0 and rank == 0:
-                    figures = validate(ema, schedule, val_set, norm, cfg)
+                    figures = validate(ema, val_set, cfg)
                     log.validation(step, figures)
                     best = record.get("best")
                     if best is None or figures["fidelity_loo"] < best["fidelity_loo"]:
@@ -214,38 +198,38 @@ def _data_info(cfg: TrainConfig, cmd, split) -> dict:
 
 
 def _init_model(cfg: TrainConfig, norm, train_set, ckpt_path: Path, rank: int):
-    """Step 3: the network and the normalisation it works in, and the record a warm start continues.
+    """Step 3: the :class:`~explorer.model.Denoiser` to train, the normalisation it works in, and the
+    record a warm start continues.
 
     A warm start (``cfg.init``, no checkpoint yet) keeps the weights' normalisation (the network
     learned it), resizes the fully convolutional net to this resolution and, if asked, adds a mean
-    head. A fresh mean head starts from a least-squares fit of the map-mean prior to the training
-    maps. Returns ``(model, norm, record)``.
+    level. A fresh mean level starts from a least-squares fit of the map-mean prior to the training
+    maps. The schedule: the weights' for a warm start, else the seed schedule with T = 1000.
+    Returns ``(denoiser, norm, record)``.
     """
-    from explorer.data import Normalization
-    from explorer.model import load_model
+    from explorer.model import Denoiser, MeanLevel, load_model, schedule_from_spec, seed_schedule_spec
 
     record = {"best": None, "cpu_hours": 0.0, "steps_before": 0}
     if cfg.init and not ckpt_path.exists():
-        loaded = load_model(cfg.init, device="cpu")
-        model = loaded.model
-        norm = Normalization(loaded.normalization.lo, loaded.normalization.hi)
-        if model.config.sample_size != cfg.resolution:
-            model.register_to_config(sample_size=cfg.resolution)  # fully convolutional: any size
-        fresh_head = cfg.mean_head and not model.config.get("mean_head")
-        if fresh_head:
-            model = add_mean_head(model)
-        previous = loaded.metadata.get("training", {})  # a warm start continues the weights' record
+        model = load_model(cfg.init, device="cpu")
+        previous = model.metadata.get("training", {})  # a warm start continues the weights' record
+        model.metadata, model.gaussian_start = {}, None  # this run writes its own metadata
+        norm = Normalization(model.normalization.lo, model.normalization.hi)
+        if model.network.config.sample_size != cfg.resolution:
+            model.network.register_to_config(sample_size=cfg.resolution)  # fully convolutional: any size
         record.update(cpu_hours=float(previous.get("cpu_hours", 0.0)),
                       steps_before=int(previous.get("steps", 0)), init=str(cfg.init))
     else:
-        model = build_model(cfg)
-        fresh_head = cfg.mean_head and not ckpt_path.exists()
-    if fresh_head:
-        means = norm.encode(train_set.log10_maps).mean(axis=(-2, -1))
-        fit = model.fit_mean_prior(train_set.theta, means)
-        if rank == 0:
-            print(f"mean head: map-mean prior fitted to {len(means)} training maps: s = {fit['s']:.4f} "
-                  f"(spread of the means {fit['rms_before']:.4f}, normalised units)")
+        model = Denoiser(build_network(cfg), schedule_from_spec(seed_schedule_spec(1000)), norm)
+    if cfg.mean_head and model.mean_level is None:
+        model.mean_level = MeanLevel(model.param_ranges)
+        if not ckpt_path.exists():
+            means = norm.encode(train_set.log10_maps).mean(axis=(-2, -1))
+            fit = model.mean_level.fit(train_set.theta, means)
+            if rank == 0:
+                print(f"mean level: map-mean prior fitted to {len(means)} training maps: s = {fit['s']:.4f} "
+                      f"(spread of the means {fit['rms_before']:.4f}, normalised units)")
+    model.normalization = norm
     return model, norm, record
 
 
@@ -253,11 +237,13 @@ def _resume(ckpt_path: Path, model, ema, opt, device, norm, record: dict):
     """Step 4: load RUN/checkpoint.pt if there is one (tensors and plain types only). Returns
     ``(step, record, norm)``: 0, ``record`` and ``norm`` unchanged for a new run; else the checkpoint's
     step and record, and the run's own normalisation from it."""
-    from explorer.data import Normalization
-
     if not ckpt_path.exists():
         return 0, record, norm
     state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    if any(not k.startswith(("network.", "mean_level.")) for k in state["model"]):
+        raise ValueError(f"{ckpt_path} was written before the Denoiser (network and mean level) existed; "
+                         "start a new run, warm-started from its exported weights (--init RUN/last after "
+                         "`explorer upgrade-weights RUN/last`)")
     model.load_state_dict(state["model"])
     ema.load_state_dict(state["ema"])
     opt.load_state_dict(state["optimizer"])
@@ -267,15 +253,16 @@ def _resume(ckpt_path: Path, model, ema, opt, device, norm, record: dict):
     return int(state["step"]), record, norm
 
 
-def _train_step(net, model, ema, opt, schedule, x0, theta, step: int, cfg: TrainConfig) -> float:
+def _train_step(net, model, ema, opt, x0, theta, step: int, cfg: TrainConfig) -> float:
     """One optimiser step of Ho et al. (2020) Algorithm 1 (t uniform, ε or v target), then the EMA
     update. ``step`` counts the steps done before this one. Returns the loss."""
     from explorer.model import autocast
 
+    schedule = model.schedule
     t = torch.randint(0, schedule.T, (x0.shape[0],), device=x0.device)
     noise = torch.randn_like(x0)
     xt = schedule.q_sample(x0, t, noise)
-    target = noise if cfg.prediction_type == "epsilon" else schedule.v_from(x0, noise, t)
+    target = noise if model.prediction_type == "epsilon" else schedule.v_from(x0, noise, t)
     for group in opt.param_groups:
         group["lr"] = _lr_at(step, cfg)
     with autocast(x0.device, enabled=cfg.bf16):
@@ -343,7 +330,7 @@ def _checkpoint(path: Path, model, ema, opt, step: int, record: dict) -> None:
 
 
 def export(ema, folder: Path, meta: dict, step: int, record: dict) -> None:
-    """Write the EMA model as a weights folder with its training record."""
+    """Write the EMA denoiser as a weights folder with its training record."""
     from explorer.model import save_model
 
     training = {"steps": record.get("steps_before", 0) + step, "steps_this_run": step,
@@ -353,8 +340,8 @@ def export(ema, folder: Path, meta: dict, step: int, record: dict) -> None:
 
 
 @torch.no_grad()
-def validate(ema, schedule, val_set, norm, cfg: TrainConfig) -> dict:
-    """Sample-quality figures of the EMA model at the first `val_cosmologies` held-out simulations."""
+def validate(ema, val_set, cfg: TrainConfig) -> dict:
+    """Sample-quality figures of the EMA denoiser at the first `val_cosmologies` held-out simulations."""
     from explorer.data import MAPS_PER_SIM
     from explorer.evaluate import fidelity
     from explorer.model import sample
@@ -363,12 +350,12 @@ def validate(ema, schedule, val_set, norm, cfg: TrainConfig) -> dict:
     r = cfg.resolution
     truth = val_set.log10_maps[: n_cos * MAPS_PER_SIM].reshape(n_cos, MAPS_PER_SIM, r, r)
     theta = val_set.theta[::MAPS_PER_SIM][:n_cos]
-    clip = tuple(cfg_clip(norm, val_set.log10_maps))
+    clip = tuple(cfg_clip(ema.normalization, val_set.log10_maps))
 
     def emulate(om, s8, n, seed):
-        x = sample(ema, schedule, [om, s8], n=n, resolution=r, seed=seed, method=cfg.val_method,
+        x = sample(ema, [om, s8], n=n, resolution=r, seed=seed, method=cfg.val_method,
                    steps=cfg.val_steps, bf16=cfg.bf16, clip=clip)
-        return norm.decode(x.numpy())
+        return ema.normalization.decode(x.numpy())
 
     result = fidelity(emulate, theta, truth, n_generated=cfg.val_maps, seed=1234)
     out = result.to_dict()

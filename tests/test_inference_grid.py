@@ -16,7 +16,7 @@ from explorer.inference import LEVELS, InferenceCancelled, Posterior, infer, int
 from explorer.inference.grid import DEFAULT_COARSE, DEFAULT_FINE, scan
 from explorer.inference.vlb import field_seed, term_weights
 from explorer.model.schedule import NoiseSchedule, seed_betas
-from explorer.model.weights import LoadedModel
+from explorer.model import Denoiser
 
 SCHEDULE = NoiseSchedule.from_betas(seed_betas(1000))
 NORM = Normalization(9.0, 15.0)
@@ -150,8 +150,7 @@ class AnalyticDenoiser(nn.Module):
 
 
 def loaded(metadata=None, resolution=16):
-    return LoadedModel(model=AnalyticDenoiser(), schedule=SCHEDULE, metadata=metadata or {}, resolution=resolution,
-                       normalization=NORM, param_ranges=((0.1, 0.5), (0.6, 1.0)), device=torch.device("cpu"))
+    return Denoiser(AnalyticDenoiser(), SCHEDULE, NORM, metadata={**(metadata or {}), "resolution": resolution})
 
 
 def field_at(om, s8):
@@ -234,7 +233,7 @@ class BiasedDenoiser(AnalyticDenoiser):
 
 def test_noise_seed_is_the_fields_own_by_default():
     lm = loaded()
-    lm.model = BiasedDenoiser()
+    lm.network = BiasedDenoiser()
     kw = dict(kind="log10", terms="vlb:2", coarse=(3, 3), fine=(4, 4), interpolate_to=None)
     f, g = field_at(0.3, 0.8), field_at(0.35, 0.75)
     a, again = infer(lm, f, **kw), infer(lm, f, **kw)

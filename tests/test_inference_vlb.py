@@ -12,10 +12,16 @@ from torch import nn
 from explorer.inference import InferenceCancelled, prior_kl, term_timesteps, vlb_terms
 from explorer.inference.likelihood import gaussian_log_likelihood, normal_kl
 from explorer.inference.vlb import term_noise, term_weights
+from explorer.model import Denoiser
 from explorer.model.schedule import NoiseSchedule, seed_betas
 from explorer.model.unet import ParamUNet
 
 SCHEDULE = NoiseSchedule.from_betas(seed_betas(1000))
+
+
+def den(network) -> Denoiser:
+    """The network (real or analytic) as a Denoiser on the seed schedule."""
+    return Denoiser(network, SCHEDULE)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -83,7 +89,7 @@ def test_terms_match_direct_numpy_gaussians():
     c = rng.normal(size=(4, 4))
     model = ConstantEps(c)
     ts = np.array([0, 5, 600])
-    got = vlb_terms(model, SCHEDULE, x0, np.array([[0.3, 0.8]]), ts, seed=7)[:, 0]
+    got = vlb_terms(den(model), x0, np.array([[0.3, 0.8]]), ts, seed=7)[:, 0]
 
     betas = seed_betas(1000)
     abar = np.cumprod(1 - betas)
@@ -122,8 +128,8 @@ def test_epsilon_and_v_prediction_give_the_same_terms():
     theta = np.array([[0.2, 0.7], [0.3, 0.8], [0.45, 0.95]])
     a, b = (lambda th: 3 * th[:, 0]), (lambda th: th[:, 1] - 0.75)
     ts = np.array([0, 3, 700])
-    eps = vlb_terms(AnalyticDenoiser(pattern, a, b, "epsilon"), SCHEDULE, x0, theta, ts, n_noise=2)
-    v = vlb_terms(AnalyticDenoiser(pattern, a, b, "v_prediction"), SCHEDULE, x0, theta, ts, n_noise=2)
+    eps = vlb_terms(den(AnalyticDenoiser(pattern, a, b, "epsilon")), x0, theta, ts, n_noise=2)
+    v = vlb_terms(den(AnalyticDenoiser(pattern, a, b, "v_prediction")), x0, theta, ts, n_noise=2)
     np.testing.assert_allclose(v, eps, rtol=1e-8, atol=1e-8)
     assert eps.shape == (3, 3)
     # the best θ of L_0 is the one whose x̂₀ reconstructs x₀ best (a = 0.9 at Ω_m = 0.3)
@@ -135,28 +141,28 @@ def test_common_random_numbers_make_the_grid_repeatable_and_smooth():
     x0 = np.random.default_rng(3).normal(0, 0.3, (16, 16))
     theta = np.array([[0.3, 0.8], [0.3005, 0.8], [0.3, 0.8005]])
     ts = np.array([0, 1])
-    a = vlb_terms(model, SCHEDULE, x0, theta, ts, seed=0)
+    a = vlb_terms(den(model), x0, theta, ts, seed=0)
     # Promised: same seed, same batch size, same machine -> the same numbers, bit for bit.
-    np.testing.assert_array_equal(a, vlb_terms(model, SCHEDULE, x0, theta, ts, seed=0))
+    np.testing.assert_array_equal(a, vlb_terms(den(model), x0, theta, ts, seed=0))
     # Another batch size (or another set of terms) may run other float32 kernels (oneDNN picks them
     # per batch shape and CPU): the network's output moves by a few float32 ulps (2^-24 ≈ 6e-8
     # relative; measured up to 7e-8 of the term on AMD EPYC), and the float64 term with it. 1e-6
     # allows ~16 ulps. What the likelihood needs is that this stays far below the change between
     # neighbouring θ, which carries the signal.
-    b = vlb_terms(model, SCHEDULE, x0, theta, ts, seed=1)
+    b = vlb_terms(den(model), x0, theta, ts, seed=1)
     neighbour = np.abs(a[:, 1:] - a[:, :1]).max()
     other_draw = np.abs(b[:, 0] - a[:, 0]).min()
     assert neighbour < 0.01 * other_draw, (neighbour, other_draw)
-    for other in (vlb_terms(model, SCHEDULE, x0, theta, ts, seed=0, batch_size=2),
-                  vlb_terms(model, SCHEDULE, x0, theta, ts, seed=0, batch_size=1)):
+    for other in (vlb_terms(den(model), x0, theta, ts, seed=0, batch_size=2),
+                  vlb_terms(den(model), x0, theta, ts, seed=0, batch_size=1)):
         np.testing.assert_allclose(other, a, rtol=1e-6, atol=0)
         assert np.abs(other - a).max() < 0.01 * neighbour
     # a term's noise does not depend on the other terms requested (a wrong noise would move the
     # term by O(other_draw), 10^4 times the tolerance)
-    alone = vlb_terms(model, SCHEDULE, x0, theta, np.array([1]), seed=0)[0]
+    alone = vlb_terms(den(model), x0, theta, np.array([1]), seed=0)[0]
     np.testing.assert_allclose(alone, a[1], rtol=1e-6, atol=0)
     # averaging draws: n_noise=2 is the mean of draw 0 and draw 1 ... of the same seed
-    two = vlb_terms(model, SCHEDULE, x0, theta[:1], ts, seed=0, n_noise=2)
+    two = vlb_terms(den(model), x0, theta[:1], ts, seed=0, n_noise=2)
     assert np.all(np.isfinite(two)) and two.shape == (2, 1)
 
 
@@ -191,22 +197,22 @@ def test_bad_arguments_are_refused():
     model = ConstantEps(np.zeros((4, 4)))
     x0 = np.zeros((4, 4))
     with pytest.raises(ValueError, match="theta"):
-        vlb_terms(model, SCHEDULE, x0, np.array([0.3, 0.8]), [0])
+        vlb_terms(den(model), x0, np.array([0.3, 0.8]), [0])
     with pytest.raises(ValueError, match="timesteps"):
-        vlb_terms(model, SCHEDULE, x0, np.array([[0.3, 0.8]]), [1000])
+        vlb_terms(den(model), x0, np.array([[0.3, 0.8]]), [1000])
     with pytest.raises(ValueError, match="x0"):
-        vlb_terms(model, SCHEDULE, np.full((4, 4), np.nan), np.array([[0.3, 0.8]]), [0])
+        vlb_terms(den(model), np.full((4, 4), np.nan), np.array([[0.3, 0.8]]), [0])
     with pytest.raises(ValueError, match="n_noise"):
-        vlb_terms(model, SCHEDULE, x0, np.array([[0.3, 0.8]]), [0], n_noise=0)
+        vlb_terms(den(model), x0, np.array([[0.3, 0.8]]), [0], n_noise=0)
 
 
 def test_progress_and_cancel():
     model = ConstantEps(np.zeros((4, 4)))
     theta = np.tile([[0.3, 0.8]], (5, 1))
     seen = []
-    vlb_terms(model, SCHEDULE, np.zeros((4, 4)), theta, [0, 1], n_noise=2, batch_size=3,
+    vlb_terms(den(model), np.zeros((4, 4)), theta, [0, 1], n_noise=2, batch_size=3,
               progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (20, 20) and len(seen) == 7
     calls = iter([False, True])
     with pytest.raises(InferenceCancelled):
-        vlb_terms(model, SCHEDULE, np.zeros((4, 4)), theta, [0], batch_size=2, cancel=lambda: next(calls))
+        vlb_terms(den(model), np.zeros((4, 4)), theta, [0], batch_size=2, cancel=lambda: next(calls))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from explorer.model.gaussian import GaussianStart, ring_index, ring_power
+from explorer.model.denoiser import Denoiser
 from explorer.model.sampling import Emulator, _diffusers_scheduler, sample
 from explorer.model.schedule import NoiseSchedule, seed_betas, seed_schedule_spec
 from explorer.model.unet import ParamUNet
@@ -101,6 +102,7 @@ def model():
 
 def test_sampler_starts_at_the_first_level_below_sigma_star(model, fitted):
     schedule = NoiseSchedule.from_betas(seed_betas(1000))
+    den = Denoiser(model, schedule)
     method = "sde-dpmsolver++-karras-gauss"
     sch = _diffusers_scheduler(method, schedule)
     sch.set_timesteps(30)
@@ -108,17 +110,17 @@ def test_sampler_starts_at_the_first_level_below_sigma_star(model, fitted):
     for sigma_star in (1.0, 5.0, 1e4):
         start = GaussianStart.from_dict({**fitted.to_dict(), "sigma": sigma_star})
         calls = []
-        a = sample(model, schedule, [0.3, 0.8], n=2, resolution=N, seed=3, method=method, steps=30,
+        a = sample(den, [0.3, 0.8], n=2, resolution=N, seed=3, method=method, steps=30,
                    gaussian_start=start, progress=lambda i, n: calls.append(n))
         assert calls[-1] == (sigmas <= sigma_star).sum() == len(calls)
-        b = sample(model, schedule, [0.3, 0.8], n=2, resolution=N, seed=3, method=method, steps=30,
+        b = sample(den, [0.3, 0.8], n=2, resolution=N, seed=3, method=method, steps=30,
                    gaussian_start=start)
         assert torch.equal(a, b) and torch.isfinite(a).all()
     assert calls[-1] == 30  # σ* above the largest level: every level runs
     with pytest.raises(ValueError, match="gaussian_start"):
-        sample(model, schedule, [0.3, 0.8], n=1, resolution=N, seed=0, method=method, steps=30)
+        sample(den, [0.3, 0.8], n=1, resolution=N, seed=0, method=method, steps=30)
     with pytest.raises(ValueError, match="fitted at 16"):
-        sample(model, schedule, [0.3, 0.8], n=1, resolution=32, seed=0, method=method, steps=30, gaussian_start=fitted)
+        sample(den, [0.3, 0.8], n=1, resolution=32, seed=0, method=method, steps=30, gaussian_start=fitted)
 
 
 def test_weights_carry_the_start(model, fitted, tmp_path):

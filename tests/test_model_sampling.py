@@ -6,7 +6,9 @@ import torch
 
 from explorer.model.device import autocast, pick_device
 from explorer.model.gaussian import GaussianStart
-from explorer.model.sampling import SAMPLERS, Emulator, decode, predict_eps, sample
+from explorer.data.transform import Normalization
+from explorer.model.denoiser import Denoiser
+from explorer.model.sampling import SAMPLERS, Emulator, sample
 from explorer.model.schedule import NoiseSchedule, seed_betas, seed_schedule_spec
 from explorer.model.unet import ParamUNet
 from explorer.model.weights import save_model
@@ -18,16 +20,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def model():
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
-                         norm_num_groups=4).eval()
+def schedule():
+    return NoiseSchedule.from_betas(seed_betas(T))
 
 
 @pytest.fixture(scope="module")
-def schedule():
-    return NoiseSchedule.from_betas(seed_betas(T))
+def model(schedule):
+    """A tiny random network as a Denoiser on a T = 20 schedule, normalisation [-1, 1]."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1, norm_num_groups=4)
+    return Denoiser(net, schedule).eval()
 
 
 def draw(model, schedule, seed, method, **kw):
@@ -36,7 +39,7 @@ def draw(model, schedule, seed, method, **kw):
         kw.setdefault("gaussian_start", GaussianStart.fit(
             np.random.default_rng(0).uniform([0.1, 0.6], [0.5, 1.0], (40, 2)),
             np.random.default_rng(1).normal(0, 0.3, (40, 16, 16)), ((0.1, 0.5), (0.6, 1.0)), sigma=1e6, degree=1))
-    return sample(model, schedule, [0.3, 0.8], n=2, resolution=16, seed=seed, method=method,
+    return sample(model, [0.3, 0.8], n=2, resolution=16, seed=seed, method=method,
                   steps=steps, bf16=False, **kw)
 
 
@@ -51,7 +54,7 @@ def test_seed_reproduces(model, schedule, method):
 
 def test_strided_with_all_steps_is_ddpm(model, schedule):
     full = draw(model, schedule, 5, "ddpm")
-    strided = sample(model, schedule, [0.3, 0.8], n=2, resolution=16, seed=5, method="ddpm-strided",
+    strided = sample(model, [0.3, 0.8], n=2, resolution=16, seed=5, method="ddpm-strided",
                      steps=T, bf16=False)
     assert torch.equal(full, strided)
     assert full.abs().max() <= 1.0   # the last step returns the clipped x̂_0 (μ̃_1 = x̂_0)
@@ -59,8 +62,8 @@ def test_strided_with_all_steps_is_ddpm(model, schedule):
 
 def test_bf16_reproduces_and_batch_theta(model, schedule):
     theta = [[0.2, 0.7], [0.4, 0.9]]
-    a = sample(model, schedule, theta, resolution=16, seed=0, method="ddpm-strided", steps=3)
-    b = sample(model, schedule, theta, resolution=16, seed=0, method="ddpm-strided", steps=3)
+    a = sample(model, theta, resolution=16, seed=0, method="ddpm-strided", steps=3)
+    b = sample(model, theta, resolution=16, seed=0, method="ddpm-strided", steps=3)
     assert a.shape == (2, 16, 16) and torch.equal(a, b)
 
 
@@ -78,21 +81,21 @@ def test_progress_called_and_can_cancel(model, schedule):
 
 def test_argument_errors(model, schedule):
     with pytest.raises(ValueError, match="omega_m=0.6.*0.1, 0.5"):
-        sample(model, schedule, [0.6, 0.8], n=1, resolution=16, seed=0)
+        sample(model, [0.6, 0.8], n=1, resolution=16, seed=0)
     with pytest.raises(ValueError, match="sigma_8"):
-        sample(model, schedule, [[0.3, 0.8], [0.3, float("nan")]], resolution=16, seed=0)
+        sample(model, [[0.3, 0.8], [0.3, float("nan")]], resolution=16, seed=0)
     with pytest.raises(ValueError, match="n=3"):
-        sample(model, schedule, [[0.3, 0.8], [0.3, 0.8]], n=3, resolution=16, seed=0)
+        sample(model, [[0.3, 0.8], [0.3, 0.8]], n=3, resolution=16, seed=0)
     with pytest.raises(ValueError, match="seed"):
-        sample(model, schedule, [0.3, 0.8], resolution=16)
+        sample(model, [0.3, 0.8], resolution=16)
     with pytest.raises(ValueError, match="method"):
-        sample(model, schedule, [0.3, 0.8], resolution=16, seed=0, method="euler")
+        sample(model, [0.3, 0.8], resolution=16, seed=0, method="euler")
     with pytest.raises(ValueError, match="steps"):
-        sample(model, schedule, [0.3, 0.8], resolution=16, seed=0, method="ddpm", steps=5)
+        sample(model, [0.3, 0.8], resolution=16, seed=0, method="ddpm", steps=5)
     with pytest.raises(ValueError, match="resolution"):
-        sample(model, schedule, [0.3, 0.8], resolution=12, seed=0)
+        sample(model, [0.3, 0.8], resolution=12, seed=0)
     with pytest.raises(ValueError, match="clip"):
-        sample(model, schedule, [0.3, 0.8], resolution=16, seed=0, method="ddim", steps=3, clip=(1, 0))
+        sample(model, [0.3, 0.8], resolution=16, seed=0, method="ddim", steps=3, clip=(1, 0))
 
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -113,7 +116,7 @@ def test_clipping_matches_diffusers_flags(model, schedule, method):
     x = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         for t in sch.timesteps:
-            x = step(predict_eps(model, schedule, x, torch.full((2,), int(t)), theta, bf16=False), t, x)
+            x = step(model.eps(x, torch.full((2,), int(t)), theta), t, x)
     ours = draw(model, schedule, 3, method)
     torch.testing.assert_close(ours, x[:, 0], rtol=0, atol=1e-4)
     unclipped = draw(model, schedule, 3, method, clip=None)
@@ -124,15 +127,16 @@ def test_clipping_matches_diffusers_flags(model, schedule, method):
 
 def test_emulator(model, tmp_path):
     norm = {"lo": 9.42, "hi": 15.45, "method": "minmax"}
-    folder = save_model(tmp_path / "w", model, {"schedule": seed_schedule_spec(T), "normalization": norm,
+    folder = save_model(tmp_path / "w", model.network, {"schedule": seed_schedule_spec(T), "normalization": norm,
                                                 "sampler": {"method": "ddpm-strided", "steps": 3}})
     emu = Emulator.from_folder(folder, device="cpu", bf16=False)
     assert (emu.default_method, emu.default_steps, emu.resolution) == ("ddpm-strided", 3, 16)
     maps = emu.sample(0.3, 0.8, n=2, seed=7)
     assert maps.shape == (2, 16, 16) and maps.dtype == np.float32
-    x = sample(model, emu.loaded.schedule, [0.3, 0.8], n=2, resolution=16, seed=7, method="ddpm-strided",
+    x = sample(emu.loaded, [0.3, 0.8], n=2, resolution=16, seed=7, method="ddpm-strided",
                steps=3, bf16=False)
-    np.testing.assert_array_equal(maps, decode(x, norm))
+    np.testing.assert_array_equal(maps, emu.loaded.decode(x))
+    assert emu.loaded.normalization == Normalization.from_dict(norm)
     assert 9.42 <= maps.min() and maps.max() <= 15.45
     with pytest.raises(ValueError, match=r"sigma_8=1.2 is outside the prior range \[0.6, 1\]"):
         emu.sample(0.3, 1.2)
@@ -140,15 +144,17 @@ def test_emulator(model, tmp_path):
         emu.sample(0.05, 0.8)
     # a percentile normalisation stores its own x̂_0 clipping range, which the emulator uses
     wide = {**norm, "method": "percentile", "clip": [-1.5, 1.25]}
-    folder = save_model(tmp_path / "p", model, {"schedule": seed_schedule_spec(T), "normalization": wide})
+    folder = save_model(tmp_path / "p", model.network, {"schedule": seed_schedule_spec(T), "normalization": wide})
     emu = Emulator.from_folder(folder, device="cpu", bf16=False)
     assert emu.clip == (-1.5, 1.25) and (emu.default_method, emu.default_steps) == ("ddpm-strided", 250)
     maps = emu.sample(0.3, 0.8, n=1, seed=0, method="ddim", steps=4)  # 4 divides T: ends at x_0
-    assert decode(np.array(-1.5), wide) - 1e-3 <= maps.min() and maps.max() <= decode(np.array(1.25), wide) + 1e-3
+    assert emu.loaded.decode(np.array(-1.5)) - 1e-3 <= maps.min() and maps.max() <= emu.loaded.decode(np.array(1.25)) + 1e-3
 
 
-def test_decode_and_device():
-    np.testing.assert_allclose(decode(torch.tensor([-1.0, 0.0, 1.0]), {"lo": 10.0, "hi": 14.0}), [10, 12, 14])
+def test_decode_and_device(model):
+    den = Denoiser(model.network, model.schedule, Normalization(10.0, 14.0))
+    np.testing.assert_allclose(den.decode(torch.tensor([-1.0, 0.0, 1.0])), [10, 12, 14])
+    np.testing.assert_allclose(den.encode(np.array([10.0, 12.0, 14.0])), [-1, 0, 1])
     assert pick_device("cpu") == torch.device("cpu")
     assert isinstance(pick_device("auto"), torch.device)
     if not torch.cuda.is_available():

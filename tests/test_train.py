@@ -71,36 +71,38 @@ def test_train_resume_and_export(tiny_data, tmp_path):
     assert meta["normalization"]["hi"] == pytest.approx(np.percentile(log10, 99.99), rel=1e-6)
 
     # Resume: the step counter continues from the checkpoint, and the EMA is the checkpoint's.
-    ema_before = {k: v.clone() for k, v in last.model.state_dict().items()}
+    ema_before = {k: v.clone() for k, v in last.state_dict().items()}  # network.*, mean_level.*
     record = train(TrainConfig(**{**cfg.__dict__, "max_steps": 6, "val_every": 0}), progress=False)
     assert record["step"] == 6
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["step"] == 6
+    assert set(state["ema"]) == set(ema_before)
     changed = [not torch.equal(ema_before[k], state["ema"][k]) for k in ema_before]
     assert any(changed)
 
 
-def test_warm_start_adds_a_mean_head_fitted_to_the_training_maps(tiny_data, tmp_path):
+def test_warm_start_adds_a_mean_level_fitted_to_the_training_maps(tiny_data, tmp_path):
     base = dict(data=str(tiny_data), max_steps=2, val_every=0, **TINY)
     train(TrainConfig(run_dir=str(tmp_path / "plain"), mean_head=False, **base), progress=False)
     plain = load_model(tmp_path / "plain" / "last")
-    assert not plain.model.config.get("mean_head")
+    assert plain.mean_level is None and "mean_level" not in plain.metadata
     train(TrainConfig(run_dir=str(tmp_path / "head"), init=str(tmp_path / "plain" / "last"), **base), progress=False)
     head = load_model(tmp_path / "head" / "last")
-    assert head.model.config.mean_head and head.metadata["schedule"] == dict(head.model.config.mean_schedule)
+    assert head.mean_level is not None and head.metadata["mean_level"]["model"] == "quadratic-gaussian"
+    assert head.metadata["schedule"] == plain.metadata["schedule"]
     # The tiny maps' mean level is 10.5 + Ω_m (+ noise): μ(θ) must follow each simulation's maps.
     lo, hi = head.normalization.lo, head.normalization.hi
     lin = np.load(next(tiny_data.glob("Maps_*.npy"))).reshape(8, 15, 16, 2, 16, 2).astype(np.float64)
     sim_means = (2 * (np.log10(lin.mean(axis=(3, 5))) - lo) / (hi - lo) - 1).mean(axis=(1, 2, 3))
     theta = np.loadtxt(next(tiny_data.glob("params_*.txt")))[:, :2]
-    mu, s = head.model.mean_prior(torch.tensor(theta, dtype=torch.float32))
+    mu, s = head.mean_prior(torch.tensor(theta, dtype=torch.float32))
     meta = head.metadata["data"]
     train_sims = sorted(set(range(8)) - set(meta["val_sims"]) - set(meta["test_sims"]))
     assert np.abs(mu.detach().numpy() - sim_means)[train_sims].max() < 0.02 and s.item() < 0.05
     assert np.ptp(sim_means) > 0.3  # Ω_m moves the level a lot: the check above has teeth
     # Every U-Net weight came from the plain model (the EMA moved them only slightly in 2 steps).
-    a, b = plain.model.state_dict(), head.model.state_dict()
-    assert set(b) - set(a) == {"mean_coef", "mean_log_s"}
+    a, b = plain.network.state_dict(), head.network.state_dict()
+    assert set(a) == set(b) and max((a[k] - b[k]).abs().max().item() for k in a) < 0.05
 
 
 @pytest.mark.slow

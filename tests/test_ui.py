@@ -424,7 +424,7 @@ def test_header_names_the_sampling_network_and_its_own_training_steps():
     from explorer.ui.app import _model_summary
 
     def network(n_in, n_out, steps):
-        return SimpleNamespace(model=torch.nn.Linear(n_in, n_out), device=torch.device("cpu"),
+        return SimpleNamespace(network=torch.nn.Linear(n_in, n_out), device=torch.device("cpu"),
                                metadata={"training": {"steps": steps}, "data": {"suite": "PM", "train_sims": 450}})
 
     full, small = network(1000, 1000, 3191), network(300, 1000, 2000)  # 1,001,000 and 301,000 parameters

@@ -196,7 +196,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
 
     Parameters
     ----------
-    loaded : :class:`explorer.model.LoadedModel` (model, schedule, normalisation, prior box).
+    loaded : :class:`explorer.model.Denoiser` (network, schedule, normalisation, prior box).
     field : (H, W) Σ [(M_⊙/h)/(Mpc/h)²] or log10 Σ, H a multiple of the model resolution; it is
         block-averaged to the model's resolution by :func:`explorer.data.prepare_field` (a
         ``PreparedField`` at that resolution is used as is; a path is read with ``read_field``).
@@ -246,7 +246,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         tau = 1.0
 
     def objective(theta, prog):
-        return weights[:, None] * vlb_terms(loaded.model, loaded.schedule, x0, theta, timesteps, n_noise=n_noise,
+        return weights[:, None] * vlb_terms(loaded, x0, theta, timesteps, n_noise=n_noise,
                                             seed=seed, batch_size=batch_size, bf16=bf16, progress=prog,
                                             cancel=cancel)
 

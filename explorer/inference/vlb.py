@@ -39,8 +39,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from explorer.model.device import autocast
-
 from .likelihood import gaussian_log_likelihood, normal_kl
 
 Progress = Callable[[int, int], None]
@@ -129,23 +127,15 @@ def _as_field(x0) -> np.ndarray:
     return a
 
 
-def _model_device(model) -> torch.device:
-    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-    return p.device if p is not None else torch.device("cpu")
-
-
 @torch.no_grad()
-def vlb_terms(model, schedule, x0, theta, timesteps, *, n_noise: int = 1, seed: int = 0,
+def vlb_terms(denoiser, x0, theta, timesteps, *, n_noise: int = 1, seed: int = 0,
               batch_size: int = 64, bf16: bool = False, progress: Progress | None = None,
-              cancel: Cancel | None = None, prediction_type: str | None = None) -> np.ndarray:
+              cancel: Cancel | None = None) -> np.ndarray:
     """VLB terms L_k(θ) of one field for every θ of a list, with common random numbers.
 
     Parameters
     ----------
-    model : callable ``(x_t (B, 1, H, W), t (B,) long, θ (B, 2)) -> (B, 1, H, W)`` predicting ε
-        (or v), e.g. a ``ParamUNet``; its ``config.prediction_type`` is used unless
-        ``prediction_type`` is given.
-    schedule : :class:`explorer.model.NoiseSchedule` the model was trained with.
+    denoiser : :class:`explorer.model.Denoiser` (its schedule, and μ_θ from its ``posterior_mean``).
     x0 : (H, W) or (1, 1, H, W), the field in normalised units (x = 2 (log10 Σ − lo)/(hi − lo) − 1).
     theta : (G, 2) physical (Ω_m, σ_8).
     timesteps : (K,) code indices k in [0, T); k = 0 is L_0 (module docstring).
@@ -162,6 +152,7 @@ def vlb_terms(model, schedule, x0, theta, timesteps, *, n_noise: int = 1, seed: 
     (K, G) float64, nats: L_k(θ_g) summed over pixels, averaged over the n_noise draws.
     Network evaluations: K · n_noise · G.
     """
+    schedule = denoiser.schedule
     x0 = _as_field(x0)
     H, W = x0.shape
     theta = np.asarray(theta, dtype=np.float64)
@@ -176,12 +167,7 @@ def vlb_terms(model, schedule, x0, theta, timesteps, *, n_noise: int = 1, seed: 
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     n_noise, batch_size = int(n_noise), int(batch_size)
-    if prediction_type is None:
-        prediction_type = getattr(getattr(model, "config", None), "prediction_type", "epsilon")
-    if prediction_type not in ("epsilon", "v_prediction"):
-        raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {prediction_type!r}")
     K, G = ts.size, theta.shape[0]
-    device = _model_device(model)
 
     # 1. the fixed noisy maps x_{k+1} = √ᾱ_k x₀ + √(1-ᾱ_k) ε_{k,n}, shared by all θ (eq. 4)
     sqrt_ab = np.sqrt(schedule.alpha_bar[ts])[:, None, None, None]
@@ -203,16 +189,10 @@ def vlb_terms(model, schedule, x0, theta, timesteps, *, n_noise: int = 1, seed: 
         i = torch.arange(start, min(start + batch_size, total))
         k, n, g = i // (n_noise * G), (i // G) % n_noise, i % G
         x = xt[k, n]                                     # (B, H, W) float64
-        with autocast(device, enabled=bf16):
-            out = model(x[:, None].to(device=device, dtype=torch.float32),
-                        torch.from_numpy(ts).to(device)[k.to(device)],
-                        theta_t[g].to(device=device, dtype=torch.float32))
-        out = out.detach().to("cpu", torch.float64)[:, 0]  # (B, H, W)
         t = torch.from_numpy(ts)[k]                       # (B,) code timesteps
-        eps_hat = schedule.eps_from_v(x, t, out) if prediction_type == "v_prediction" else out
-        # 2. x̂₀ (eq. 4), model mean μ_θ and posterior mean μ̃ (eq. 7; at k = 0, c1 = 1 and c2 = 0)
-        x0_hat = schedule.predict_x0(x, t, eps_hat)
-        mu_theta = schedule.q_posterior_mean(x0_hat, x, t)
+        # 2. the model mean μ_θ = μ̃(x_t, x̂₀) and the posterior mean μ̃ (eq. 7; at k = 0, c1 = 1, c2 = 0),
+        #    in float64 (the network itself runs in float32)
+        mu_theta = denoiser.posterior_mean(x[:, None], t, theta_t[g], bf16=bf16)[:, 0]
         mu_post = schedule.q_posterior_mean(x0_t.expand_as(x), x, t)
         lv = logvar[k][:, None, None]
         # 3. the terms, summed over pixels

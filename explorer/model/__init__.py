@@ -3,7 +3,9 @@
     from explorer.model import Emulator
     maps = Emulator.from_folder("weights").sample(0.3, 0.8, n=4, seed=0)   # (4, H, W) log10 Σ
 
-Modules: ``schedule`` (β, ᾱ, q/p helpers; the timestep convention), ``unet`` (``ParamUNet``),
+Modules: ``schedule`` (β, ᾱ, q/p helpers; the timestep convention), ``unet`` (``ParamUNet``, the
+network), ``denoiser`` (``Denoiser``: network + schedule + normalisation + prior + map-mean model, and
+ε̂, x̂₀, μ_θ, encode/decode written once),
 ``sampling`` (``sample``, ``SAMPLERS``, ``Emulator``), ``gaussian`` (``GaussianStart``, the Gaussian-field
 start of the fast sampler), ``weights`` (``save_model``/``load_model``),
 ``device`` (``pick_device``, ``autocast``), ``command`` (`explorer sample`).
@@ -20,9 +22,10 @@ _EXPORTS = {
     "ParamUNet": "unet", "make_circular": "unet",
     "pick_device": "device", "autocast": "device", "bf16_helps": "device",
     "save_model": "weights", "load_model": "weights", "read_metadata": "weights",
-    "LoadedModel": "weights", "WeightsError": "weights",
+    "WeightsError": "weights", "upgrade_weights": "weights",
+    "Denoiser": "denoiser", "MeanLevel": "denoiser",
     "sample": "sampling", "SAMPLERS": "sampling", "SamplerInfo": "sampling", "Emulator": "sampling",
-    "predict_eps": "sampling", "check_in_prior": "sampling", "decode": "sampling",
+    "check_in_prior": "sampling",
     "GaussianStart": "gaussian",
 }
 __all__ = sorted(_EXPORTS)

@@ -31,20 +31,18 @@ weights folder, validates θ against the prior box and returns log10 Σ maps.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from explorer.data.transform import Normalization
 from explorer.paths import resolve_weights
 
-from .device import autocast, pick_device
+from .denoiser import Denoiser
+from .device import pick_device
 from .schedule import NoiseSchedule, spaced_timesteps
-from .unet import ParamUNet
-from .weights import LoadedModel, WeightsError, load_model
+from .weights import WeightsError, load_model
 
 
 from .samplers import SAMPLERS, SamplerInfo  # noqa: E402  (re-exported)
@@ -64,35 +62,20 @@ def check_in_prior(theta, param_ranges) -> None:
             raise ValueError(f"{name}={bad[0]:g} is outside the prior range [{lo:g}, {hi:g}] of this model")
 
 
-def predict_eps(model: ParamUNet, schedule: NoiseSchedule, x: torch.Tensor, t: torch.Tensor,
-                theta: torch.Tensor, bf16: bool | None = None) -> torch.Tensor:
-    """One network call under ``autocast``: ε̂ ``(B, 1, H, W)`` float32 for ``x: (B, 1, H, W)``.
-
-    ``t: (B,)`` long code timesteps, ``theta: (B, 2)`` physical. A v-predicting model's output is
-    converted with ε = √ᾱ_t v + √(1 - ᾱ_t) x_t, so samplers only ever see ε.
-    """
-    with autocast(x.device, enabled=bf16):
-        out = model(x, t, theta)
-    out = out.float()
-    if model.config.prediction_type == "v_prediction":
-        out = schedule.eps_from_v(x, t, out)
-    return out
-
-
 def _noise(shape, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """Standard normal noise drawn on the CPU from ``generator``, then moved to ``device``."""
     return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
 
 
-def _ancestral(model, schedule, theta, shape, timesteps, gen, device, bf16, clip, progress):
+def _ancestral(den, theta, shape, timesteps, gen, device, bf16, clip, progress):
     """Algorithm 2 of Ho et al. on the kept code ``timesteps`` (all of 0..T-1 for plain DDPM)."""
-    sched = schedule.respaced(timesteps)  # bit-identical to ``schedule`` when every step is kept
+    sched = den.schedule.respaced(timesteps)  # bit-identical to ``schedule`` when every step is kept
     x = _noise(shape, gen, device)                                   # 1: x_T ~ N(0, I)
     total = len(timesteps)
     for done, i in enumerate(reversed(range(total)), start=1):       # 2: for t = T, ..., 1
         idx = torch.full((shape[0],), i, dtype=torch.long, device=device)
         t_model = torch.full_like(idx, int(timesteps[i]))             # the network's own timestep
-        eps = predict_eps(model, schedule, x, t_model, theta, bf16)
+        eps = den.eps(x, t_model, theta, bf16)
         mean = sched.p_mean(x, idx, eps, clip=clip)                   # 4: μ_θ via clipped x̂_0 (eq. 7, 11)
         if i > 0:                                                     # 3: z ~ N(0, I) if t > 1, else 0
             x = mean + float(np.sqrt(sched.posterior_variance[i])) * _noise(shape, gen, device)
@@ -121,7 +104,7 @@ def _diffusers_scheduler(method: str, schedule: NoiseSchedule):
                                        thresholding=False, use_karras_sigmas=karras)
 
 
-def _diffusers_loop(model, schedule, method, theta, shape, steps, gen, device, bf16, clip, progress, start=None):
+def _diffusers_loop(den, method, theta, shape, steps, gen, device, bf16, clip, progress, start=None):
     """Run a diffusers scheduler's ``set_timesteps`` / ``step`` loop from x_T ~ N(0, I), or with a
     Gaussian ``start`` from x_t = √ᾱ x₀^G + √(1−ᾱ) ε at the first level with σ ≤ σ* (module docstring).
 
@@ -130,7 +113,7 @@ def _diffusers_loop(model, schedule, method, theta, shape, steps, gen, device, b
     use_clipped_model_output=True`` and DPM-Solver++'s ``thresholding=True, sample_max_value=1``
     do (tested), and it also works for the asymmetric ranges of a percentile normalisation.
     """
-    scheduler = _diffusers_scheduler(method, schedule)
+    scheduler = _diffusers_scheduler(method, den.schedule)
     with warnings.catch_warnings():  # diffusers' own np.array(tensor) call under numpy 2
         warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
         scheduler.set_timesteps(steps, device=device)
@@ -148,9 +131,10 @@ def _diffusers_loop(model, schedule, method, theta, shape, steps, gen, device, b
     total = len(timesteps)
     for done, t in enumerate(timesteps, start=1):
         t_batch = torch.full((shape[0],), int(t), dtype=torch.long, device=device)
-        eps = predict_eps(model, schedule, x, t_batch, theta, bf16)
-        if clip is not None:
-            eps = schedule.eps_from_x0(x, t_batch, schedule.predict_x0(x, t_batch, eps).clamp(*clip))
+        if clip is None:
+            eps = den.eps(x, t_batch, theta, bf16)
+        else:  # ε̃: the noise whose x̂_0 is the clipped one
+            eps = den.schedule.eps_from_x0(x, t_batch, den.x0(x, t_batch, theta, bf16, clip))
         if method == "ddim":
             x = scheduler.step(eps, t, x, eta=0.0).prev_sample
         else:
@@ -160,7 +144,9 @@ def _diffusers_loop(model, schedule, method, theta, shape, steps, gen, device, b
     return x
 
 
-def _check_clip(clip):
+def _check_clip(clip, den):
+    if isinstance(clip, str) and clip == "auto":
+        return den.normalization.clip_range
     if clip is None:
         return None
     lo, hi = (float(c) for c in clip)
@@ -170,19 +156,19 @@ def _check_clip(clip):
 
 
 @torch.inference_mode()
-def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = None,
-           resolution: int | tuple[int, int], seed: int | None = None, method: str = "ddpm",
-           steps: int | None = None, device: str | torch.device | None = None, bf16: bool | None = None,
-           clip: tuple[float, float] | None = (-1.0, 1.0), progress: Progress | None = None,
-           generator: torch.Generator | None = None, gaussian_start=None) -> torch.Tensor:
+def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int | tuple[int, int] | None = None,
+           seed: int | None = None, method: str = "ddpm", steps: int | None = None,
+           device: str | torch.device | None = None, bf16: bool | None = None,
+           clip: tuple[float, float] | str | None = "auto", progress: Progress | None = None,
+           generator: torch.Generator | None = None, gaussian_start="auto") -> torch.Tensor:
     """Draw maps x_0 at parameters θ.
 
     Args:
-        model: the network (moved to ``device`` if given; run in eval mode, its mode restored).
-        schedule: the noise schedule the model was trained with.
+        denoiser: the trained model (moved to ``device`` if given; run in eval mode, its mode restored).
         theta: ``(B, 2)`` physical (Ω_m, σ_8), or ``(2,)`` repeated ``n`` times (n defaults to 1).
         n: number of maps; must equal B when theta is ``(B, 2)``.
-        resolution: map side H = W, or (H, W); multiples of the model's down-sampling factor.
+        resolution: map side H = W, or (H, W); multiples of the model's down-sampling factor;
+            None: the denoiser's resolution.
         seed: seeds a CPU ``torch.Generator`` for all noise. Give exactly one of seed/generator.
         generator: a CPU ``torch.Generator`` to draw from instead (advanced; it is advanced).
         method: one of ``SAMPLERS``.
@@ -190,11 +176,13 @@ def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = 
         device: where to run; None = where the model is.
         bf16: run the network under ``autocast`` (bfloat16); None = only where that is faster
             (``device.bf16_helps``).
-        clip: range x̂_0 is clipped to at every step (data range), or None.
+        clip: range x̂_0 is clipped to at every step, or None; "auto": the denoiser's
+            ``normalization.clip_range`` (the data range).
         progress: called as ``progress(steps_done, total)`` after every step; it may raise to cancel.
         gaussian_start: the :class:`explorer.model.gaussian.GaussianStart` of the "-gauss" method
-            (required there, ignored otherwise); its resolution must be the maps'. With it, ``steps``
-            counts the Karras levels, and only those below its σ* cost a network call.
+            (required there, ignored otherwise; "auto": the denoiser's); its resolution must be the
+            maps'. With it, ``steps`` counts the Karras levels, and only those below its σ* cost a
+            network call.
 
     Returns:
         ``(B, H, W)`` float32 CPU tensor, maps in normalised units.
@@ -214,15 +202,18 @@ def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = 
         raise ValueError(f"theta must have shape (2,) or (B, 2), got {tuple(theta.shape)}")
     if n is not None and int(n) != theta.shape[0]:
         raise ValueError(f"n={n} does not match theta with {theta.shape[0]} rows")
-    check_in_prior(theta.numpy(), model.config.param_ranges)
+    if not isinstance(denoiser, Denoiser):
+        raise ValueError(f"denoiser must be an explorer.model.Denoiser, got {type(denoiser).__name__}")
+    check_in_prior(theta.numpy(), denoiser.param_ranges)
 
+    resolution = denoiser.resolution if resolution is None else resolution
     h, w = (resolution, resolution) if np.ndim(resolution) == 0 else tuple(resolution)
-    f = model.downsampling_factor
+    f = denoiser.downsampling_factor
     if int(h) != h or int(w) != w or h < f or w < f or h % f or w % f:
         raise ValueError(f"resolution must be a positive multiple of {f}, got {resolution!r}")
     shape = (theta.shape[0], 1, int(h), int(w))
 
-    T = schedule.T
+    T = denoiser.schedule.T
     steps = SAMPLERS[method].default_steps if steps is None else steps
     if method == "ddpm":
         if steps not in (None, T):
@@ -230,7 +221,9 @@ def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = 
         steps = T
     if int(steps) != steps or not 2 <= steps <= T:
         raise ValueError(f"steps must be an integer in [2, {T}], got {steps!r}")
-    clip = _check_clip(clip)
+    clip = _check_clip(clip, denoiser)
+    if isinstance(gaussian_start, str) and gaussian_start == "auto":
+        gaussian_start = denoiser.gaussian_start
     if method.endswith("-gauss"):
         if gaussian_start is None:
             raise ValueError(f"method {method!r} needs a gaussian_start (fitted by `explorer calibrate` and stored "
@@ -238,29 +231,20 @@ def sample(model: ParamUNet, schedule: NoiseSchedule, theta, *, n: int | None = 
         if (gaussian_start.resolution, gaussian_start.resolution) != (int(h), int(w)):
             raise ValueError(f"the Gaussian start was fitted at {gaussian_start.resolution}², not {int(h)}x{int(w)}")
 
-    device = next(model.parameters()).device if device is None else pick_device(device)
-    was_training = model.training
-    model.to(device).eval()
+    device = denoiser.device if device is None else pick_device(device)
+    was_training = denoiser.training
+    denoiser.to(device).eval()
     theta = theta.to(device)
     try:
         if method in ("ddpm", "ddpm-strided"):
-            x = _ancestral(model, schedule, theta, shape, spaced_timesteps(T, int(steps)), gen, device,
-                           bf16, clip, progress)
+            x = _ancestral(denoiser, theta, shape, spaced_timesteps(T, int(steps)), gen, device, bf16, clip,
+                           progress)
         else:
-            x = _diffusers_loop(model, schedule, method, theta, shape, int(steps), gen, device, bf16, clip,
+            x = _diffusers_loop(denoiser, method, theta, shape, int(steps), gen, device, bf16, clip,
                                 progress, gaussian_start if method.endswith("-gauss") else None)
     finally:
-        model.train(was_training)
+        denoiser.train(was_training)
     return x[:, 0].float().cpu()
-
-
-def decode(x, normalization: Normalization | dict) -> np.ndarray:
-    """Normalised maps ``(..., H, W)`` -> log10 Σ, float32 (:meth:`Normalization.decode` in float64);
-    ``normalization`` may also be its stored dict form {"lo", "hi", ...}."""
-    if isinstance(normalization, dict):
-        normalization = Normalization.from_dict(normalization)
-    x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    return np.asarray(normalization.decode(x.astype(np.float64)), dtype=np.float32)
 
 
 class Emulator:
@@ -270,7 +254,7 @@ class Emulator:
     >>> maps = emu.sample(0.3, 0.8, n=4, seed=0)   # (4, H, W) float32, log10 Σ [(M_⊙/h)/(Mpc/h)²]
     """
 
-    def __init__(self, loaded: LoadedModel, bf16: bool | None = None, small: LoadedModel | None = None):
+    def __init__(self, loaded: Denoiser, bf16: bool | None = None, small: Denoiser | None = None):
         self.loaded = loaded
         self.bf16 = bf16
         sampler = loaded.metadata.get("sampler") or {}
@@ -286,7 +270,7 @@ class Emulator:
         self.clip: tuple[float, float] = loaded.normalization.clip_range
         #: the networks this emulator can sample with: "full" (the one inference uses) and, when the
         #: weights name one in ``sampler.network``, a smaller "small" network trained on the same data
-        self.networks: dict[str, LoadedModel] = {"full": loaded}
+        self.networks: dict[str, Denoiser] = {"full": loaded}
         if small is not None:
             check_same_maps(loaded, small)
             self.networks["small"] = small
@@ -339,10 +323,9 @@ class Emulator:
         if steps is None and method == self.default_method:
             steps = self.default_steps
         lm = self.networks[network]
-        x = sample(lm.model, lm.schedule, [omega_m, sigma_8], n=int(n), resolution=lm.resolution, seed=seed,
-                   method=method, steps=steps, device=lm.device, bf16=self.bf16, clip=self.clip,
-                   progress=progress, gaussian_start=self.loaded.gaussian_start)
-        return decode(x, lm.normalization)
+        x = sample(lm, [omega_m, sigma_8], n=int(n), seed=seed, method=method, steps=steps, device=lm.device,
+                   bf16=self.bf16, clip=self.clip, progress=progress, gaussian_start=self.loaded.gaussian_start)
+        return lm.decode(x)
 
 
 def is_folder_name(name) -> bool:
@@ -350,7 +333,7 @@ def is_folder_name(name) -> bool:
     return isinstance(name, str) and Path(name).name == name and name not in ("", ".", "..")
 
 
-def check_same_maps(full: LoadedModel, small: LoadedModel) -> None:
+def check_same_maps(full: Denoiser, small: Denoiser) -> None:
     """A second network must describe the same maps: resolution, normalisation, prior box, T."""
     same = (full.resolution == small.resolution and full.param_ranges == small.param_ranges
             and (full.normalization.lo, full.normalization.hi) == (small.normalization.lo, small.normalization.hi)

@@ -12,27 +12,13 @@ lowest resolutions) and changes two things:
    ``emb = time_embedding(t) + class_labels`` (``UNet2DModel.forward``, step "1. time") and passes
    ``emb`` to every ResNet block, so every block sees θ.
 
-3. Optionally (``mean_head=True``, ε-prediction only) the k = 0 mode of the output, i.e. each map's
-   mean ε̄, is not left to the U-Net but given by the Bayes estimate under a Gaussian prior for the
-   map's mean level m (normalised units) given θ, m ~ N(μ(θ), s²):
-
-       x̄_t = √ᾱ_t m + √(1−ᾱ_t) ε̄,   ε̄ ~ N(0, 1/(HW))
-       E[ε̄ | x̄_t, θ] = √(1−ᾱ_t) σ²_e / (ᾱ_t s² + (1−ᾱ_t) σ²_e) · (x̄_t − √ᾱ_t μ(θ)),  σ²_e = 1/(HW)
-
-   with μ(θ) a quadratic in the scaled θ and s learned (initialised by a least-squares fit to the
-   training maps, :meth:`ParamUNet.fit_mean_prior`). The U-Net's own output mean is removed. Why:
-   that one mode has weight 1/(HW) in the loss and must pass a ~1 % signal through every GroupNorm;
-   plain U-Nets then leave ε̄ unpredicted at high noise, which sets each sampled map's mean level
-   almost at random (measured: ±1.5 dex, against a true spread of 0.15 dex). The head needs ᾱ_t,
-   so the model then carries its noise schedule (``mean_schedule``, as in ``explorer.json``).
-
-Without the head the network knows nothing about the noise schedule; its output is ε (or v when
-``prediction_type="v_prediction"``) for the timestep index it is given.
+The network knows nothing about the noise schedule; its output is ε (or v when
+``prediction_type="v_prediction"``) for the timestep index it is given. The schedule, the
+normalisation and the map-mean model live in :class:`explorer.model.denoiser.Denoiser`.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from diffusers import ModelMixin, UNet2DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -72,9 +58,6 @@ class ParamUNet(ModelMixin, ConfigMixin):
         param_ranges: prior box ((Ω_m lo, hi), (σ_8 lo, hi)) used to scale θ to [0, 1].
         prediction_type: what the output means, "epsilon" or "v_prediction".
         dropout: dropout probability in the ResNet blocks.
-        mean_head: give each map's mean ε̄ by the Gaussian-prior Bayes estimate (module docstring).
-        mean_schedule: the noise schedule spec (``schedule_from_spec``) the head uses; default the
-            seed schedule with T = 1000. Ignored without ``mean_head``.
     """
 
     @register_to_config
@@ -89,8 +72,6 @@ class ParamUNet(ModelMixin, ConfigMixin):
         param_ranges: tuple[tuple[float, float], ...] = PRIOR,
         prediction_type: str = "epsilon",
         dropout: float = 0.0,
-        mean_head: bool = False,
-        mean_schedule: dict | None = None,
     ):
         super().__init__()
         channels = tuple(int(c) for c in block_out_channels)
@@ -127,60 +108,7 @@ class ParamUNet(ModelMixin, ConfigMixin):
         self.theta_mlp = nn.Sequential(nn.Linear(2, temb), nn.SiLU(), nn.Linear(temb, temb))
         self.register_buffer("theta_lo", torch.tensor([r[0] for r in ranges]), persistent=False)
         self.register_buffer("theta_span", torch.tensor([r[1] - r[0] for r in ranges]), persistent=False)
-        if mean_head:
-            from explorer.model.schedule import schedule_from_spec, seed_schedule_spec
-
-            if prediction_type != "epsilon":
-                raise ValueError("mean_head needs prediction_type='epsilon'")
-            spec = dict(mean_schedule) if mean_schedule is not None else seed_schedule_spec(1000)
-            self.register_to_config(mean_schedule=spec)
-            alpha_bar = schedule_from_spec(spec).alpha_bar
-            self.register_buffer("alpha_bar", torch.tensor(alpha_bar, dtype=torch.float64), persistent=False)
-            self.mean_coef = nn.Parameter(torch.zeros(6))  # μ(θ) = coef · [1, u, v, u², uv, v²]
-            self.mean_log_s = nn.Parameter(torch.tensor(float(np.log(0.1))))
         make_circular(self)
-
-    @staticmethod
-    def _quadratic(u: torch.Tensor) -> torch.Tensor:
-        """Scaled θ ``(B, 2)`` -> quadratic features ``(B, 6)``: 1, u, v, u², uv, v²."""
-        a, b = u[:, 0], u[:, 1]
-        return torch.stack([torch.ones_like(a), a, b, a * a, a * b, b * b], dim=1)
-
-    def mean_prior(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ(θ) ``(B,)``, s ``()``) of the map-mean prior, normalised units (needs ``mean_head``)."""
-        u = self.scale_theta(theta.to(self.mean_coef))
-        return self._quadratic(u) @ self.mean_coef, self.mean_log_s.exp()
-
-    @torch.no_grad()
-    def fit_mean_prior(self, theta, means) -> dict:
-        """Least-squares fit of μ(θ) and s to training maps' means (normalised units).
-
-        theta: ``(N, 2)`` physical θ; means: ``(N,)`` each map's mean of the normalised field.
-        Sets the head's parameters; returns {"coef", "s", "rms_before"} for the record.
-        """
-        if not self.config.mean_head:
-            raise ValueError("this model has no mean head (mean_head=False)")
-        theta = torch.as_tensor(np.asarray(theta, dtype=np.float64))
-        means = torch.as_tensor(np.asarray(means, dtype=np.float64)).reshape(-1)
-        if theta.ndim != 2 or theta.shape[1] != 2 or theta.shape[0] != means.shape[0] or means.numel() < 7:
-            raise ValueError(f"need theta (N, 2) and means (N,) with N >= 7, got {tuple(theta.shape)}, {tuple(means.shape)}")
-        features = self._quadratic((theta - self.theta_lo.double()) / self.theta_span.double())
-        coef = torch.linalg.lstsq(features, means[:, None]).solution[:, 0]
-        resid = means - features @ coef
-        s = float(resid.std().clamp_min(1e-4))
-        self.mean_coef.copy_(coef.to(self.mean_coef))
-        self.mean_log_s.fill_(float(np.log(s)))
-        return {"coef": coef.tolist(), "s": s, "rms_before": float(means.std())}
-
-    def _mean_eps(self, sample: torch.Tensor, timestep: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """E[ε̄ | x̄_t, θ] under the Gaussian map-mean prior: ``(B,)`` (module docstring)."""
-        t = torch.as_tensor(timestep, device=sample.device).long().reshape(-1).expand(sample.shape[0])
-        ab = self.alpha_bar.to(sample.device)[t].to(torch.float32)
-        mu, s = self.mean_prior(theta)
-        var_e = 1.0 / (sample.shape[-1] * sample.shape[-2])
-        xbar = sample.float().mean(dim=(1, 2, 3))
-        gain = (1 - ab).sqrt() * var_e / (ab * s.float() ** 2 + (1 - ab) * var_e)
-        return gain * (xbar - ab.sqrt() * mu.float())
 
     @property
     def downsampling_factor(self) -> int:
@@ -211,8 +139,4 @@ class ParamUNet(ModelMixin, ConfigMixin):
             raise ValueError(f"theta must have shape ({sample.shape[0]}, 2), got {tuple(theta.shape)}")
         weight = self.theta_mlp[0].weight
         cond = self.theta_mlp(self.scale_theta(theta.to(device=weight.device, dtype=weight.dtype)))
-        out = self.unet(sample, timestep, class_labels=cond, return_dict=False)[0]
-        if self.config.mean_head:
-            dc = self._mean_eps(sample, timestep, theta.to(device=weight.device))
-            out = out - out.mean(dim=(-2, -1), keepdim=True) + dc.to(out.dtype)[:, None, None, None]
-        return out
+        return self.unet(sample, timestep, class_labels=cond, return_dict=False)[0]

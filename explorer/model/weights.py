@@ -1,10 +1,10 @@
-"""The weights folder: everything needed to use a trained model, and nothing executable.
+"""The weights folder: everything needed to rebuild a trained :class:`Denoiser`, nothing executable.
 
-Layout (Hugging Face style, loadable with ``ParamUNet.from_pretrained``)::
+Layout (Hugging Face style; the network alone loads with ``ParamUNet.from_pretrained``)::
 
     weights/
       config.json                          ParamUNet constructor arguments (diffusers ConfigMixin)
-      diffusion_pytorch_model.safetensors  the tensors (never a pickle)
+      diffusion_pytorch_model.safetensors  the network's tensors (never a pickle)
       explorer.json                        how to use them (below)
 
 ``explorer.json`` keys::
@@ -17,18 +17,22 @@ Layout (Hugging Face style, loadable with ``ParamUNet.from_pretrained``)::
                       were chosen); optional "clip" is the x̂_0 clipping range in x units ([-1, 1])
     param_ranges      [[Ω_m lo, hi], [σ_8 lo, hi]]
     prediction_type   "epsilon" | "v_prediction"
+    mean_level        optional {"model": "quadratic-gaussian", "coef": [6], "log_s": float}
+                      (denoiser.MeanLevel: the map-mean prior that gives the output's k = 0 mode)
     data              provenance (suite, files, number of simulations/maps, ...)
     training          record (steps, batch size, CPU-hours, ...)
     metrics           measured figures (fidelity, ...)
     sampler           optional default {"method": ..., "steps": ...}
+
+Folders written before the Denoiser existed kept the mean level inside the network (config
+``mean_head``/``mean_schedule``, tensors ``mean_coef``/``mean_log_s``); ``explorer upgrade-weights
+FOLDER`` converts them once, moving those numbers unchanged into ``mean_level``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +41,9 @@ import torch
 from explorer.data.transform import Normalization
 from explorer.paths import how_to_get_weights, resolve_weights
 
+from .denoiser import Denoiser, MeanLevel
 from .device import pick_device
-from .schedule import NoiseSchedule, schedule_from_spec, seed_schedule_spec
+from .schedule import schedule_from_spec, seed_schedule_spec
 from .unet import ParamUNet, make_circular
 
 CONFIG_FILE = "config.json"
@@ -49,20 +54,6 @@ FORMAT = "explorer-weights/1"
 
 class WeightsError(ValueError):
     """A weights folder is missing, incomplete or corrupt (the message says how to get weights)."""
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to sample, with everything that travels with it."""
-
-    model: ParamUNet                 # in eval mode, on ``device``, circular padding
-    schedule: NoiseSchedule
-    metadata: dict                   # the whole explorer.json
-    resolution: int                  # map side in pixels
-    normalization: Normalization     # log10 Σ <-> x = 2 (log10 Σ − lo)/(hi − lo) − 1, with its clip range
-    param_ranges: tuple[tuple[float, float], tuple[float, float]]
-    device: torch.device
-    gaussian_start: object = None    # explorer.model.gaussian.GaussianStart, from metadata["gaussian_start"]
 
 
 def _jsonable(obj):
@@ -85,34 +76,43 @@ def _check_normalization(norm, where: str) -> dict:
     return {**norm, **checked}  # other keys kept as they were
 
 
-def save_model(folder: str | Path, model: ParamUNet, metadata: dict) -> Path:
-    """Write ``model`` and ``metadata`` as a weights folder (created if needed; files overwritten).
+def save_model(folder: str | Path, model: Denoiser | ParamUNet, metadata: dict | None = None) -> Path:
+    """Write a :class:`Denoiser` as a weights folder (created if needed; files overwritten).
 
-    ``metadata`` must hold ``normalization`` {"lo", "hi"[, "method"]}; ``schedule`` defaults to the
-    seed schedule with T = 1000, ``resolution`` and ``param_ranges`` to the model's config, and
-    ``prediction_type`` is always the model's. Other keys (data, training, metrics, sampler) are
-    stored as given. Returns the folder path.
+    The denoiser owns the schedule, normalisation, prior box, prediction type and mean level; those
+    keys of ``metadata`` (merged over ``model.metadata``) must agree with it or be absent. Other keys
+    (data, training, metrics, sampler, ...) are stored as given. A bare ``ParamUNet`` is first
+    wrapped by :func:`denoiser_from_metadata` (``metadata["normalization"]`` then required; the
+    schedule defaults to the seed schedule with T = 1000). Returns the folder path.
     """
-    if not isinstance(model, ParamUNet):
-        raise ValueError(f"model must be a ParamUNet, got {type(model).__name__}")
-    if not isinstance(metadata, dict):
+    if isinstance(model, ParamUNet):
+        model = denoiser_from_metadata(model, dict(metadata or {}))
+    if not isinstance(model, Denoiser) or not isinstance(model.network, ParamUNet):
+        raise ValueError(f"model must be a Denoiser around a ParamUNet (or a ParamUNet), got {type(model).__name__}")
+    if metadata is not None and not isinstance(metadata, dict):
         raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}")
-    meta = dict(metadata)
-    meta["normalization"] = _check_normalization(meta.get("normalization"), 'metadata["normalization"]')
-    meta.setdefault("schedule", model.config.mean_schedule if model.config.get("mean_head") else seed_schedule_spec(1000))
-    schedule_from_spec(meta["schedule"])  # fail now, not at load time
-    if model.config.get("mean_head") and dict(model.config.mean_schedule) != dict(meta["schedule"]):
-        raise ValueError(f'metadata["schedule"]={meta["schedule"]} differs from the mean head\'s '
-                         f"{model.config.mean_schedule}")
-    meta.setdefault("resolution", int(model.config.sample_size))
-    ranges = [list(map(float, r)) for r in model.config.param_ranges]
+    meta = {**model.metadata, **(metadata or {})}
+    network = model.network
+    spec = meta.get("schedule") or seed_schedule_spec(model.schedule.T)
+    if not np.array_equal(schedule_from_spec(spec).betas, model.schedule.betas):
+        raise ValueError(f'metadata["schedule"]={spec} is not the denoiser\'s schedule')
+    meta["schedule"] = spec
+    norm = model.normalization.to_dict()
+    if "normalization" in meta and Normalization.from_dict(meta["normalization"]) != model.normalization:
+        raise ValueError(f'metadata["normalization"]={meta["normalization"]} differs from the denoiser\'s {norm}')
+    meta["normalization"] = {**meta.get("normalization", {}), **norm}
+    meta.setdefault("resolution", int(network.config.sample_size))
+    ranges = [list(map(float, r)) for r in network.config.param_ranges]
     if "param_ranges" in meta and [list(map(float, r)) for r in meta["param_ranges"]] != ranges:
         raise ValueError(f'metadata["param_ranges"]={meta["param_ranges"]} differs from the model\'s {ranges}')
     meta["param_ranges"] = ranges
-    if meta.get("prediction_type", model.config.prediction_type) != model.config.prediction_type:
+    if meta.get("prediction_type", network.config.prediction_type) != network.config.prediction_type:
         raise ValueError(f'metadata["prediction_type"]={meta["prediction_type"]!r} differs from the '
-                         f"model's {model.config.prediction_type!r}")
-    meta["prediction_type"] = model.config.prediction_type
+                         f"model's {network.config.prediction_type!r}")
+    meta["prediction_type"] = network.config.prediction_type
+    meta.pop("mean_level", None)
+    if model.mean_level is not None:
+        meta["mean_level"] = model.mean_level.to_dict()
     meta["format"] = FORMAT
     for key in ("data", "training", "metrics"):
         meta.setdefault(key, {})
@@ -120,9 +120,33 @@ def save_model(folder: str | Path, model: ParamUNet, metadata: dict) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder, safe_serialization=True)
+    network.save_pretrained(folder, safe_serialization=True)
     (folder / METADATA_FILE).write_text(text + "\n")
     return folder
+
+
+def denoiser_from_metadata(network: ParamUNet, meta: dict) -> Denoiser:
+    """A :class:`Denoiser` around ``network`` from the explorer.json keys ``schedule`` (default: the seed
+    schedule, T = 1000), ``normalization`` (required), ``mean_level`` and ``gaussian_start`` (optional).
+
+    Raises ValueError naming the key that is malformed.
+    """
+    from .gaussian import GaussianStart
+
+    schedule = schedule_from_spec(meta.get("schedule") or seed_schedule_spec(1000))
+    if "normalization" not in meta:
+        raise ValueError('metadata["normalization"] is required: {"lo": log10 Σ, "hi": log10 Σ}')
+    norm = Normalization.from_dict(_check_normalization(meta["normalization"], 'metadata["normalization"]'))
+    mean_level = None
+    if meta.get("mean_level") is not None:
+        mean_level = MeanLevel.from_dict(meta["mean_level"], network.config.param_ranges)
+    start = None
+    if meta.get("gaussian_start") is not None:
+        try:
+            start = GaussianStart.from_dict(meta["gaussian_start"])
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"gaussian_start: {err}") from None
+    return Denoiser(network, schedule, norm, mean_level, metadata=dict(meta), gaussian_start=start)
 
 
 def read_metadata(folder: str | Path | None = None) -> dict:
@@ -163,54 +187,98 @@ def set_metadata(folder: str | Path, key: str, value) -> None:
     os.replace(tmp, path)
 
 
-def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a weights folder written by :func:`save_model` (safetensors only; never unpickles).
+def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> Denoiser:
+    """Load a weights folder written by :func:`save_model` as a :class:`Denoiser` in eval mode
+    (safetensors only; never unpickles).
 
     ``folder`` None: ``$EXPLORER_WEIGHTS``, else the shipped weights (:func:`explorer.paths.resolve_weights`).
 
     Raises:
-        WeightsError: missing folder or file, malformed JSON, corrupt or mismatching tensors.
+        WeightsError: missing folder or file, malformed JSON, corrupt or mismatching tensors, a
+            folder in the old layout (the message names ``explorer upgrade-weights``).
         ValueError: ``device`` is not available.
     """
     folder = resolve_weights(folder)
     meta = read_metadata(folder)
     device = pick_device(device)
+    if _is_old_layout(folder):
+        raise WeightsError(f"{folder} is in the old layout (the map-mean model inside the network); convert it "
+                           f"once with `explorer upgrade-weights {folder}`")
     try:
-        schedule = schedule_from_spec(meta["schedule"])
+        schedule_from_spec(meta["schedule"])
     except ValueError as err:
         raise WeightsError(f"{folder / METADATA_FILE}: {err}. {how_to_get_weights()}") from None
     try:
-        model, info = ParamUNet.from_pretrained(folder, use_safetensors=True, local_files_only=True,
-                                                low_cpu_mem_usage=False, output_loading_info=True)
+        network, info = ParamUNet.from_pretrained(folder, use_safetensors=True, local_files_only=True,
+                                                  low_cpu_mem_usage=False, output_loading_info=True)
     except Exception as err:  # diffusers/safetensors raise OSError, SafetensorError, RuntimeError...
         raise WeightsError(f"could not load the network from {folder} "
                            f"({type(err).__name__}: {err}). {how_to_get_weights()}") from None
     bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
     if bad:  # diffusers only warns and leaves missing tensors randomly initialised
         raise WeightsError(f"{folder / TENSORS_FILE} does not match {CONFIG_FILE}: {bad}. {how_to_get_weights()}")
-    make_circular(model)
-    model.to(device).eval()
-    ranges = tuple(tuple(float(v) for v in r) for r in model.config.param_ranges)
-    if [list(r) for r in ranges] != [list(map(float, r)) for r in meta["param_ranges"]]:
+    make_circular(network)
+    ranges = [[float(v) for v in r] for r in network.config.param_ranges]
+    if ranges != [list(map(float, r)) for r in meta["param_ranges"]]:
         raise WeightsError(f"{folder}: param_ranges in {METADATA_FILE} ({meta['param_ranges']}) and "
-                           f"{CONFIG_FILE} ({[list(r) for r in ranges]}) disagree. {how_to_get_weights()}")
-    if model.config.get("mean_head") and dict(model.config.mean_schedule) != dict(meta["schedule"]):
-        raise WeightsError(f"{folder}: the schedule in {METADATA_FILE} and the mean head's in {CONFIG_FILE} "
-                           f"disagree. {how_to_get_weights()}")
-    if meta.get("prediction_type", "epsilon") != model.config.prediction_type:
+                           f"{CONFIG_FILE} ({ranges}) disagree. {how_to_get_weights()}")
+    if meta.get("prediction_type", "epsilon") != network.config.prediction_type:
         raise WeightsError(f"{folder}: prediction_type in {METADATA_FILE} and {CONFIG_FILE} disagree. {how_to_get_weights()}")
-    start = None
-    if meta.get("gaussian_start") is not None:
-        from .gaussian import GaussianStart
+    try:
+        denoiser = denoiser_from_metadata(network, meta)
+    except (ValueError, TypeError) as err:
+        hint = "Re-fit it with `explorer calibrate`." if str(err).startswith("gaussian_start") else how_to_get_weights()
+        raise WeightsError(f"{folder / METADATA_FILE}: {err}. {hint}") from None
+    start = denoiser.gaussian_start
+    if start is not None and (start.resolution != meta["resolution"]
+                              or [list(r) for r in start.param_ranges] != ranges):
+        raise WeightsError(f"{folder / METADATA_FILE}: gaussian_start was fitted for another resolution or "
+                           "prior box. Re-fit it with `explorer calibrate`.")
+    return denoiser.to(device).eval()
 
-        try:
-            start = GaussianStart.from_dict(meta["gaussian_start"])
-        except (ValueError, TypeError) as err:
-            raise WeightsError(f"{folder / METADATA_FILE}: {err}. Re-fit it with `explorer calibrate`.") from None
-        if start.resolution != meta["resolution"] or [list(r) for r in start.param_ranges] != [list(r) for r in ranges]:
-            raise WeightsError(f"{folder / METADATA_FILE}: gaussian_start was fitted for another resolution or "
-                               "prior box. Re-fit it with `explorer calibrate`.")
-    return LoadedModel(model=model, schedule=schedule, metadata=meta, resolution=meta["resolution"],
-                       normalization=Normalization.from_dict(meta["normalization"]), param_ranges=ranges,
-                       device=device,
-                       gaussian_start=start)
+
+_OLD_KEYS = ("mean_head", "mean_schedule")
+
+
+def _is_old_layout(folder: Path) -> bool:
+    try:
+        config = json.loads((Path(folder) / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False  # from_pretrained reports it
+    return isinstance(config, dict) and any(k in config for k in _OLD_KEYS)
+
+
+def upgrade_weights(folder: str | Path) -> bool:
+    """Convert a weights folder of the old layout in place; False if it already is current.
+
+    The old network carried the map-mean model (config ``mean_head``/``mean_schedule``, tensors
+    ``mean_coef``/``mean_log_s``). Their values move unchanged to ``explorer.json`` ``mean_level``;
+    every other tensor is rewritten bit for bit. The head's schedule must equal ``explorer.json``'s.
+    """
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    if not _is_old_layout(folder):
+        return False
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    tensors = load_file(folder / TENSORS_FILE)
+    if config.get("mean_head"):
+        if dict(config.get("mean_schedule") or seed_schedule_spec(1000)) != dict(meta["schedule"]):
+            raise WeightsError(f"{folder}: the mean head's schedule {config.get('mean_schedule')} is not the one in "
+                               f"{METADATA_FILE} ({meta['schedule']}); cannot convert")
+        if not {"mean_coef", "mean_log_s"} <= set(tensors):
+            raise WeightsError(f"{folder / TENSORS_FILE} lacks mean_coef/mean_log_s of its mean head")
+        meta["mean_level"] = {"model": "quadratic-gaussian",
+                              "coef": [float(c) for c in tensors.pop("mean_coef")],
+                              "log_s": float(tensors.pop("mean_log_s"))}
+    for key in _OLD_KEYS:
+        config.pop(key, None)
+    parts = {CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True) + "\n",
+             METADATA_FILE: json.dumps(meta, indent=2, default=_jsonable) + "\n"}
+    save_file(tensors, folder / (TENSORS_FILE + ".part"), metadata={"format": "pt"})
+    for name, text in parts.items():
+        (folder / (name + ".part")).write_text(text)
+    for name in (TENSORS_FILE, CONFIG_FILE, METADATA_FILE):
+        os.replace(folder / (name + ".part"), folder / name)
+    return True

@@ -32,7 +32,7 @@ def error_page(message: str) -> pn.viewable.Viewable:
 
 def _network_words(loaded) -> str:
     """'1.1 M-parameter network, 2,000 training steps' of one loaded network."""
-    n = sum(p.numel() for p in loaded.model.parameters())
+    n = sum(p.numel() for p in loaded.network.parameters())
     steps = (loaded.metadata.get("training") or {}).get("steps")
     return f"{n / 1e6:.1f} M-parameter network" + (f" ({int(steps):,} training steps)" if steps else "")
 

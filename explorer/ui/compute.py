@@ -205,7 +205,7 @@ def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", ter
                 pk_baseline=None, progress: Progress | None = None, cancel=None) -> Inference:
     """Infer (Ω_m, σ_8) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
 
-    ``loaded`` is an ``explorer.model.LoadedModel``; ``pk_baseline`` the path of a
+    ``loaded`` is an ``explorer.model.Denoiser``; ``pk_baseline`` the path of a
     ``pk_baseline.json`` (None: no baseline). Raises ValueError for a field the model cannot use,
     ``InferenceCancelled`` when ``cancel()`` returns True.
     """
