@@ -428,6 +428,34 @@ def test_bad_file_shows_its_message_and_keeps_the_result(infer_context, name, da
     assert not tab.posterior_pane.pane.loading
 
 
+def test_dropping_a_second_file_infers_that_file(context, monkeypatch):
+    """The FileDropper keeps earlier files in its ``value`` and adds the new one to the same dict
+    (``event.old is event.new``): the tab infers from the file just dropped, not the oldest."""
+    inferred = []
+
+    def fake_inference(loaded, field, *, name, **settings):
+        inferred.append(name)
+        return SimpleNamespace(name=name, kind="density", posterior=SimpleNamespace(n_evaluations=1, seconds=0.1))
+
+    monkeypatch.setattr(compute, "infer_field", fake_inference)
+    tab = InferTab(context)
+    monkeypatch.setattr(tab, "show", lambda result: setattr(tab, "result", result))
+    field = npy_bytes(np.full((32, 32), 1e12))
+
+    tab.dropper.value = {"field_1.npy": field}
+    assert inferred == ["field_1.npy"] and tab.result.name == "field_1.npy"
+    tab.dropper.value["field_2.npy"] = field  # the next drop, as FileDropper._process_event does it
+    tab.dropper.param.trigger("value")
+    assert inferred == ["field_1.npy", "field_2.npy"] and tab.result.name == "field_2.npy"
+    assert tab._status.object.startswith("**field_2.npy** (density)") and not tab.busy
+    tab.dropper.value["field_1.npy"] = npy_bytes(np.full((32, 32), 2e12))  # field_1 dropped again
+    tab.dropper.param.trigger("value")
+    assert inferred[-1] == "field_1.npy" and tab.result.name == "field_1.npy"
+    del tab.dropper.value["field_2.npy"]  # removing a file in the dropper starts nothing
+    tab.dropper.param.trigger("value")
+    assert len(inferred) == 3
+
+
 def test_cancel_stops_inference(infer_context, monkeypatch):
     from explorer.inference import InferenceCancelled
 

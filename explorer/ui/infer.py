@@ -67,6 +67,7 @@ class InferTab(pn.viewable.Viewer):
         self.estimates = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, color="warning",
                                                            disabled=self.param.busy.rx.not_())
+        self._dropped: dict[str, bytes | str] = {}  # the dropper's files already seen
         self._json = pn.widgets.FileDownload(callback=self._result_json, filename="posterior.json",
                                              label="Download result (.json)", disabled=True)
         self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="posterior.html",
@@ -115,10 +116,19 @@ class InferTab(pn.viewable.Viewer):
 
     # ---- inputs --------------------------------------------------------------------------------
     async def _on_drop(self, event) -> None:
-        if not event.new:
-            return
-        filename, data = next(iter(event.new.items()))
-        await self.run(filename, data=data)
+        """Infer from the file just dropped.
+
+        The dropper keeps every file of the session in ``value``, mutated in place (``event.old``
+        is ``event.new``): the new file is the one whose name or data was not there before (a
+        file dropped again under its old name is new data under an old key). Removing a file
+        starts nothing.
+        """
+        files = dict(event.new or {})
+        new = [name for name, data in files.items() if self._dropped.get(name) is not data]
+        self._dropped = files
+        if new:
+            name = new[-1]
+            await self.run(name, data=files[name])
 
     async def _on_example(self, _event) -> None:
         example = self._examples.get(self.example)
