@@ -219,17 +219,46 @@ def test_one_sessions_long_job_does_not_block_another(context, tiny_reference):
 
 
 def test_sampling_error_is_shown_and_cleared(context, caplog):
-    context.emulator = SpyEmulator(fail=ValueError("omega_m=0.7 is outside the prior range"))
+    context.emulator = SpyEmulator(fail=RuntimeError("CUDA out of memory"))
     tab = EmulateTab(context)
     with caplog.at_level("ERROR", logger="explorer.ui.emulate"):
         run(tab.refresh())
-    assert tab._error.visible and "outside the prior" in tab._error.object
+    assert tab._error.visible and tab._error.object == "Sampling failed: CUDA out of memory"
+    assert not tab.busy and not tab._progress.visible and tab.result is None
     # the server log keeps the traceback; the page shows one line
     logged = [r for r in caplog.records if r.name == "explorer.ui.emulate" and r.exc_info]
-    assert logged and logged[0].exc_info[0] is ValueError and "Traceback" not in tab._error.object
+    assert logged and logged[0].exc_info[0] is RuntimeError and "Traceback" not in tab._error.object
     tab.emulator = SpyEmulator()
     run(tab.refresh())
-    assert not tab._error.visible and tab.result is not None
+    assert not tab._error.visible and tab.result is not None and not tab.busy
+
+
+def test_value_error_is_a_user_error_shown_without_a_traceback(context, caplog):
+    context.emulator = SpyEmulator(fail=ValueError("omega_m=0.7 is outside the prior range"))
+    tab = EmulateTab(context)
+    with caplog.at_level("INFO", logger="explorer.ui.emulate"):
+        run(tab.refresh())
+    assert tab._error.object == "Sampling failed: omega_m=0.7 is outside the prior range" and tab._error.visible
+    assert not tab.busy and not tab._progress.visible
+    records = [r for r in caplog.records if r.name == "explorer.ui.emulate"]
+    assert records and all(r.exc_info is None and r.levelname == "INFO" for r in records)
+
+
+def test_busy_while_sampling_and_off_after_it(context):
+    release = threading.Event()
+    context.emulator = spy = SpyEmulator(hold=release)
+    tab = EmulateTab(context)
+
+    async def scenario():
+        job = asyncio.ensure_future(tab.refresh())
+        while not spy.calls:
+            await asyncio.sleep(0.01)
+        assert tab.busy and tab._progress.visible and tab._status.object.startswith("Sampling 4 map(s)")
+        release.set()
+        await job
+
+    run(scenario())
+    assert not tab.busy and not tab._progress.visible and tab._status.object.startswith("4 map(s) at")
 
 
 def test_simulated_reference_replaces_nearest(context, monkeypatch):
@@ -246,8 +275,23 @@ def test_simulated_reference_replaces_nearest(context, monkeypatch):
     tab = EmulateTab(context)
     assert not tab._simulate_button.disabled  # the tiny reference is suite "PM", like the stand-in
     tab.param.trigger("simulate")
-    assert calls == [(0.3, 0.8, 0, 16)]
+    assert calls == [(0.3, 0.8, 0, 16)] and not tab._simulate_button.loading
     assert "exactly" in tab._reference_info.object and len(context.emulator.calls) == 1
+
+
+def test_failed_simulation_is_shown_and_ends_loading(context, monkeypatch, caplog):
+    from explorer.ui import emulate
+
+    def broken_simulation(omega_m, sigma_8, seed, resolution):
+        raise RuntimeError("particle-mesh diverged")
+
+    monkeypatch.setattr(emulate, "simulate_reference", broken_simulation)
+    tab = EmulateTab(context)
+    with caplog.at_level("ERROR", logger="explorer.ui.emulate"):
+        tab.param.trigger("simulate")
+    assert tab._error.object == "Simulation failed: particle-mesh diverged" and not tab._simulate_button.loading
+    assert [r.exc_info[0] for r in caplog.records if r.name == "explorer.ui.emulate"] == [RuntimeError]
+    assert tab._simulated is None and context.emulator.calls == []
 
 
 def test_downloads(context):
@@ -277,11 +321,23 @@ def test_response_uses_one_seed_and_the_1p_values(context):
     np.testing.assert_allclose(r.response.mean[2], 1.0)  # the fiducial against itself, same seeds
     assert len(images(tab.strip_row.object)) == 3 and len(images(tab.ref_strip_row.object)) == 3
     assert tab.power_pane.object is not None and tab.ratio_pane.object is not None
+    assert not tab.busy and not tab._progress.visible and not tab.strip_row.pane.loading
+    assert tab._status.object.startswith("Response to Ω_m around Ω_m = 0.3, σ_8 = 0.8: 4 seeds per value")
 
     context.emulator.calls.clear()
     tab.vary = "sigma_8"
     assert {c["omega_m"] for c in context.emulator.calls} == {0.3}
     assert sorted(c["sigma_8"] for c in context.emulator.calls) == [0.7, 0.75, 0.8, 0.85, 0.9]
+
+
+def test_response_failure_is_logged_and_shown(context, caplog):
+    context.emulator = SpyEmulator(fail=RuntimeError("worker died"))
+    tab = ResponseTab(context)
+    with caplog.at_level("ERROR", logger="explorer.ui.response"):
+        run(tab.refresh())
+    assert tab._error.visible and tab._error.object == "Failed: worker died" and tab.result is None
+    assert not tab.busy and not tab._progress.visible and not tab.strip_row.pane.loading
+    assert [r.exc_info[0] for r in caplog.records if r.name == "explorer.ui.response"] == [RuntimeError]
 
 
 # ---- infer tab (real tiny model and real inference) ---------------------------------------------
@@ -324,6 +380,7 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     assert tab.example is not None
     tab.param.trigger("run_example")
     assert not tab._error.visible, tab._error.object
+    assert not tab.busy and not tab.posterior_pane.pane.loading and tab._cancel_button.disabled
     post = tab.result.posterior
     assert post.truth == (0.25, 0.75) and post.delta_chi2.shape == (post.omega_m.size, post.sigma_8.size)
     overlay = tab.posterior_pane.object
@@ -366,7 +423,37 @@ def test_bad_file_shows_its_message_and_keeps_the_result(infer_context, name, da
     tab.result = sentinel
     tab.dropper.value = {name: data}
     assert tab._error.visible and message in tab._error.object
-    assert tab.result is sentinel and not tab._progress.visible
+    assert tab.result is sentinel and not tab._progress.visible and not tab.busy
+    assert tab._status.object == f"Could not use **{name}**." and tab._cancel_button.disabled
+    assert not tab.posterior_pane.pane.loading
+
+
+def test_dropping_a_second_file_infers_that_file(context, monkeypatch):
+    """The FileDropper keeps earlier files in its ``value`` and adds the new one to the same dict
+    (``event.old is event.new``): the tab infers from the file just dropped, not the oldest."""
+    inferred = []
+
+    def fake_inference(loaded, field, *, name, **settings):
+        inferred.append(name)
+        return SimpleNamespace(name=name, kind="density", posterior=SimpleNamespace(n_evaluations=1, seconds=0.1))
+
+    monkeypatch.setattr(compute, "infer_field", fake_inference)
+    tab = InferTab(context)
+    monkeypatch.setattr(tab, "show", lambda result: setattr(tab, "result", result))
+    field = npy_bytes(np.full((32, 32), 1e12))
+
+    tab.dropper.value = {"field_1.npy": field}
+    assert inferred == ["field_1.npy"] and tab.result.name == "field_1.npy"
+    tab.dropper.value["field_2.npy"] = field  # the next drop, as FileDropper._process_event does it
+    tab.dropper.param.trigger("value")
+    assert inferred == ["field_1.npy", "field_2.npy"] and tab.result.name == "field_2.npy"
+    assert tab._status.object.startswith("**field_2.npy** (density)") and not tab.busy
+    tab.dropper.value["field_1.npy"] = npy_bytes(np.full((32, 32), 2e12))  # field_1 dropped again
+    tab.dropper.param.trigger("value")
+    assert inferred[-1] == "field_1.npy" and tab.result.name == "field_1.npy"
+    del tab.dropper.value["field_2.npy"]  # removing a file in the dropper starts nothing
+    tab.dropper.param.trigger("value")
+    assert len(inferred) == 3
 
 
 def test_cancel_stops_inference(infer_context, monkeypatch):
@@ -390,12 +477,14 @@ def test_cancel_stops_inference(infer_context, monkeypatch):
         job = asyncio.ensure_future(tab.run("field.npy", data=npy_bytes(np.full((32, 32), 1e12))))
         while not started.is_set():
             await asyncio.sleep(0.01)
-        assert not tab._cancel_button.disabled and tab._progress.visible
+        assert not tab._cancel_button.disabled and tab._progress.visible and tab.posterior_pane.pane.loading
         tab.param.trigger("cancel")
         await job
 
     run(scenario())
     assert tab.result is None and tab._status.object == "Cancelled." and tab._cancel_button.disabled
+    assert not tab.busy and not tab._progress.visible and not tab.posterior_pane.pane.loading
+    assert not tab._error.visible  # a cancelled inference is no failure
 
 
 def test_prefetched_first_sample_is_reused(context):

@@ -1,15 +1,14 @@
 """Emulate tab: sliders for (Ω_m, σ_8) sample maps live and compare them with reference maps.
 
 Sampling starts when a slider is released (``throttled``), or the seed, number of maps or
-sampler changes; it runs on the worker pool (``context.run_in_worker``) and a newer request
-supersedes a running one (``jobs.JobSlot``). The statistics are those of the seed paper:
+sampler changes; it runs on the worker pool and a newer request supersedes a running one
+(``jobs.start_job`` / ``jobs.run_job``). The statistics are those of the seed paper:
 P(k) with mean ± σ bands and per-k z-scores (Figure 1), χ²_r of each map beside the leave-one-out
 floor, pixel histograms with envelopes (Figure 4) and the connected-region census.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import random
@@ -22,8 +21,8 @@ import param
 from explorer.params import OMEGA_M_RANGE, SIGMA_8_RANGE
 
 from . import compute, plots
-from .context import AppContext, run_in_worker, submit_to_worker
-from .jobs import JobSlot, Superseded
+from .context import AppContext
+from .jobs import Job, JobSlot, run_job, start_job
 from .panes import LivePlot, PlotRow, batch_updates
 from .reference import simulate_reference
 
@@ -44,6 +43,7 @@ class EmulateTab(pn.viewable.Viewer):
                              label="sampler (speed ↔ quality)")
     new_seed = param.Event(label="new seed")
     simulate = param.Event(label="Simulate 15 reference maps here")
+    busy = param.Boolean(default=False, doc="Sampling runs (the progress bar is shown).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -54,10 +54,10 @@ class EmulateTab(pn.viewable.Viewer):
         self.result: compute.Emulation | None = None
         self._simulated: tuple[float, float, int, np.ndarray] | None = None  # (Ω_m, σ_8, seed, maps)
         self._shown_reference = None
-        self._prefetched = None  # (generation, settings, concurrent Future) started by prefetch()
+        self._prefetched: tuple[tuple, Job] | None = None  # (settings, job) started by prefetch()
 
-        self._progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
-                                                bar_color="primary")
+        self._progress = pn.indicators.Progress(value=0, max=100, visible=self.param.busy,
+                                                sizing_mode="stretch_width", bar_color="primary")
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._reference_info = pn.pane.Markdown("", sizing_mode="stretch_width")
@@ -131,11 +131,13 @@ class EmulateTab(pn.viewable.Viewer):
     def _report(self, fraction: float, text: str) -> None:
         self._progress.value = int(round(100 * fraction))
 
-    def _busy(self, busy: bool, text: str = "") -> None:
-        self._progress.visible = busy
+    def _busy(self, busy: bool) -> None:
         if busy:
             self._progress.value = 0
-        self._status.object = text
+        self.busy = busy
+
+    def _simulating(self, busy: bool) -> None:
+        self._simulate_button.loading = busy
 
     def _on_new_seed(self, _event) -> None:
         self.seed = random.randrange(2**31 - 1)  # triggers a refresh through the seed watcher
@@ -160,12 +162,13 @@ class EmulateTab(pn.viewable.Viewer):
                 f"| simulation | Ω_m | σ_8 | distance |\n|---|---|---|---|\n{rows}")
         return ref.maps(near[0].sim), text
 
-    def _work(self, generation: int, omega_m, sigma_8, n_maps, seed, sampler):
+    def _work(self, job: Job, omega_m, sigma_8, n_maps, seed, sampler):
+        """(Emulation, reference maps or None, reference description): the sampling job (on a worker)."""
         reference, text = self._reference_maps(omega_m, sigma_8)
-        self._slot.check(generation)
+        job.check()
         result = compute.emulate(self.emulator, omega_m=omega_m, sigma_8=sigma_8, n_maps=n_maps, seed=seed,
                                  sampler=compute.SAMPLER_CHOICES[sampler], reference=reference,
-                                 progress=self._slot.progress(generation, "denoising step"))
+                                 progress=job.progress("denoising step"))
         return result, reference, text
 
     def _settings(self) -> tuple:
@@ -173,11 +176,10 @@ class EmulateTab(pn.viewable.Viewer):
 
     def prefetch(self) -> None:
         """Start sampling at the current settings now, while the page loads; ``refresh`` picks it up."""
-        generation = self._slot.start()
         settings = self._settings()
-        self._busy(True, self._busy_text())
-        future = submit_to_worker(self._work, generation, *settings)
-        self._prefetched = (generation, settings, future)
+        self._prefetched = (settings, start_job(self._slot, self._work, *settings))
+        self._busy(True)
+        self._status.object = self._busy_text()
 
     def _busy_text(self) -> str:
         return (f"Sampling {self.n_maps} map(s) at Ω_m = {self.omega_m:.3f}, σ_8 = {self.sigma_8:.3f} "
@@ -187,47 +189,39 @@ class EmulateTab(pn.viewable.Viewer):
         """Sample at the current settings and redraw (a newer call supersedes this one)."""
         settings = self._settings()
         prefetched, self._prefetched = self._prefetched, None
-        if prefetched is not None and prefetched[1] == settings and self._slot.is_current(prefetched[0]):
-            generation, job = prefetched[0], asyncio.wrap_future(prefetched[2])
+        if prefetched is not None and prefetched[0] == settings and prefetched[1].current:
+            job = prefetched[1]
         else:
-            generation = self._slot.start()
-            job = run_in_worker(self._work, generation, *settings)
-        self._busy(True, self._busy_text())
-        try:
-            result, reference, text = await job
-        except Superseded:
-            return
-        except Exception as err:  # a short message in the page, the traceback in the server log
-            log.exception("sampling at %s failed", settings)
-            if self._slot.is_current(generation):
-                self._busy(False)
-                self.show_error(f"Sampling failed: {err}")
-            return
-        if not self._slot.is_current(generation):
-            return  # a newer request is on its way; drop this stale result
-        self._busy(False, f"{len(result.maps)} map(s) at Ω_m = {result.omega_m:.3f}, "
-                          f"σ_8 = {result.sigma_8:.3f}, "
-                          f"seed {result.seed}: sampled in {result.seconds:.1f} s.")
+            job = start_job(self._slot, self._work, *settings)
+        self._status.object = self._busy_text()
+        await run_job(job, what=f"sampling at {settings}", on_busy=self._busy, on_result=self._sampled,
+                      on_error=self._sampling_failed, logger=log)
+
+    def _sampled(self, outcome: tuple) -> None:
+        result, reference, text = outcome
+        self._status.object = (f"{len(result.maps)} map(s) at Ω_m = {result.omega_m:.3f}, "
+                               f"σ_8 = {result.sigma_8:.3f}, seed {result.seed}: sampled in {result.seconds:.1f} s.")
         with batch_updates():
             self.show(result, reference, text)
 
+    def _sampling_failed(self, err: Exception) -> None:
+        self._status.object = ""
+        self.show_error(f"Sampling failed: {err}")
+
     async def _on_simulate(self, _event) -> None:
-        generation = self._sim_slot.start()
         omega_m, sigma_8, seed = self.omega_m, self.sigma_8, self.seed
-        self._simulate_button.loading = True
+        job = start_job(self._sim_slot, self._simulate, omega_m, sigma_8, seed, pool="long")
         self._status.object = f"Simulating 15 reference maps at Ω_m = {omega_m:.3f}, σ_8 = {sigma_8:.3f} …"
-        try:
-            maps = await run_in_worker(simulate_reference, omega_m, sigma_8, seed, self.emulator.resolution,
-                                       pool="long")
-        except Exception as err:
-            log.exception("simulating the reference at (%s, %s), seed %s failed", omega_m, sigma_8, seed)
-            self.show_error(f"Simulation failed: {err}")
-            return
-        finally:
-            self._simulate_button.loading = False
-        if not self._sim_slot.is_current(generation):
-            return
-        self._simulated = (omega_m, sigma_8, seed, maps)
+        await run_job(job, what=f"simulating the reference at ({omega_m}, {sigma_8}), seed {seed}",
+                      on_busy=self._simulating, on_result=self._simulated_reference,
+                      on_error=lambda err: self.show_error(f"Simulation failed: {err}"), logger=log)
+
+    def _simulate(self, job: Job, omega_m: float, sigma_8: float, seed: int):
+        """(Ω_m, σ_8, seed, (15, r, r) log10 maps) of a stand-in simulation (on a worker)."""
+        return omega_m, sigma_8, seed, simulate_reference(omega_m, sigma_8, seed, self.emulator.resolution)
+
+    async def _simulated_reference(self, simulated: tuple) -> None:
+        self._simulated = simulated
         await self.refresh()
 
     # ---- display -------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Every bad file gets the specific message of ``explorer.data.read_field`` / ``prepare_field`` in
 the page, and nothing else changes (DESIGN.md section 8). The grid runs on the worker pool with a
-progress bar; **Cancel** (or a newer drop) stops it between network batches.
+progress bar (``jobs.start_job`` / ``jobs.run_job``); **Cancel** (or a newer drop) stops it between
+network batches.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import param
 from explorer.params import PARAM_NAMES
 
 from . import compute, plots, posterior
-from .context import AppContext, run_in_worker
-from .jobs import JobSlot, Superseded
+from .context import AppContext
+from .jobs import USER_ERRORS, Job, JobSlot, Superseded, run_job, start_job
 from .panes import LivePlot, batch_updates
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class InferTab(pn.viewable.Viewer):
     example = param.Selector(default=None, objects=[], allow_None=True, label="bundled example")
     run_example = param.Event(label="Infer from the example")
     cancel = param.Event(label="Cancel")
+    busy = param.Boolean(default=False, doc="Inference runs (progress bar, loading posterior, Cancel enabled).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -53,15 +55,19 @@ class InferTab(pn.viewable.Viewer):
         self.result: compute.Inference | None = None
         self.dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_MB}MB", height=120,
                                               sizing_mode="stretch_width")
-        self._progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
+        self._progress = pn.indicators.Progress(value=0, max=100, visible=self.param.busy,
+                                                sizing_mode="stretch_width")
         self._status = pn.pane.Markdown("Drop a field or pick an example.", sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._slot = JobSlot(on_progress=lambda f, _t: setattr(self._progress, "value", int(100 * f)))
         self.field_pane = LivePlot()
         self.posterior_pane = LivePlot()
+        self.posterior_pane.pane.loading = self.param.busy
         self.marginal_panes = (LivePlot(), LivePlot())
         self.estimates = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, color="warning", disabled=True)
+        self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, color="warning",
+                                                           disabled=self.param.busy.rx.not_())
+        self._dropped: dict[str, bytes | str] = {}  # the dropper's files already seen
         self._json = pn.widgets.FileDownload(callback=self._result_json, filename="posterior.json",
                                              label="Download result (.json)", disabled=True)
         self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="posterior.html",
@@ -110,10 +116,19 @@ class InferTab(pn.viewable.Viewer):
 
     # ---- inputs --------------------------------------------------------------------------------
     async def _on_drop(self, event) -> None:
-        if not event.new:
-            return
-        filename, data = next(iter(event.new.items()))
-        await self.run(filename, data=data)
+        """Infer from the file just dropped.
+
+        The dropper keeps every file of the session in ``value``, mutated in place (``event.old``
+        is ``event.new``): the new file is the one whose name or data was not there before (a
+        file dropped again under its old name is new data under an old key). Removing a file
+        starts nothing.
+        """
+        files = dict(event.new or {})
+        new = [name for name, data in files.items() if self._dropped.get(name) is not data]
+        self._dropped = files
+        if new:
+            name = new[-1]
+            await self.run(name, data=files[name])
 
     async def _on_example(self, _event) -> None:
         example = self._examples.get(self.example)
@@ -123,64 +138,56 @@ class InferTab(pn.viewable.Viewer):
 
     def _on_cancel(self, _event) -> None:
         self._slot.cancel()
-        self._finish("Cancelled.")
+        self._busy(False)
+        self._status.object = "Cancelled."
 
     # ---- the job -------------------------------------------------------------------------------
-    def _work(self, generation: int, name: str, data, path, truth, settings: dict) -> compute.Inference:
+    def _work(self, job: Job, name: str, data, path, truth, settings: dict) -> compute.Inference:
+        """Read the field and infer (on a worker); a cancelled inference ends as :class:`Superseded`."""
         from explorer.data import read_field
+        from explorer.inference import InferenceCancelled
 
         if path is not None:
             field = read_field(path, max_bytes=MAX_BYTES)
         else:
             data = data.encode() if isinstance(data, str) else data  # text/* uploads arrive decoded
             field = read_field(data, filename=name, max_bytes=MAX_BYTES)
-        self._slot.check(generation)
-        return compute.infer_field(
-            self.context.emulator.loaded, field, name=name, truth=truth, pk_baseline=self.context.pk_baseline,
-            progress=self._slot.progress(generation), cancel=lambda: not self._slot.is_current(generation),
-            **settings)
+        job.check()
+        try:
+            return compute.infer_field(
+                self.context.emulator.loaded, field, name=name, truth=truth, pk_baseline=self.context.pk_baseline,
+                progress=job.progress(), cancel=lambda: not job.current, **settings)
+        except InferenceCancelled:
+            raise Superseded(f"inference on {name} cancelled") from None
 
     async def run(self, name: str, *, data: bytes | str | None = None, path=None, truth=None,
                   kind: str | None = None) -> None:
         """Read the field (``data`` uploaded as ``name``, or ``path``) and infer; newer calls supersede."""
-        from explorer.inference import InferenceCancelled
-
-        generation = self._slot.start()
         settings = dict(kind=kind or self.kind, terms=self.terms, calibrated=self.calibrated,
                         per_timestep=self.per_timestep)
+        job = start_job(self._slot, self._work, name, data, path, truth, settings, pool="long")
         self._error.visible = False
         self._status.object = f"Inferring (Ω_m, σ_8) from **{name}** …"
-        self._progress.value, self._progress.visible = 0, True
-        self._cancel_button.disabled = False
-        self.posterior_pane.pane.loading = True
-        try:
-            result = await run_in_worker(self._work, generation, name, data, path, truth, settings, pool="long")
-        except (Superseded, InferenceCancelled):
-            return
-        except (ValueError, OSError) as err:  # a bad file: its specific message, nothing else changes
-            if self._slot.is_current(generation):
-                self._finish(f"Could not use **{name}**.", error=str(err))
-            return
-        except Exception as err:
-            log.exception("inference on %s failed", name)
-            if self._slot.is_current(generation):
-                self._finish(f"Inference failed on **{name}**.", error=f"{type(err).__name__}: {err}")
-            return
-        if not self._slot.is_current(generation):
-            return
-        post = result.posterior
-        self._finish(f"**{name}** ({result.kind}): {post.n_evaluations} network evaluations "
-                     f"in {post.seconds:.1f} s.")
+        await run_job(job, what=f"inference on {name}", on_busy=self._busy, on_result=self._inferred,
+                      on_error=lambda err: self._failed(name, err), logger=log)
+
+    def _busy(self, busy: bool) -> None:
+        if busy:
+            self._progress.value = 0
+        self.busy = busy
+
+    def _inferred(self, result: compute.Inference) -> None:
+        self._status.object = (f"**{result.name}** ({result.kind}): {result.posterior.n_evaluations} network "
+                               f"evaluations in {result.posterior.seconds:.1f} s.")
         with batch_updates():
             self.show(result)
 
-    def _finish(self, status: str, error: str | None = None) -> None:
-        self._status.object = status
-        self._progress.visible = False
-        self._cancel_button.disabled = True
-        self.posterior_pane.pane.loading = False
-        if error is not None:
-            self._error.object, self._error.visible = error, True
+    def _failed(self, name: str, err: Exception) -> None:
+        if isinstance(err, USER_ERRORS):  # a bad file: its specific message, nothing else changes
+            self._status.object, self._error.object = f"Could not use **{name}**.", str(err)
+        else:
+            self._status.object, self._error.object = f"Inference failed on **{name}**.", f"{type(err).__name__}: {err}"
+        self._error.visible = True
 
     # ---- display -------------------------------------------------------------------------------
     def show(self, result: compute.Inference) -> None:

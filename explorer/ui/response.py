@@ -16,8 +16,8 @@ import panel as pn
 import param
 
 from . import compute, plots
-from .context import AppContext, run_in_worker
-from .jobs import JobSlot, Superseded
+from .context import AppContext
+from .jobs import Job, JobSlot, run_job, start_job
 from .panes import LivePlot, batch_updates
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,14 @@ class ResponseTab(pn.viewable.Viewer):
     sampler = param.Selector(default=next(iter(compute.SAMPLER_CHOICES)), objects=list(compute.SAMPLER_CHOICES),
                              label="sampler")
     run = param.Event(label="Run")
+    busy = param.Boolean(default=False, doc="Sampling runs (progress bar, loading strip).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
         self.context = context
         self.result: compute.ParameterResponse | None = None
-        self._progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
+        self._progress = pn.indicators.Progress(value=0, max=100, visible=self.param.busy,
+                                                sizing_mode="stretch_width")
         self._status = pn.pane.Markdown("Press **Run** (or change a setting) to sample the response.",
                                         sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -48,6 +50,7 @@ class ResponseTab(pn.viewable.Viewer):
         self._note = pn.pane.Alert(note or "", alert_type="warning", visible=bool(note))
         self._slot = JobSlot(on_progress=lambda f, _t: setattr(self._progress, "value", int(100 * f)))
         self.strip_row = LivePlot()
+        self.strip_row.pane.loading = self.param.busy
         self.ref_strip_row = LivePlot()
         self.power_pane = LivePlot()
         self.ratio_pane = LivePlot()
@@ -100,44 +103,41 @@ class ResponseTab(pn.viewable.Viewer):
         await self.refresh()
 
     async def refresh(self) -> None:
-        generation = self._slot.start()
+        """Sample the response at the current settings and redraw (a newer call supersedes this one)."""
         vary, values, fiducial = self.vary, self.values(self.vary), self.fiducial()
-        name = "Ω_m" if vary == "omega_m" else "σ_8"
-        self._status.object = (f"Sampling {self.n_seeds} maps at each of {len(values)} values of {name} "
+        job = start_job(self._slot, self._work, vary, values, fiducial, self.n_seeds, self.seed, self.sampler,
+                        pool="long")
+        self._status.object = (f"Sampling {self.n_seeds} maps at each of {len(values)} values of {_symbol(vary)} "
                                f"({', '.join(f'{v:g}' for v in values)}) …")
-        self._progress.value, self._progress.visible = 0, True
-        self.strip_row.pane.loading = True
-        try:
-            result = await run_in_worker(
-                compute.parameter_response, self.context.emulator, param=vary, values=values, fiducial=fiducial,
-                n_seeds=self.n_seeds, seed=self.seed, sampler=compute.SAMPLER_CHOICES[self.sampler], onep=self.context.onep,
-                progress=self._slot.progress(generation), pool="long")
-        except Superseded:
-            return
-        except Exception as err:
-            log.exception("the %s response failed", vary)
-            if self._slot.is_current(generation):
-                self._done(f"Failed: {err}", error=True)
-            return
-        if not self._slot.is_current(generation):
-            return
-        self._done(f"Response to {name} around Ω_m = {fiducial[0]:g}, σ_8 = {fiducial[1]:g}: "
-                   f"{result.maps.shape[1]} seeds per value"
-                   + ("" if result.response_ref is not None else " (no matching 1P reference)") + ".")
+        await run_job(job, what=f"the {vary} response", on_busy=self._busy, on_result=self._responded,
+                      on_error=self._failed, logger=log)
+
+    def _work(self, job: Job, vary: str, values, fiducial, n_seeds: int, seed: int, sampler: str):
+        """The response (on a worker): ``compute.parameter_response`` with the menu's sampler."""
+        return compute.parameter_response(
+            self.context.emulator, param=vary, values=values, fiducial=fiducial, n_seeds=n_seeds, seed=seed,
+            sampler=compute.SAMPLER_CHOICES[sampler], onep=self.context.onep, progress=job.progress())
+
+    def _busy(self, busy: bool) -> None:
+        if busy:
+            self._progress.value = 0
+        self.busy = busy
+
+    def _responded(self, result: compute.ParameterResponse) -> None:
+        fiducial = result.fiducial
+        self._status.object = (f"Response to {_symbol(result.param)} around Ω_m = {fiducial[0]:g}, "
+                               f"σ_8 = {fiducial[1]:g}: {result.maps.shape[1]} seeds per value"
+                               + ("" if result.response_ref is not None else " (no matching 1P reference)") + ".")
+        self._error.visible = False
         with batch_updates():
             self.show(result)
 
-    def _done(self, text: str, error: bool = False) -> None:
-        self._progress.visible = False
-        self.strip_row.pane.loading = False
-        if error:
-            self._error.object, self._error.visible = text, True
-        else:
-            self._status.object, self._error.visible = text, False
+    def _failed(self, err: Exception) -> None:
+        self._error.object, self._error.visible = f"Failed: {err}", True
 
     def show(self, result: compute.ParameterResponse) -> None:
         self.result = result
-        name = "Ω_m" if result.param == "omega_m" else "σ_8"
+        name = _symbol(result.param)
         j = 0 if result.param == "omega_m" else 1
         fid_value = result.fiducial[j]
         picks = sorted({0, int(np.argmin(np.abs(result.values - fid_value))), len(result.values) - 1})
@@ -158,3 +158,8 @@ class ResponseTab(pn.viewable.Viewer):
 
     def _figure_html(self) -> io.BytesIO:
         return plots.figure_html(self.figure(), "Parameter response")
+
+
+def _symbol(name: str) -> str:
+    """The parameter's symbol: "Ω_m" for "omega_m", "σ_8" for "sigma_8"."""
+    return "Ω_m" if name == "omega_m" else "σ_8"
