@@ -1,8 +1,8 @@
 """The Panel app (`panel serve explorer`): views, one module per tab, and the plot helpers they share.
 
 Modules: ``context`` (settings, the model loaded once per process, the worker pool), ``compute``
-(the work behind each tab, no panel), ``reference`` (reference maps), ``jobs`` (superseding and
-cancelling slow jobs), ``plots`` / ``posterior`` (HoloViews figures), ``panes`` (figures updated in
+(the work behind each tab, no panel), ``reference`` (reference maps), ``jobs`` (the one job
+lifecycle of every tab: start on a worker, busy, supersede/cancel, log errors, show), ``plots`` / ``posterior`` (HoloViews figures), ``panes`` (figures updated in
 place), ``emulate`` / ``response`` / ``infer`` (the tabs), ``app`` (the page).
 
 Torch's OpenMP threads wait passively here: on a shared 2-core machine a busy-waiting team made a

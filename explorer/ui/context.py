@@ -19,7 +19,7 @@ The app is configured by environment variables or by arguments after ``--args``:
 
 Command-line arguments win over environment variables. The model is loaded once per process
 (:func:`get_context`, thread-safe) and shared by every session; slow work (sampling, inference,
-simulation) runs on :data:`worker pool <run_in_worker>` threads so the server's event loop, and with
+simulation) runs on :func:`worker pool <submit_to_worker>` threads (each tab's job lifecycle: :mod:`explorer.ui.jobs`) so the server's event loop, and with
 it every other session's sliders, stays responsive. Torch's threads wait passively
 (``OMP_WAIT_POLICY=PASSIVE``, set in ``explorer/ui/__init__.py``) so concurrent jobs, or a training
 run on the same machine, share the cores instead of spinning against each other.
@@ -28,7 +28,6 @@ run on the same machine, share the cores instead of spinning against each other.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextvars
 import functools
 import json
@@ -200,8 +199,3 @@ def submit_to_worker(fn, /, *args, pool: str = "interactive", **kwargs) -> Futur
     from the job (progress bars) are scheduled onto the right session.
     """
     return executor(pool).submit(contextvars.copy_context().run, functools.partial(fn, *args, **kwargs))
-
-
-async def run_in_worker(fn, /, *args, pool: str = "interactive", **kwargs):
-    """Await ``fn(*args, **kwargs)`` run on worker pool ``pool``, off the event loop (:func:`submit_to_worker`)."""
-    return await asyncio.wrap_future(submit_to_worker(fn, *args, pool=pool, **kwargs))
