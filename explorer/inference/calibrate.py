@@ -193,13 +193,65 @@ def _posteriors(loaded, maps, thetas, desc: str, show: bool, **kw) -> list[Poste
     return out
 
 
+def fit_on_train_split(loaded, train_cmd, train_sims, start_sigma: float = DEFAULT_START_SIGMA):
+    """Step 1: what is fitted on every map of the train split, ``(PkBaseline, GaussianStart)``: the
+    P(k) baseline of the Infer tab and the Gaussian model of the fast sampler's start."""
+    idx = train_cmd.map_indices(train_sims)
+    maps, theta = _fields(train_cmd, idx, loaded.resolution), train_cmd.maps_theta()[idx]
+    baseline = PkBaseline.fit(theta, maps, param_ranges=loaded.param_ranges, n_independent=len(train_sims))
+    start = GaussianStart.fit(theta, loaded.encode(maps), loaded.param_ranges, sigma=start_sigma)
+    return baseline, start
+
+
+def fit_temperatures(raw: list[Posterior], pk: list[Posterior]) -> dict:
+    """Step 2: τ (2D), τ_Ωm and τ_σ8 (marginals) from the raw posteriors of the calibration fields,
+    the P(k) baseline's τ from its posteriors of the same fields, and coverage before and after."""
+    tau = fit_temperature([p.delta_chi2_truth() for p in raw])
+    marginal, notes = {}, []
+    for name in PARAM_NAMES:
+        marginal[name] = fit_marginal_temperature(raw, name)
+        best = float(marginal_coverage(raw, name, [marginal[name]])[0])
+        if abs(best - MASS_68) > 0.1:
+            notes.append(f"{name}: the closest coverage on the calibration fields is {best:.0%}")
+    calibration = {"temperature": tau, "marginal_temperatures": marginal,
+                   "method": ("tau = 68.3% quantile of raw delta_chi2(truth) / 2.30 (2D contours); "
+                              "tau_i = smallest temperature whose central 68% intervals of parameter i "
+                              "hold the truth for the fraction of fields closest to 68.3% (marginals)"),
+                   "n_fields": len(raw), "notes": notes}
+    taus = _temperatures(calibration)
+    calibration.update(coverage_before=coverage_metrics(raw),
+                       coverage_one_temperature=coverage_metrics([p.retempered(tau) for p in raw]),
+                       coverage_after=coverage_metrics([p.retempered(*taus) for p in raw]),
+                       pk_temperature=fit_temperature([p.delta_chi2_truth() for p in pk]))
+    return calibration
+
+
+def _temperatures(calibration: dict) -> tuple[float, tuple[float, float]]:
+    """(τ, (τ_Ωm, τ_σ8)) of a calibration record, for ``Posterior.retempered``."""
+    return calibration["temperature"], tuple(calibration["marginal_temperatures"][n] for n in PARAM_NAMES)
+
+
+def evaluate_coverage(raw: list[Posterior], pk: list[Posterior], calibration: dict, map_indices) -> dict:
+    """Step 3: coverage, bias and errors on the evaluation fields of the diffusion likelihood (raw, one
+    τ, calibrated) and the P(k) baseline (raw, with its τ), and one record per field."""
+    tau, marginal = _temperatures(calibration)
+    cal = [p.retempered(tau, marginal) for p in raw]
+    return {"n_fields": len(cal), "vlb_raw": coverage_metrics(raw),
+            "vlb_one_temperature": coverage_metrics([p.retempered(tau) for p in raw]),
+            "vlb_calibrated": coverage_metrics(cal), "pk": coverage_metrics(pk),
+            "pk_calibrated": coverage_metrics([p.retempered(calibration["pk_temperature"]) for p in pk]),
+            "evaluations_per_field": cal[0].n_evaluations,
+            "fields": [_record(int(i), c, q) for i, c, q in zip(map_indices, cal, pk)]}
+
+
 def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: str = DEFAULT_TERMS,
               n_noise: int = DEFAULT_N_NOISE, coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, seed: int = 0,
               noise_seed: int | None = None,
               split_seed: int = 0, max_fields: int | None = None, write: bool = True, show: bool = True,
               start_sigma: float = DEFAULT_START_SIGMA, skip_coverage: bool = False,
               grids=None, from_grids=None) -> dict:
-    """Run steps 1-3 of the module docstring; returns the JSON-able report."""
+    """Run steps 1-3 of the module docstring (``fit_on_train_split``, ``fit_temperatures``,
+    ``evaluate_coverage``); writes their results into the weights folder; returns the JSON-able report."""
     from explorer.data import find_cmd, load_cmd
     from explorer.model import load_model
 
@@ -219,14 +271,7 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
         raise ValueError(f"need >= 3 calibration and evaluation fields, got {test_sims.size} and {valid_sims.size}")
     kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=noise_seed)
 
-    # 1. P(k) baseline and the sampler's Gaussian start on every map of the train split
-    idx = train_cmd.map_indices(train_sims)
-    train_maps, train_theta = _fields(train_cmd, idx, r), train_cmd.maps_theta()[idx]
-    baseline = PkBaseline.fit(train_theta, train_maps, param_ranges=loaded.param_ranges,
-                              n_independent=len(train_sims))
-    start = GaussianStart.fit(train_theta, loaded.normalization.encode(train_maps),
-                              loaded.param_ranges, sigma=start_sigma)
-    del train_maps
+    baseline, start = fit_on_train_split(loaded, train_cmd, train_sims, start_sigma)         # 1.
     if write:
         baseline.save(Path(weights) / PK_FILENAME)
         write_calibration(weights, start.to_dict(), key="gaussian_start")
@@ -235,68 +280,44 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
         return {"weights": str(weights), "gaussian_start": gaussian_start, "written": bool(write),
                 "seconds": time.perf_counter() - t_start}
 
-    # 2. temperatures on the calibration split (raw likelihood)
     saved = load_grids(from_grids, terms, n_noise) if from_grids is not None else None
-    cal_idx = one_map_per_simulation(test_sims, seed)
+    cal_idx = one_map_per_simulation(test_sims, seed)                                       # 2.
     cal_maps, cal_theta = _fields(train_cmd, cal_idx, r), train_cmd.theta[test_sims]
     if saved is not None:
         raw = _saved(saved, "calibration", cal_idx, cal_theta)
     else:
         raw = _posteriors(loaded, cal_maps, cal_theta, "calibration fields", show, temperature=1.0,
                           window_temperature=CALIBRATION_WINDOW_TEMPERATURE, **kw)
-    tau = fit_temperature([p.delta_chi2_truth() for p in raw])
-    marginal, notes = {}, []
-    for name in PARAM_NAMES:
-        marginal[name] = fit_marginal_temperature(raw, name)
-        best = float(marginal_coverage(raw, name, [marginal[name]])[0])
-        if abs(best - MASS_68) > 0.1:
-            notes.append(f"{name}: the closest coverage on the calibration fields is {best:.0%}")
-    taus = (tau, tuple(marginal[name] for name in PARAM_NAMES))
-    pk_cal = [baseline.posterior(m, truth=tuple(t)) for m, t in zip(cal_maps, cal_theta)]
-    tau_pk = fit_temperature([p.delta_chi2_truth() for p in pk_cal])
-    calibration = {"temperature": tau, "marginal_temperatures": marginal, "terms": terms,
-                   "n_noise": int(n_noise), "seed": int(seed),
-                   "noise_seed": "per field (hash of its values)" if noise_seed is None else int(noise_seed),
-                   "method": ("tau = 68.3% quantile of raw delta_chi2(truth) / 2.30 (2D contours); "
-                              "tau_i = smallest temperature whose central 68% intervals of parameter i "
-                              "hold the truth for the fraction of fields closest to 68.3% (marginals)"),
-                   "split": f"test and validation splits of {data} ({len(test_sims)} simulations, one map each)",
-                   "n_fields": len(raw), "coverage_before": coverage_metrics(raw),
-                   "coverage_one_temperature": coverage_metrics([p.retempered(tau) for p in raw]),
-                   "coverage_after": coverage_metrics([p.retempered(*taus) for p in raw]),
-                   "pk_temperature": tau_pk, "notes": notes}
+    calibration = fit_temperatures(raw, [baseline.posterior(m, truth=tuple(t)) for m, t in zip(cal_maps, cal_theta)])
+    calibration.update(terms=terms, n_noise=int(n_noise), seed=int(seed),
+                       noise_seed="per field (hash of its values)" if noise_seed is None else int(noise_seed),
+                       split=f"test and validation splits of {data} ({len(test_sims)} simulations, one map each)")
     if write:
         write_calibration(weights, calibration)
+    tau, marginal_taus = _temperatures(calibration)
 
-    # 3. evaluation split: calibrated run (its fine window follows τ); raw and one-τ = same grids retempered
-    ev_idx = one_map_per_simulation(valid_sims, seed + 1)
+    ev_idx = one_map_per_simulation(valid_sims, seed + 1)                                   # 3.
     ev_maps, ev_theta = _fields(valid_cmd, ev_idx, r), valid_cmd.theta[valid_sims]
     seconds = None
     if saved is not None:
         ev_raw = _saved(saved, "evaluation", ev_idx, ev_theta)
-    else:
+    else:  # the calibrated run (its fine window follows τ); raw and one-τ are the same grids retempered
         t0 = time.perf_counter()
         ev_raw = [p.retempered(1.0) for p in _posteriors(loaded, ev_maps, ev_theta, "evaluation fields", show,
-                                                         temperature=tau, window_temperature=max(tau, *taus[1]),
+                                                         temperature=tau, window_temperature=max(tau, *marginal_taus),
                                                          **kw)]
         seconds = (time.perf_counter() - t0) / len(ev_raw)
-    cal = [p.retempered(*taus) for p in ev_raw]
     if grids is not None:
         save_grids(grids, {"calibration": (cal_idx, raw), "evaluation": (ev_idx, ev_raw)},
                    terms=terms, n_noise=n_noise)
     pk = [baseline.posterior(m, truth=tuple(t)) for m, t in zip(ev_maps, ev_theta)]
-    evaluation = {"data": str(valid), "n_fields": len(cal),
-                  "vlb_raw": coverage_metrics(ev_raw),
-                  "vlb_one_temperature": coverage_metrics([p.retempered(tau) for p in ev_raw]),
-                  "vlb_calibrated": coverage_metrics(cal),
-                  "pk": coverage_metrics(pk),
-                  "pk_calibrated": coverage_metrics([p.retempered(tau_pk) for p in pk]),
-                  "seconds_per_field": seconds, "evaluations_per_field": cal[0].n_evaluations,
-                  "from_grids": None if from_grids is None else str(from_grids),
-                  "fields": [_record(int(i), c, q) for i, c, q in zip(ev_idx, cal, pk)]}
+    evaluation = evaluate_coverage(ev_raw, pk, calibration, ev_idx)
+    evaluation.update(data=str(valid), seconds_per_field=seconds,
+                      from_grids=None if from_grids is None else str(from_grids))
     if write:
         summary = {k: v for k, v in evaluation.items() if k != "fields"}
         write_calibration(weights, {**calibration, "evaluation": summary})
+    marginal = calibration["marginal_temperatures"]
     return {"weights": str(weights), "terms": terms, "n_noise": int(n_noise), "temperature": tau,
             "marginal_temperatures": marginal, "gaussian_start": gaussian_start,
             "pk_baseline": {"bins": len(baseline.groups), "degree": baseline.degree, "n_maps": baseline.n_maps,
