@@ -166,6 +166,11 @@ def npy_file(path: Path, array) -> Path:
     return path
 
 
+def remote_requests(page) -> list[str]:
+    """Requests that left the machine (the app must work offline: everything served locally)."""
+    return [u for u in page.requests if not u.startswith(("http://127.0.0.1", "ws://127.0.0.1", "blob:", "data:"))]
+
+
 def test_page_loads_without_errors_or_remote_requests(browser_page):
     page = browser_page
     assert "4 map(s) at Ω_m = 0.300, σ_8 = 0.800, seed 0" in status(page)
@@ -174,8 +179,7 @@ def test_page_loads_without_errors_or_remote_requests(browser_page):
     page.wait_for_timeout(1000)
     page.screenshot(path=ARTIFACTS / "browser_emulate.png", full_page=True)
     assert page.errors == []
-    remote = [u for u in page.requests if not u.startswith(("http://127.0.0.1", "ws://127.0.0.1", "blob:", "data:"))]
-    assert remote == []  # everything is served locally: works offline
+    assert remote_requests(page) == []  # everything is served locally: works offline
 
 
 def test_slider_release_draws_new_maps(browser_page):
@@ -196,6 +200,7 @@ def test_response_tab_draws_generated_and_1p(browser_page):
     page.wait_for_timeout(1500)
     page.screenshot(path=ARTIFACTS / "browser_response.png", full_page=True)
     assert page.errors == []
+    assert remote_requests(page) == []  # the lazily built tab's stylesheets too
 
 
 def test_dropping_a_field_shows_contours(browser_page, tiny_examples):
@@ -207,6 +212,21 @@ def test_dropping_a_field_shows_contours(browser_page, tiny_examples):
     assert count_models(page, "MultiLine") >= 3  # the 1, 2, 3σ contours
     page.screenshot(path=ARTIFACTS / "browser_infer.png", full_page=True)
     assert page.errors == []
+
+
+def test_a_drop_after_switching_tabs_infers_the_new_file(browser_page, tiny_examples):
+    """Tabs are rendered once: switching away and back keeps the drop box and its files, and the next
+    drop is the field inferred (not the first one again), its name in the status and the figure."""
+    page = browser_page
+    open_tab(page, "Infer")
+    page.locator("input[type=file]").set_input_files(str(tiny_examples / "field_1.npy"))
+    open_tab(page, "Emulate")
+    open_tab(page, "Infer")
+    page.wait_for_selector("text=/field_1\\.npy.*network evaluations in/")
+    page.locator("input[type=file]").set_input_files(str(tiny_examples / "field_0.npy"))
+    page.wait_for_selector("text=/field_0\\.npy.*network evaluations in/")
+    assert page.locator("text=/field_1\\.npy.*network evaluations in/").count() == 0  # replaced
+    assert page.errors == [] and remote_requests(page) == []
 
 
 def test_broken_file_shows_error_and_app_keeps_sampling(browser_page, tmp_path):
@@ -224,5 +244,4 @@ def test_broken_file_shows_error_and_app_keeps_sampling(browser_page, tmp_path):
     page.wait_for_selector("text=/seed [1-9][0-9]*: sampled in/")  # a fresh sample with the new seed
     page.screenshot(path=ARTIFACTS / "browser_emulate_after_error.png", full_page=True)
     assert page.errors == []
-    remote = [u for u in page.requests if not u.startswith(("http://127.0.0.1", "ws://127.0.0.1", "blob:", "data:"))]
-    assert remote == []  # also none from the infer tab's file dropper
+    assert remote_requests(page) == []  # also none from the infer tab's file dropper

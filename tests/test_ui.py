@@ -387,6 +387,9 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     paths = overlay.select(hv.Contours) or overlay.select(hv.Path)
     assert len(paths) >= 3 + 3  # 1/2/3σ of the VLB and of the P(k) baseline
     assert any(isinstance(el, hv.Points) and el.label == "truth" for el in overlay)
+    name = tab.result.name  # every figure says whose field it is
+    assert overlay.opts.get().kwargs["title"].startswith(f"{name}: ")
+    assert tab.field_pane.object.opts.get().kwargs["title"].startswith(name)
     assert all(p.object is not None for p in tab.marginal_panes)
     assert "Ω_m, max [68 %]" in tab.estimates.object and "P(k) baseline" in tab.estimates.object
 
@@ -419,12 +422,13 @@ def test_per_timestep_contours(infer_context, small_grids):
 ], ids=["nan", "extension", "cube", "empty", "negative"])
 def test_bad_file_shows_its_message_and_keeps_the_result(infer_context, name, data, message):
     tab = InferTab(infer_context)
-    sentinel = object()
+    sentinel = SimpleNamespace(name="earlier.npy")
     tab.result = sentinel
     tab.dropper.value = {name: data}
     assert tab._error.visible and message in tab._error.object
     assert tab.result is sentinel and not tab._progress.visible and not tab.busy
-    assert tab._status.object == f"Could not use **{name}**." and tab._cancel_button.disabled
+    assert tab._status.object == f"Could not use **{name}**. The result below is still that of **earlier.npy**."
+    assert tab._cancel_button.disabled
     assert not tab.posterior_pane.pane.loading
 
 

@@ -63,8 +63,11 @@ class ExplorerApp(pn.viewable.Viewer):
         self.emulate = EmulateTab(context)
         self.response = ResponseTab(context)
         self.infer = InferTab(context)
+        # Rendered once, not per switch (dynamic=False): a re-rendered tab lost the drop box's file,
+        # a drop made right after a switch never reached the server, and the re-rendered models took
+        # their stylesheets from Panel's CDN (loading.css, markdown.css), which fails offline.
         self.tabs = pn.Tabs(("Emulate", self.emulate), ("Parameter response", self.response),
-                            ("Infer", self.infer), dynamic=True, sizing_mode="stretch_width")
+                            ("Infer", self.infer), sizing_mode="stretch_width")
         self.tabs.param.watch(self._on_tab, "active")
 
     async def _on_tab(self, event) -> None:

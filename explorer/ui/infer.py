@@ -183,17 +183,19 @@ class InferTab(pn.viewable.Viewer):
             self.show(result)
 
     def _failed(self, name: str, err: Exception) -> None:
+        still = f" The result below is still that of **{self.result.name}**." if self.result is not None else ""
         if isinstance(err, USER_ERRORS):  # a bad file: its specific message, nothing else changes
-            self._status.object, self._error.object = f"Could not use **{name}**.", str(err)
+            self._status.object, self._error.object = f"Could not use **{name}**.{still}", str(err)
         else:
-            self._status.object, self._error.object = f"Inference failed on **{name}**.", f"{type(err).__name__}: {err}"
+            self._status.object = f"Inference failed on **{name}**.{still}"
+            self._error.object = f"{type(err).__name__}: {err}"
         self._error.visible = True
 
     # ---- display -------------------------------------------------------------------------------
     def show(self, result: compute.Inference) -> None:
         self.result = result
         r = result.field_log10.shape[0]
-        title = f"the field at the model's {r}² ({result.kind})"
+        title = f"{result.name} at the model's {r}² ({result.kind})"
         self.field_pane.update(plots.map_image(result.field_log10, title, size=300))
         self._redraw()
         stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
@@ -205,7 +207,8 @@ class InferTab(pn.viewable.Viewer):
             return
         post, base = self.result.posterior, self.result.baseline
         with batch_updates():
-            self.posterior_pane.update(posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep))
+            self.posterior_pane.update(posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep,
+                                                                name=self.result.name))
             for pane, name in zip(self.marginal_panes, PARAM_NAMES):
                 pane.update(posterior.marginal_plot(post, name, base, self.show_baseline))
             self.estimates.object = posterior.estimates_markdown(post, base if self.show_baseline else None)

@@ -34,8 +34,9 @@ def _contours(om, s8, delta, levels, color, width=2, label=None) -> hv.Overlay:
 
 
 def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: bool = False,
-                   size: int = 360) -> hv.Overlay:
-    """−2ΔlnL̂ image of the fine window with 1/2/3σ contours, truth, optional P(k) and per-term contours."""
+                   size: int = 360, name: str | None = None) -> hv.Overlay:
+    """−2ΔlnL̂ image of the fine window with 1/2/3σ contours, truth, optional P(k) and per-term contours;
+    ``name``: the field's, first in the title (so a figure always says whose posterior it is)."""
     clip = float(post.levels[-1]) * 2.5
     image = _image(post.omega_m, post.sigma_8, np.minimum(post.delta_chi2, clip)).opts(
         cmap="viridis_r", colorbar=True, clim=(0, clip), tools=["hover"],
@@ -54,6 +55,8 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
         overlay *= hv.Points([tuple(post.truth)], [OM, S8], label="truth").opts(
             marker="star", size=18, color="red", line_color="white")
     title = "−2ΔlnL̂, contours 1σ (solid) 2σ (dashed) 3σ (dotted)"
+    if name:
+        title = f"{name}: {title}"
     return overlay.opts(title=title, frame_width=size, frame_height=size, toolbar="above",
                         legend_position="bottom_right", fontsize={"title": 10})
 
