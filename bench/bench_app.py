@@ -14,7 +14,8 @@ Debian's Chromium with playwright and measures:
 - ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours drawn.
 
 Also the server's resident memory after each phase (flat across repeated runs and sessions is the
-goal) and the load average, since the machine may be shared. The figures include the browser's
+goal, and back near its post-load level once every session has closed), every request that left
+the machine (none: the app works offline) and the load average, since the machine may be shared. The figures include the browser's
 own rendering; the CPU is shared between server and browser.
 """
 
@@ -119,6 +120,7 @@ def main(argv=None) -> int:
     p.add_argument("--field", default=None, help="field to drop on the infer tab (default: first example)")
     p.add_argument("--repeats", type=int, default=5, help="slider moves")
     p.add_argument("--sessions", type=int, default=2, help="extra sessions opened and closed")
+    p.add_argument("--infers", type=int, default=2, help="times the field is dropped on the infer tab")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds allowed for each phase")
     args = p.parse_args(argv)
@@ -149,8 +151,10 @@ def main(argv=None) -> int:
             ctx = pw.chromium.launch_persistent_context(profile, executable_path=args.chromium, headless=True,
                                                         args=CHROMIUM_ARGS, viewport={"width": 1500, "height": 1700})
             errors: list[str] = []
+            requests: list[str] = []
             page = ctx.new_page()
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            ctx.on("request", lambda r: requests.append(r.url))
             page.goto(url, timeout=ms)
             wait_first_render(page, ms)
             out["start_to_first_render_s"] = round(time.monotonic() - t_start, 2)
@@ -181,22 +185,37 @@ def main(argv=None) -> int:
             out["rss_mb_after_each_slider"] = slider_rss
             out["status_last"] = page.locator(STATUS).inner_text()
 
-            if field is not None and field.is_file():
+            if field is not None and field.is_file() and args.infers > 0:
                 page.locator(".bk-tab", has_text="Infer").click()
                 page.wait_for_selector("input[type=file]", state="attached", timeout=ms)
-                t = time.monotonic()
-                page.locator("input[type=file]").set_input_files(str(field))
-                page.wait_for_selector("text=/network evaluations in|Could not use|failed/", timeout=ms)
-                page.wait_for_function(f"() => ({COUNT_JS})('MultiLine') >= 3", timeout=ms)
-                out["infer_drop_to_contours_s"] = round(time.monotonic() - t, 2)
+                drops, infer_rss = [], []
+                for i in range(args.infers):  # the same field under a new name each time (a new drop)
+                    with tempfile.TemporaryDirectory() as tmp:
+                        dropped = Path(tmp) / f"drop{i}_{field.name}"
+                        dropped.write_bytes(field.read_bytes())
+                        t = time.monotonic()
+                        page.locator("input[type=file]").set_input_files(str(dropped))
+                        page.wait_for_selector(f"text=/drop{i}_.*(network evaluations in|Could not use|failed)/",
+                                               timeout=ms)
+                    page.wait_for_function(f"() => ({COUNT_JS})('MultiLine') >= 3", timeout=ms)
+                    drops.append(round(time.monotonic() - t, 2))
+                    infer_rss.append(rss_mb(proc.pid))
+                out["infer_drop_to_contours_s"] = {"median": statistics.median(drops), "all": drops}
                 out["infer_field"] = str(field)
                 out["infer_status"] = page.locator("text=/network evaluations in/").first.inner_text()
-                out["rss_mb_after_infer"] = rss_mb(proc.pid)
+                out["rss_mb_after_each_infer"] = infer_rss
             else:
                 out["infer_drop_to_contours_s"] = None
                 out["infer_note"] = "no field: pass --field or --examples with an examples.json"
+            for tab in ("Parameter response", "Emulate", "Infer", "Emulate"):  # every tab, twice switched
+                page.locator(".bk-tab", has_text=tab).click()
+                page.wait_for_timeout(1500)
             out["console_errors"] = errors
+            out["remote_requests"] = [u for u in requests if not u.startswith(
+                ("http://127.0.0.1", "ws://127.0.0.1", "blob:", "data:"))]  # must be empty: works offline
             ctx.close()
+            time.sleep(40)  # Bokeh destroys a closed session after 15 s, checking every 17 s
+            out["rss_mb_after_all_sessions_closed"] = rss_mb(proc.pid)
     finally:
         stop_server(proc)
     out["load_average_end"] = os.getloadavg()

@@ -540,3 +540,15 @@ def test_without_reference_the_worker_computes_the_maps_own_statistics(context):
     assert not c.has_reference and c.chi2 is None and c.hist_ref is None
     np.testing.assert_allclose(c.power, power_spectrum(tab.result.maps).power)  # the maps' own P(k)
     assert c.structure is not None and tab.power_pane.object is not None and tab.hist_pane.object is not None
+
+
+def test_release_memory_trims_the_heap_on_glibc():
+    import platform
+
+    from explorer.ui.context import release_memory
+
+    trimmed = release_memory()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert trimmed is True  # malloc_trim ran
+    else:
+        assert trimmed is False

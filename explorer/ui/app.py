@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
 import panel as pn
 
-from .context import AppContext, Settings, get_context
+from .context import AppContext, Settings, get_context, release_memory
 from .emulate import EmulateTab
 from .infer import InferTab
 from .response import ResponseTab
@@ -79,9 +80,10 @@ class ExplorerApp(pn.viewable.Viewer):
         await self.emulate.refresh()
 
     def stop(self) -> None:
-        """Abandon this session's running jobs (called when the session closes)."""
+        """Abandon this session's running jobs and free what they held (called when the session closes)."""
         for tab in (self.emulate, self.response, self.infer):
             tab.stop()
+        threading.Timer(2.0, release_memory).start()  # once the closed session's objects are gone
 
     def __panel__(self):
         notes = [n for key, n in self.context.notes.items() if key != "onep"]

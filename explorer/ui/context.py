@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import ctypes
+import ctypes.util
 import functools
+import gc
 import json
 import os
 import threading
@@ -199,3 +202,20 @@ def submit_to_worker(fn, /, *args, pool: str = "interactive", **kwargs) -> Futur
     from the job (progress bars) are scheduled onto the right session.
     """
     return executor(pool).submit(contextvars.copy_context().run, functools.partial(fn, *args, **kwargs))
+
+
+def release_memory() -> bool:
+    """Collect garbage and hand freed heap back to the OS (glibc ``malloc_trim``); True if it ran.
+
+    Why: torch's CPU tensors of a finished job (an inference holds ~100 MB of activations and VLB
+    grids) are freed into glibc's per-thread arenas, which keep the pages; without a trim the
+    server's resident memory only grew (measured: +120 MB after the first inference, never
+    returned when every session had closed). Called after each inference and when a session closes.
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)  # returns 1 if it released memory, 0 if there was none to release
+        return True
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        return False

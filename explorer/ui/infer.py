@@ -20,7 +20,7 @@ import param
 from explorer.params import PARAM_NAMES
 
 from . import compute, plots, posterior
-from .context import AppContext
+from .context import AppContext, release_memory
 from .jobs import USER_ERRORS, Job, JobSlot, Superseded, run_job, start_job
 from .panes import LivePlot, batch_updates
 
@@ -159,6 +159,8 @@ class InferTab(pn.viewable.Viewer):
                 progress=job.progress(), cancel=lambda: not job.current, **settings)
         except InferenceCancelled:
             raise Superseded(f"inference on {name} cancelled") from None
+        finally:
+            release_memory()  # the network's activations of this inference go back to the OS
 
     async def run(self, name: str, *, data: bytes | str | None = None, path=None, truth=None,
                   kind: str | None = None) -> None:
