@@ -2,9 +2,13 @@
 
     python bench/plot_fidelity.py runs/emulator.json --out assets/fidelity_by_cosmology.png
 
-Three panels over the (Ω_m, σ_8) prior, one marker per held-out cosmology (the 20 with new-seed
-twins), coloured by its mean over the sampler seeds of: χ²_r(generated)/χ²_r(new-seed simulation),
-the mean log10 Σ offset [dex], and the pixel σ ratio. The worst cosmology of each is circled.
+    python bench/plot_fidelity.py runs/emulator50.json --ratio loo --out assets/fidelity_over_prior.png
+
+Three panels over the (Ω_m, σ_8) prior, one marker per held-out cosmology, coloured by its mean over
+the sampler seeds of: the fidelity ratio, the mean log10 Σ offset [dex], and the pixel σ ratio. The
+ratio is χ²_r(generated) over χ²_r of new-seed simulations (``--ratio newseed``: the 20 cosmologies
+with twins) or over the cosmology's own leave-one-out floor (``--ratio loo``: every cosmology, e.g.
+all 50 of assets/valid). The worst cosmology of each is circled.
 """
 
 import argparse
@@ -20,6 +24,7 @@ from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
 from prior_plot import prior_axes, save  # noqa: E402
 
 PANELS = (("fidelity_newseed", "χ²_r(generated) / χ²_r(new-seed sim)", "magma_r"),
+          ("fidelity_loo", "χ²_r(generated) / leave-one-out floor", "magma_r"),
           ("mean_offset", "mean log10 Σ offset [dex]", "RdBu_r"),
           ("pixel_std_ratio", "pixel σ ratio (generated / true)", "RdBu_r"))
 
@@ -28,17 +33,21 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("report", type=Path, help="JSON written by bench_emulator.py --json")
     p.add_argument("--config", default=None, help="sampler configuration (default: the first in the report)")
+    p.add_argument("--ratio", choices=("newseed", "loo"), default="newseed",
+                   help="fidelity ratio against new-seed simulations (20 cosmologies) or the leave-one-out floor")
     p.add_argument("--out", type=Path, default=Path("assets/fidelity_by_cosmology.png"))
     args = p.parse_args(argv)
     report = json.loads(args.report.read_text())
     name = args.config or next(iter(report["fidelity"]))
     fid = report["fidelity"][name]
-    rows = fid["per_cosmology"]
+    ratio = f"fidelity_{args.ratio}"
+    rows = [r for r in fid["per_cosmology"] if r.get(ratio) is not None]
     theta = np.array([r["theta"] for r in rows])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    for ax, (key, title, cmap) in zip(axes, PANELS):
+    panels = [p for p in PANELS if not p[0].startswith("fidelity_") or p[0] == ratio]
+    for ax, (key, title, cmap) in zip(axes, panels):
         values = np.array([r[key] for r in rows])
-        if key == "fidelity_newseed":
+        if key.startswith("fidelity_"):
             norm = LogNorm(vmin=0.3, vmax=3.0)
         elif key == "mean_offset":
             lim = max(np.abs(values).max(), 1e-3)
@@ -58,7 +67,8 @@ def main(argv=None):
         ax.set_title(f"{title}\nall: {s['mean']:.3f} ± {s['std']:.3f} over seeds {fid['seeds']}" if s else title,
                      fontsize=9)
         prior_axes(ax)
-    save(fig, args.out, f"Emulator ({name}) on the {len(rows)} held-out cosmologies with new-seed twins; "
+    which = "with new-seed twins" if args.ratio == "newseed" else "(each against its own leave-one-out floor)"
+    save(fig, args.out, f"Emulator ({name}) on the {len(rows)} held-out cosmologies {which}; "
                         "each marker the mean over sampler seeds")
 
 

@@ -227,7 +227,8 @@ def _init_model(cfg: TrainConfig, norm, train_set, ckpt_path: Path, rank: int):
             means = norm.encode(train_set.log10_maps).mean(axis=(-2, -1))
             fit = model.mean_level.fit(train_set.theta, means)
             if rank == 0:
-                print(f"mean level: map-mean prior fitted to {len(means)} training maps: s = {fit['s']:.4f} "
+                lo, hi = fit["s_range"]
+                print(f"mean level: map-mean prior fitted to {len(means)} training maps: s(θ) = {lo:.4f}…{hi:.4f} "
                       f"(spread of the means {fit['rms_before']:.4f}, normalised units)")
     model.normalization = norm
     return model, norm, record

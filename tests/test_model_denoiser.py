@@ -1,5 +1,6 @@
 """The Denoiser: its algebra (ε̂, x̂₀, μ_θ for ε and v networks) and its map-mean model."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -52,7 +53,7 @@ def test_mean_level_gives_the_bayes_estimate_of_the_map_mean_noise():
     with torch.no_grad():
         level.coef.zero_()
         level.coef[0] = mu
-        level.log_s.fill_(torch.log(torch.tensor(s)).item())
+        level.log_s.copy_(torch.tensor([np.log(s), 0.0, 0.0]))
     gen = torch.Generator().manual_seed(1)
     n, side = 4000, 16
     var_e = 1.0 / side**2
@@ -91,11 +92,11 @@ def test_mean_level_fit_recovers_a_quadratic_and_its_scatter():
     u = (theta - torch.tensor([0.1, 0.6])) / 0.4
     truth = 0.2 * u[:, 0] - 0.1 * u[:, 1] + 0.3 * u[:, 0] ** 2 - 0.5
     means = truth + 0.05 * torch.randn(3000, generator=rng)
-    fit = level.fit(theta.numpy(), means.numpy())
-    assert fit["s"] == pytest.approx(0.05, rel=0.05)
+    fit = level.fit(theta.numpy(), means.numpy(), scatter="constant")
+    assert fit["s_range"] == pytest.approx([0.05, 0.05], rel=0.05)
     mu, s = level(theta)
     assert (mu.double() - truth.double()).abs().max().item() < 0.01
-    assert s.item() == pytest.approx(0.05, rel=0.05)
+    assert s.std().item() < 1e-6 and s.mean().item() == pytest.approx(0.05, rel=0.05)
     assert MeanLevel.from_dict(level.to_dict()).to_dict() == level.to_dict()
     with pytest.raises(ValueError, match="N >= 7"):
         level.fit(theta[:5].numpy(), means[:5].numpy())
@@ -103,3 +104,31 @@ def test_mean_level_fit_recovers_a_quadratic_and_its_scatter():
         MeanLevel.from_dict({**level.to_dict(), "coef": [0.0] * 5})
     with pytest.raises(ValueError, match="epsilon"):
         Denoiser(tiny_unet(prediction_type="v_prediction"), SCHEDULE, mean_level=MeanLevel())
+
+
+def test_mean_level_fit_recovers_a_scatter_that_grows_with_sigma8():
+    """log s = −3.2 + 0.1 u + 0.6 v (the measured trend is ≈ +0.48 v): the maximum-likelihood fit
+    recovers it, and a constant-s fit cannot (its s is the average, wrong at both ends)."""
+    rng = np.random.default_rng(5)
+    theta = rng.uniform((0.1, 0.6), (0.5, 1.0), size=(6000, 2))
+    u, v = (theta[:, 0] - 0.1) / 0.4, (theta[:, 1] - 0.6) / 0.4
+    s_true = np.exp(-3.2 + 0.1 * u + 0.6 * v)
+    means = -0.4 + 0.5 * u - 0.1 * v + s_true * rng.standard_normal(6000)
+    level = MeanLevel()
+    fit = level.fit(theta, means)
+    assert fit["log_s"] == pytest.approx([-3.2, 0.1, 0.6], abs=0.06)
+    with torch.no_grad():
+        _, s = level(torch.tensor(theta, dtype=torch.float32))
+    assert np.abs(s.numpy() / s_true - 1).max() < 0.08
+    constant = MeanLevel()
+    constant.fit(theta, means, scatter="constant")
+    corner = torch.tensor([[0.3, 1.0], [0.3, 0.6]], dtype=torch.float32)
+    with torch.no_grad():
+        (_, s_theta), (_, s_const) = level(corner), constant(corner)
+    assert (s_theta[0] / s_theta[1]).item() == pytest.approx(np.exp(0.6), rel=0.1)
+    assert s_const[0].item() == s_const[1].item()
+    # weights from before store one number: read as that constant scatter
+    old = MeanLevel.from_dict({"model": "quadratic-gaussian", "coef": [0.0] * 6, "log_s": -2.5})
+    assert old.log_s.tolist() == [-2.5, 0.0, 0.0]
+    with pytest.raises(ValueError, match="scatter"):
+        level.fit(theta, means, scatter="quadratic")

@@ -104,7 +104,8 @@ def with_mean_level() -> Denoiser:
                    MeanLevel())
     theta = np.random.default_rng(0).uniform((0.1, 0.6), (0.5, 1.0), size=(200, 2))
     u, v = (theta[:, 0] - 0.1) / 0.4, (theta[:, 1] - 0.6) / 0.4
-    den.mean_level.fit(theta, 0.1 + 0.3 * u - 0.2 * v ** 2 + 0.05 * np.random.default_rng(1).standard_normal(200))
+    den.mean_level.fit(theta, 0.1 + 0.3 * u - 0.2 * v ** 2 + 0.05 * np.random.default_rng(1).standard_normal(200),
+                        scatter="constant")  # what the old layout could hold
     return den.eval()
 
 
@@ -138,7 +139,7 @@ def old_layout(folder):
     config.update(mean_head=True, mean_schedule=meta["schedule"])
     tensors = load_file(folder / TENSORS_FILE)
     tensors.update(mean_coef=torch.tensor(level["coef"], dtype=torch.float32),
-                   mean_log_s=torch.tensor(level["log_s"], dtype=torch.float32))
+                   mean_log_s=torch.tensor(np.atleast_1d(level["log_s"])[0], dtype=torch.float32))  # one scatter, a scalar
     save_file(tensors, folder / TENSORS_FILE, metadata={"format": "pt"})
     (folder / CONFIG_FILE).write_text(json.dumps(config))
     (folder / METADATA_FILE).write_text(json.dumps(meta))
@@ -156,7 +157,8 @@ def test_old_layout_is_refused_then_upgraded_once_without_changing_a_number(tmp_
     assert main(["upgrade-weights", str(folder)]) == 0
     loaded = load_model(folder)
     assert torch.equal(loaded.mean_level.coef, old_tensors["mean_coef"])
-    assert torch.equal(loaded.mean_level.log_s, old_tensors["mean_log_s"])
+    assert torch.equal(loaded.mean_level.log_s[0], old_tensors["mean_log_s"])
+    assert loaded.mean_level.log_s[1:].tolist() == [0.0, 0.0]  # the same s for every θ
     for name, tensor in loaded.network.state_dict().items():
         assert torch.equal(tensor, old_tensors[name]), name
     assert upgrade_weights(folder) is False  # already current: nothing to do

@@ -98,7 +98,7 @@ def test_warm_start_adds_a_mean_level_fitted_to_the_training_maps(tiny_data, tmp
     mu, s = head.mean_prior(torch.tensor(theta, dtype=torch.float32))
     meta = head.metadata["data"]
     train_sims = sorted(set(range(8)) - set(meta["val_sims"]) - set(meta["test_sims"]))
-    assert np.abs(mu.detach().numpy() - sim_means)[train_sims].max() < 0.02 and s.item() < 0.05
+    assert np.abs(mu.detach().numpy() - sim_means)[train_sims].max() < 0.02 and s.max().item() < 0.05
     assert np.ptp(sim_means) > 0.3  # Ω_m moves the level a lot: the check above has teeth
     # Every U-Net weight came from the plain model (the EMA moved them only slightly in 2 steps).
     a, b = plain.network.state_dict(), head.network.state_dict()
