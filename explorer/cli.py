@@ -24,6 +24,8 @@ COMMANDS = {
                        "make a smaller trained network the default for sampling (weights/small)"),
     "upgrade-weights": ("explorer.model.upgrade_command",
                         "convert a weights folder of the old layout (mean head inside the network) once"),
+    "refit-mean-level": ("explorer.model.refit_command",
+                         "refit a weights folder's map-mean model (its scatter may depend on theta) on its training maps"),
     "calibrate": ("explorer.inference.calibrate_command",
                   "fit the P(k) baseline and the likelihood calibration, measure coverage (JSON)"),
 }

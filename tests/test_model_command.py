@@ -128,3 +128,34 @@ def test_small_network_must_describe_the_same_maps(two_networks, tmp_path):
     (bad / "explorer.json").write_text(json.dumps(main_meta))
     with pytest.raises(WeightsError, match="sub-folder"):
         Emulator.from_folder(bad, device="cpu")
+
+
+def test_refit_mean_level_fits_the_training_maps_means(tiny_weights, tiny_reference, tmp_path):
+    """`explorer refit-mean-level`: μ(θ) follows the training maps' mean levels, the old model is kept
+    in the record, the network's tensors are untouched, and --scatter constant gives one s."""
+    import shutil
+
+    import torch
+
+    from explorer.cli import main
+    from explorer.data import find_cmd, load_cmd, to_log10
+
+    folder = tmp_path / "w"
+    shutil.copytree(tiny_weights, folder)
+    assert main(["refit-mean-level", str(folder), "--data", str(tiny_reference)]) == 0
+    den = load_model(folder)
+    record = den.metadata["mean_level_fit"]
+    assert record["previous"] is None and record["scatter"] == "theta" and record["maps"] % 15 == 0
+    cmd = load_cmd(*find_cmd(tiny_reference))
+    means = den.encode(to_log10(cmd.maps, 16).astype(np.float64)).mean(axis=(-2, -1))
+    with torch.no_grad():
+        mu, s = den.mean_prior(torch.tensor(cmd.maps_theta(), dtype=torch.float32))
+    assert np.ptp(means) > 0.1  # the level moves with Ω_m: the check below has teeth
+    assert np.sqrt(np.mean((mu.numpy() - means) ** 2)) < 1.5 * means.reshape(-1, 15).std(axis=1).mean() + 0.01
+    assert torch.equal(den.network.state_dict()["theta_mlp.0.weight"],
+                       load_model(tiny_weights).network.state_dict()["theta_mlp.0.weight"])
+    assert main(["refit-mean-level", str(folder), "--data", str(tiny_reference), "--scatter", "constant"]) == 0
+    again = load_model(folder)
+    assert again.metadata["mean_level_fit"]["previous"] == den.metadata["mean_level"]
+    lo, hi = again.metadata["mean_level_fit"]["s_range"]
+    assert lo == pytest.approx(hi)
