@@ -4,8 +4,9 @@
 
     python bench/plot_fidelity.py runs/emulator50.json --ratio loo --out assets/fidelity_over_prior.png
 
-Three panels over the (Ω_m, σ_8) prior, one marker per held-out cosmology, coloured by its mean over
-the sampler seeds of: the fidelity ratio, the mean log10 Σ offset [dex], and the pixel σ ratio. The
+Four panels over the (Ω_m, σ_8) prior, one marker per held-out cosmology, coloured by its mean over
+the sampler seeds of: the fidelity ratio, the mean log10 Σ offset [dex], the pixel σ ratio and the
+ratio of the map-to-map scatter of the maps' mean levels (generated / simulated). The
 ratio is χ²_r(generated) over χ²_r of new-seed simulations (``--ratio newseed``: the 20 cosmologies
 with twins) or over the cosmology's own leave-one-out floor (``--ratio loo``: every cosmology, e.g.
 all 50 of assets/valid). The worst cosmology of each is circled.
@@ -26,7 +27,8 @@ from prior_plot import prior_axes, save  # noqa: E402
 PANELS = (("fidelity_newseed", "χ²_r(generated) / χ²_r(new-seed sim)", "magma_r"),
           ("fidelity_loo", "χ²_r(generated) / leave-one-out floor", "magma_r"),
           ("mean_offset", "mean log10 Σ offset [dex]", "RdBu_r"),
-          ("pixel_std_ratio", "pixel σ ratio (generated / true)", "RdBu_r"))
+          ("pixel_std_ratio", "pixel σ ratio (generated / true)", "RdBu_r"),
+          ("map_mean_scatter_ratio", "map-to-map scatter of the mean level (generated / true)", "RdBu_r"))
 
 
 def main(argv=None):
@@ -43,7 +45,7 @@ def main(argv=None):
     ratio = f"fidelity_{args.ratio}"
     rows = [r for r in fid["per_cosmology"] if r.get(ratio) is not None]
     theta = np.array([r["theta"] for r in rows])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.4))
     panels = [p for p in PANELS if not p[0].startswith("fidelity_") or p[0] == ratio]
     for ax, (key, title, cmap) in zip(axes, panels):
         values = np.array([r[key] for r in rows])
@@ -52,6 +54,9 @@ def main(argv=None):
         elif key == "mean_offset":
             lim = max(np.abs(values).max(), 1e-3)
             norm = TwoSlopeNorm(0.0, -lim, lim)
+        elif key == "map_mean_scatter_ratio":  # a ratio of scatters: symmetric in log
+            lim = max(np.abs(np.log(values)).max(), 1e-3)
+            norm = LogNorm(np.exp(-lim), np.exp(lim))
         else:
             lim = max(np.abs(values - 1).max(), 1e-3)
             norm = TwoSlopeNorm(1.0, 1 - lim, 1 + lim)

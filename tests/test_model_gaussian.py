@@ -139,3 +139,22 @@ def test_weights_carry_the_start(model, fitted, tmp_path):
     (folder / METADATA_FILE).write_text(json.dumps(doc))
     with pytest.raises(WeightsError, match="explorer calibrate"):
         load_model(folder)
+
+
+def test_start_draws_map_means_whose_scatter_follows_sigma8():
+    """Map means scattering as s = exp(−3 + 0.6 v): the fitted start recovers s(θ) and draws with it;
+    the constant fit keeps one s (the old model, still readable)."""
+    rng = np.random.default_rng(3)
+    theta = rng.uniform([0.1, 0.6], [0.5, 1.0], (3000, 2))
+    v = (theta[:, 1] - 0.6) / 0.4
+    s_true = np.exp(-3.0 + 0.6 * v)
+    maps = (0.2 * theta[:, 0] + s_true * rng.standard_normal(3000))[:, None, None] + 0.1 * rng.standard_normal((3000, 8, 8))
+    start = GaussianStart.fit(theta, maps, RANGES, degree=1)
+    np.testing.assert_allclose(start.scatter(theta), s_true, rtol=0.12)
+    draws = start.draw(np.repeat([[0.3, 0.6], [0.3, 1.0]], 2000, axis=0), torch.Generator().manual_seed(0))
+    means = draws.mean(dim=(1, 2, 3)).numpy()
+    assert means[2000:].std() / means[:2000].std() == pytest.approx(np.exp(0.6), rel=0.12)
+    again = GaussianStart.from_dict(json.loads(json.dumps(start.to_dict())))
+    np.testing.assert_array_equal(again.scatter(theta[:5]), start.scatter(theta[:5]))
+    old = GaussianStart.fit(theta, maps, RANGES, degree=1, scatter="constant")
+    assert "mean_log_scatter" not in old.to_dict() and np.ptp(old.scatter(theta[:5])) == 0

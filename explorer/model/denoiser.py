@@ -39,6 +39,7 @@ from explorer.data.transform import Normalization
 from explorer.params import PRIOR
 
 from .device import autocast
+from .gaussian import fit_log_scatter
 from .schedule import NoiseSchedule
 
 
@@ -105,17 +106,8 @@ class MeanLevel(nn.Module):
                              f"{tuple(means.shape)}")
         features = self.features((theta - self.theta_lo.double()) / self.theta_span.double())
         coef = torch.linalg.lstsq(features, means[:, None]).solution[:, 0]
-        r2 = (means - features @ coef) ** 2
         g = features[:, :3] if scatter == "theta" else features[:, :1]
-        w = torch.zeros(g.shape[1], dtype=torch.float64)
-        w[0] = 0.5 * torch.log(r2.mean().clamp_min(1e-8))
-        for _ in range(50):  # Newton on the convex −log L = Σ w·g + r² e^{−2 w·g} / 2 (up to constants)
-            e = r2 * torch.exp(-2 * (g @ w))
-            step = torch.linalg.solve(2 * (g * e[:, None]).T @ g + 1e-9 * torch.eye(g.shape[1], dtype=g.dtype),
-                                      g.T @ (1 - e))
-            w -= step
-            if step.abs().max() < 1e-10:
-                break
+        w = torch.from_numpy(fit_log_scatter(g.numpy(), (means - features @ coef).numpy()))
         log_s = torch.zeros(3, dtype=torch.float64)
         log_s[: w.numel()] = w
         log_s[0] = torch.maximum(log_s[0], torch.tensor(np.log(1e-4)))

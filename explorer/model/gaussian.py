@@ -70,6 +70,29 @@ def theta_monomials(theta, param_ranges, degree: int, centred: bool = False) -> 
     return np.stack([u[:, 0] ** i * u[:, 1] ** (d - i) for d in range(degree + 1) for i in range(d, -1, -1)], axis=1)
 
 
+def fit_log_scatter(features, residuals, iterations: int = 50) -> np.ndarray:
+    """Maximum-likelihood w of a Gaussian scatter with log s = features · w, for zero-mean residuals.
+
+    features: ``(N, k)`` (first column 1); residuals: ``(N,)``. Newton's method on the convex
+    −log L = Σ_i [g_i·w + r_i² e^{−2 g_i·w} / 2]; starts from the constant s = rms(r). Returns ``(k,)``.
+    """
+    g = np.asarray(features, dtype=np.float64)
+    r2 = np.asarray(residuals, dtype=np.float64) ** 2
+    w = np.zeros(g.shape[1])
+    w[0] = 0.5 * np.log(max(r2.mean(), 1e-16))
+    for _ in range(iterations):
+        e = r2 * np.exp(-2.0 * (g @ w))
+        step = np.linalg.solve(2.0 * (g * e[:, None]).T @ g + 1e-12 * np.eye(g.shape[1]), g.T @ (1.0 - e))
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return w
+
+
+def _linear(theta, param_ranges) -> np.ndarray:
+    """[1, u, v] of θ ``(B, 2)`` scaled to [0, 1] over the prior box: ``(B, 3)``."""
+    return theta_monomials(theta, param_ranges, 1)
+
 
 @dataclass(frozen=True, eq=False)
 class GaussianStart:
@@ -80,13 +103,18 @@ class GaussianStart:
     degree: int
     log_spectrum_coef: np.ndarray  # (n_features, R): ln S_n(θ) = φ(u) · coef[:, n-1]
     mean_coef: np.ndarray          # (n_features,): μ(θ) = φ(u) · mean_coef
-    mean_scatter: float            # s
+    mean_scatter: float            # s, the rms scatter of the map means around μ(θ)
     sigma: float                   # σ* = √((1−ᾱ)/ᾱ) of the first network step
     n_maps: int = 0                # maps it was fitted on (record)
+    mean_log_scatter: np.ndarray | None = None  # (3,): log s(θ) = [1, u, v] · this; None: s for every θ
 
     @classmethod
-    def fit(cls, theta_per_map, maps, param_ranges, *, sigma: float = 1.0, degree: int = 3) -> "GaussianStart":
-        """Fit to normalised maps ``(N, n, n)`` at ``theta_per_map (N, 2)`` (module docstring)."""
+    def fit(cls, theta_per_map, maps, param_ranges, *, sigma: float = 1.0, degree: int = 3,
+            scatter: str = "theta") -> "GaussianStart":
+        """Fit to normalised maps ``(N, n, n)`` at ``theta_per_map (N, 2)`` (module docstring); the map
+        means' scatter depends on θ (``scatter="theta"``, log s linear in the scaled θ) or not ("constant")."""
+        if scatter not in ("theta", "constant"):
+            raise ValueError(f"scatter must be 'theta' or 'constant', got {scatter!r}")
         maps = np.asarray(maps, dtype=np.float64)
         theta = np.asarray(theta_per_map, dtype=np.float64)
         if maps.ndim != 3 or theta.shape != (maps.shape[0], 2):
@@ -102,10 +130,12 @@ class GaussianStart:
         coef[0] -= digamma(k) - np.log(k)  # φ_0 = 1: remove the bias of the mean of a log
         means = maps.mean(axis=(1, 2))
         mean_coef = np.linalg.lstsq(phi, means, rcond=None)[0]
-        scatter = float(np.std(means - phi @ mean_coef, ddof=phi.shape[1]))
+        resid = means - phi @ mean_coef
+        log_scatter = fit_log_scatter(_linear(theta, param_ranges), resid) if scatter == "theta" else None
         return cls(resolution=int(maps.shape[-1]), param_ranges=tuple(tuple(map(float, r)) for r in param_ranges),
-                   degree=int(degree), log_spectrum_coef=coef, mean_coef=mean_coef, mean_scatter=scatter,
-                   sigma=float(sigma), n_maps=int(maps.shape[0]))
+                   degree=int(degree), log_spectrum_coef=coef, mean_coef=mean_coef,
+                   mean_scatter=float(np.std(resid, ddof=phi.shape[1])), sigma=float(sigma),
+                   n_maps=int(maps.shape[0]), mean_log_scatter=log_scatter)
 
     def spectrum(self, theta) -> np.ndarray:
         """S(θ) on every DFT mode: ``(B, n, n)`` (0 at m = 0; corner modes take the last ring's value)."""
@@ -120,6 +150,13 @@ class GaussianStart:
         """μ(θ) ``(B,)``, normalised units."""
         return theta_monomials(theta, self.param_ranges, self.degree) @ self.mean_coef
 
+    def scatter(self, theta) -> np.ndarray:
+        """s(θ) ``(B,)`` of the map means around μ(θ), normalised units."""
+        theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
+        if self.mean_log_scatter is None:
+            return np.full(theta.shape[0], self.mean_scatter)
+        return np.exp(_linear(theta, self.param_ranges) @ self.mean_log_scatter)
+
     def draw(self, theta, generator: torch.Generator) -> torch.Tensor:
         """x₀^G at each θ of ``theta (B, 2)``: ``(B, 1, n, n)`` float32, from the CPU ``generator``."""
         theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
@@ -127,14 +164,15 @@ class GaussianStart:
         white = torch.randn((b, n, n), generator=generator, dtype=torch.float64).numpy()
         level = torch.randn((b,), generator=generator, dtype=torch.float64).numpy()
         field = np.fft.ifft2(np.fft.fft2(white) * np.sqrt(self.spectrum(theta))).real
-        field += (self.mean(theta) + self.mean_scatter * level)[:, None, None]
+        field += (self.mean(theta) + self.scatter(theta) * level)[:, None, None]
         return torch.from_numpy(field[:, None]).float()
 
     def to_dict(self) -> dict:
         return {"resolution": self.resolution, "param_ranges": [list(r) for r in self.param_ranges],
                 "degree": self.degree, "log_spectrum_coef": self.log_spectrum_coef.tolist(),
                 "mean_coef": self.mean_coef.tolist(), "mean_scatter": self.mean_scatter, "sigma": self.sigma,
-                "n_maps": self.n_maps}
+                "n_maps": self.n_maps,
+                **({} if self.mean_log_scatter is None else {"mean_log_scatter": self.mean_log_scatter.tolist()})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "GaussianStart":
@@ -156,6 +194,11 @@ class GaussianStart:
         sigma, scatter = float(d["sigma"]), float(d["mean_scatter"])
         if not (np.isfinite(coef).all() and np.isfinite(mean_coef).all() and sigma > 0 and scatter >= 0):
             raise ValueError("gaussian_start: coefficients must be finite, sigma > 0 and mean_scatter >= 0")
+        log_scatter = None
+        if d.get("mean_log_scatter") is not None:
+            log_scatter = np.asarray(d["mean_log_scatter"], dtype=np.float64)
+            if log_scatter.shape != (3,) or not np.isfinite(log_scatter).all():
+                raise ValueError(f"gaussian_start: mean_log_scatter must be 3 finite numbers, got {d['mean_log_scatter']!r}")
         return cls(resolution=n, param_ranges=tuple(tuple(map(float, r)) for r in d["param_ranges"]), degree=degree,
                    log_spectrum_coef=coef, mean_coef=mean_coef, mean_scatter=scatter, sigma=sigma,
-                   n_maps=int(d.get("n_maps", 0)))
+                   n_maps=int(d.get("n_maps", 0)), mean_log_scatter=log_scatter)
