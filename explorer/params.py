@@ -9,6 +9,8 @@ that model; these are the defaults new models, data sets and the app start from.
 """
 
 PARAM_NAMES = ("omega_m", "sigma_8")
+#: how people write them
+PARAM_LABELS = {"omega_m": "Ω_m", "sigma_8": "σ_8"}
 #: Ω_m and σ_8 ranges of the CAMELS Latin hypercube (and of the stand-in's sets)
 OMEGA_M_RANGE = (0.1, 0.5)
 SIGMA_8_RANGE = (0.6, 1.0)

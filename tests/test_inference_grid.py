@@ -117,6 +117,24 @@ def test_fine_window_holds_the_widest_marginal():
     assert cut.estimates["omega_m"]["std"] < 0.97 * wide.estimates["omega_m"]["std"]
 
 
+def test_a_maximum_on_the_prior_edge_is_said_plainly():
+    box = ((0.1, 0.5), (0.6, 1.0))
+    kw = dict(coarse=(9, 9), fine=(9, 9), interpolate_to=None)
+
+    def at(mu):
+        return lambda theta, progress: 0.5 * np.array([[gaussian_chi2(np.array([o]), np.array([s]), mu=mu,
+                                                                      sigma=(0.03, 0.03), rho=0)[0, 0]
+                                                        for o, s in theta]])
+
+    inside = scan(at((0.3, 0.8)), box, **kw)
+    assert not any("prior's edge" in n for n in inside.notes)
+    beyond = scan(at((0.56, 0.8)), box, **kw)  # the field prefers Ω_m above the box
+    edge = [n for n in beyond.notes if "prior's edge" in n]
+    assert len(edge) == 1 and "Ω_m = 0.5" in edge[0]
+    low = scan(at((0.3, 0.55)), box, **kw)
+    assert any("σ_8 = 0.6" in n for n in low.notes)
+
+
 # ---- infer() with an analytic denoiser ---------------------------------------------------------
 
 PATTERN = np.random.default_rng(0).normal(0, 0.3, (16, 16))

@@ -22,6 +22,8 @@ from typing import Callable
 import numpy as np
 from scipy.interpolate import RectBivariateSpline
 
+from explorer.params import PARAM_LABELS
+
 from .posterior import (Posterior, _check_temperatures, interval, interval_68, intervals,  # noqa: F401
                         marginals)  # (re-exported: the grid's posterior)
 from .vlb import Cancel, InferenceCancelled, Progress, field_seed, term_weights, vlb_terms
@@ -128,6 +130,11 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
         if (idx == 0 and a > lo) or (idx == n - 1 and b < hi):
             notes.append(f"the minimum lies on the edge of the fine window in {name}; "
                          "widen fine_half_width or the coarse grid")
+        elif idx in (0, n - 1):  # the window reaches the prior's edge there
+            edge = lo if idx == 0 else hi
+            notes.append(f"the maximum of the likelihood lies on the prior's edge, {PARAM_LABELS[name]} = {edge:g}: "
+                         f"this field prefers a value at or beyond the range the model knows "
+                         f"[{lo:g}, {hi:g}]; the intervals there are cut by the prior")
     per_timestep = None
     if per_term:
         names = list(term_names or [f"L{t}" for t in range(terms_f.shape[0])])
