@@ -1,4 +1,4 @@
-"""The whole app: three tabs in a template, or a page saying why the model could not be loaded.
+"""The whole app: an intro and four tabs in a template, or a page saying why the model could not be loaded.
 
 ``build_app()`` is what ``explorer/main.py`` serves; settings come from the environment and
 ``--args`` (see ``explorer.ui.context``). Missing or corrupt weights stop the app at start: the
@@ -14,6 +14,8 @@ import panel as pn
 
 from .context import AppContext, Settings, get_context
 from .emulate import EmulateTab
+from .explain import Intro
+from .game import GameTab
 from .infer import InferTab
 from .response import ResponseTab
 
@@ -55,7 +57,7 @@ def _model_summary(ctx: AppContext) -> str:
 
 
 class ExplorerApp(pn.viewable.Viewer):
-    """Emulate, Parameter response and Infer tabs sharing one model."""
+    """Emulate, Parameter response, Infer and Guess-the-universe tabs sharing one model, under an intro."""
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -63,13 +65,18 @@ class ExplorerApp(pn.viewable.Viewer):
         self.emulate = EmulateTab(context)
         self.response = ResponseTab(context)
         self.infer = InferTab(context)
+        self.game = GameTab(context)
+        self.intro = Intro()
         self.tabs = pn.Tabs(("Emulate", self.emulate), ("Parameter response", self.response),
                             ("Infer", self.infer), dynamic=True, sizing_mode="stretch_width")
+        self.tabs.append(("Guess the universe", self.game))
         self.tabs.param.watch(self._on_tab, "active")
 
     async def _on_tab(self, event) -> None:
         if event.new == 1:
             await self.response.activate()
+        elif event.new == 3:
+            await self.game.activate()
 
     async def start(self) -> None:
         """First sampling, once the page is loaded."""
@@ -77,12 +84,13 @@ class ExplorerApp(pn.viewable.Viewer):
 
     def stop(self) -> None:
         """Abandon this session's running jobs (called when the session closes)."""
-        for tab in (self.emulate, self.response, self.infer):
+        for tab in (self.emulate, self.response, self.infer, self.game):
             tab.stop()
 
     def __panel__(self):
         notes = [n for key, n in self.context.notes.items() if key != "onep"]
         return pn.Column(
+            self.intro,
             pn.pane.Markdown(_model_summary(self.context), styles={"font-size": "0.85em", "color": "#555"}),
             *[pn.pane.Alert(n, alert_type="warning") for n in notes],
             self.tabs, sizing_mode="stretch_width")
