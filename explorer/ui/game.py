@@ -219,7 +219,7 @@ class GameTab(pn.viewable.Viewer):
         self._status.object = (f"Round {puzzle.number}: the diffusion model and the P(k) baseline are reading "
                                f"the same map …")
         self.models_text.object = ("*The models' contours appear here when the inference is done "
-                                   "(up to half a minute on a CPU).*")
+                                   "(10 to 30 s on a CPU).*")
         await run_job(job, what=f"game round {puzzle.number} inference", on_busy=self._inferring,
                       on_result=self._inferred, on_error=self._infer_failed, logger=log)
 
