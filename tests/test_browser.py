@@ -245,3 +245,27 @@ def test_broken_file_shows_error_and_app_keeps_sampling(browser_page, tmp_path):
     page.screenshot(path=ARTIFACTS / "browser_emulate_after_error.png", full_page=True)
     assert page.errors == []
     assert remote_requests(page) == []  # also none from the infer tab's file dropper
+
+
+def test_guess_the_universe_round_trip(browser_page):
+    page = browser_page
+    open_tab(page, "Guess the universe")
+    page.wait_for_selector("text=/set the sliders to your guess/")  # round 1 is drawn on first showing
+    handle = page.locator(".noUi-handle:visible").nth(0)  # Ω_m of the game (other tabs' sliders are hidden)
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 45, y, steps=4)
+    page.mouse.up()
+    page.locator("button", has_text="Reveal").click()
+    page.wait_for_selector("text=/Round 1: \\d+ points/")
+    table = page.locator("table", has_text="your guess").first.inner_text()
+    rows = {line.split("\t")[0].strip(): line.split("\t")[1:] for line in table.splitlines() if "\t" in line}
+    assert float(rows["your guess"][0]) < 0.3 and 0.1 <= float(rows["truth"][0]) <= 0.5  # the slider moved
+    assert page.locator("text=/Score: \\d+/").count() >= 1
+    page.screenshot(path=ARTIFACTS / "browser_game.png", full_page=True)
+    assert page.errors == []
+    # Back on the first tab for any later test
+    open_tab(page, "Emulate")
+    page.wait_for_selector(".bk-tab.bk-active >> text=Emulate")

@@ -505,9 +505,11 @@ def test_prefetched_first_sample_is_reused(context):
 
 def test_app_assembles_tabs(context):
     app = ExplorerApp(context)
-    assert [name for name in app.tabs._names] == ["Emulate", "Parameter response", "Infer"]
+    assert [name for name in app.tabs._names] == ["Emulate", "Parameter response", "Infer", "Guess the universe"]
     run(app.start())
     assert app.emulate.result is not None
+    app.tabs.active = 3  # the game draws its first round when its tab is first shown
+    assert app.game.puzzle is not None and app.game.map_pane.object is not None and not app.intro.dismissed
     app.stop()
 
 

@@ -1,4 +1,4 @@
-"""The whole app: three tabs in a template, or a page saying why the model could not be loaded.
+"""The whole app: an intro and four tabs in a template, or a page saying why the model could not be loaded.
 
 ``build_app()`` is what ``explorer/main.py`` serves; settings come from the environment and
 ``--args`` (see ``explorer.ui.context``). Missing or corrupt weights stop the app at start: the
@@ -15,6 +15,8 @@ import panel as pn
 
 from .context import AppContext, Settings, get_context, release_memory
 from .emulate import EmulateTab
+from .explain import Intro
+from .game import GameTab
 from .infer import InferTab
 from .response import ResponseTab
 
@@ -56,7 +58,7 @@ def _model_summary(ctx: AppContext) -> str:
 
 
 class ExplorerApp(pn.viewable.Viewer):
-    """Emulate, Parameter response and Infer tabs sharing one model."""
+    """Emulate, Parameter response, Infer and Guess-the-universe tabs sharing one model, under an intro."""
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -64,16 +66,20 @@ class ExplorerApp(pn.viewable.Viewer):
         self.emulate = EmulateTab(context)
         self.response = ResponseTab(context)
         self.infer = InferTab(context)
+        self.game = GameTab(context)
+        self.intro = Intro()
         # Rendered once, not per switch (dynamic=False): a re-rendered tab lost the drop box's file,
         # a drop made right after a switch never reached the server, and the re-rendered models took
         # their stylesheets from Panel's CDN (loading.css, markdown.css), which fails offline.
         self.tabs = pn.Tabs(("Emulate", self.emulate), ("Parameter response", self.response),
-                            ("Infer", self.infer), sizing_mode="stretch_width")
+                            ("Infer", self.infer), ("Guess the universe", self.game), sizing_mode="stretch_width")
         self.tabs.param.watch(self._on_tab, "active")
 
     async def _on_tab(self, event) -> None:
         if event.new == 1:
             await self.response.activate()
+        elif event.new == 3:
+            await self.game.activate()
 
     async def start(self) -> None:
         """First sampling, once the page is loaded."""
@@ -81,13 +87,14 @@ class ExplorerApp(pn.viewable.Viewer):
 
     def stop(self) -> None:
         """Abandon this session's running jobs and free what they held (called when the session closes)."""
-        for tab in (self.emulate, self.response, self.infer):
+        for tab in (self.emulate, self.response, self.infer, self.game):
             tab.stop()
         threading.Timer(2.0, release_memory).start()  # once the closed session's objects are gone
 
     def __panel__(self):
         notes = [n for key, n in self.context.notes.items() if key != "onep"]
         return pn.Column(
+            self.intro,
             pn.pane.Markdown(_model_summary(self.context), styles={"font-size": "0.85em", "color": "#555"}),
             *[pn.pane.Alert(n, alert_type="warning") for n in notes],
             self.tabs, sizing_mode="stretch_width")

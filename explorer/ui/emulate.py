@@ -5,6 +5,10 @@ sampler changes; it runs on the worker pool and a newer request supersedes a run
 (``jobs.start_job`` / ``jobs.run_job``). The statistics are those of the seed paper:
 P(k) with mean ± σ bands and per-k z-scores (Figure 1), χ²_r of each map beside the leave-one-out
 floor, pixel histograms with envelopes (Figure 4) and the connected-region census.
+
+For a class: presets (the fiducial cosmology, the four corners of the prior box, a lower σ_8) set
+both sliders at once, and a switch keeps the seed (one cosmic web, reshaped by Ω_m and σ_8) or
+draws a fresh one at every change; a collapsed card explains the jargon (:mod:`.explain`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from explorer.params import OMEGA_M_RANGE, SIGMA_8_RANGE
 
 from . import compute, plots
 from .context import AppContext
+from .explain import glossary_card
 from .jobs import Job, JobSlot, run_job, start_job
 from .panes import LivePlot, PlotRow, batch_updates
 from .reference import simulate_reference
@@ -30,6 +35,30 @@ log = logging.getLogger(__name__)
 
 N_SHOWN = 8   # generated maps drawn (all of them are downloadable and enter the statistics)
 N_REF_SHOWN = 4
+CUSTOM = "custom (the sliders)"
+SEED_NOTE = ("When Ω_m or σ_8 change, **same seed**: the model starts from the same noise, so Ω_m and σ_8 "
+             "reshape one cosmic web and its layout stays; the reference maps are other simulations, with "
+             "their own initial conditions, so theirs changes. **Fresh seed**: new noise at every change.")
+
+
+def presets(param_ranges) -> dict[str, tuple[float, float] | None]:
+    """The preset menu: label -> (Ω_m, σ_8) inside ``param_ranges`` (the model's prior box); the last
+    entry, :data:`CUSTOM`, stands for slider values that are no preset."""
+    (om_lo, om_hi), (s8_lo, s8_hi) = param_ranges
+
+    def inside(om, s8):
+        return float(min(max(om, om_lo), om_hi)), float(min(max(s8, s8_lo), s8_hi))
+
+    fid, low = inside(0.3, 0.8), inside(0.3, 0.65)
+    return {
+        f"fiducial (Ω_m = {fid[0]:g}, σ_8 = {fid[1]:g})": fid,
+        f"corner: least matter, smoothest ({om_lo:g}, {s8_lo:g})": (om_lo, s8_lo),
+        f"corner: least matter, clumpiest ({om_lo:g}, {s8_hi:g})": (om_lo, s8_hi),
+        f"corner: most matter, smoothest ({om_hi:g}, {s8_lo:g})": (om_hi, s8_lo),
+        f"corner: most matter, clumpiest ({om_hi:g}, {s8_hi:g})": (om_hi, s8_hi),
+        f"what if σ_8 were lower? ({low[0]:g}, {low[1]:g})": low,
+        CUSTOM: None,
+    }
 
 
 class EmulateTab(pn.viewable.Viewer):
@@ -42,6 +71,9 @@ class EmulateTab(pn.viewable.Viewer):
     sampler = param.Selector(default=next(iter(compute.SAMPLER_CHOICES)), objects=list(compute.SAMPLER_CHOICES),
                              label="sampler (speed ↔ quality)")
     new_seed = param.Event(label="new seed")
+    preset = param.Selector(default=CUSTOM, objects=[CUSTOM], label="preset (sets both sliders)")
+    seed_mode = param.Selector(default="same", objects={"same seed": "same", "fresh seed": "fresh"},
+                               label="seed when Ω_m or σ_8 change")
     simulate = param.Event(label="Simulate 15 reference maps here")
     busy = param.Boolean(default=False, doc="Sampling runs (the progress bar is shown).")
 
@@ -51,10 +83,14 @@ class EmulateTab(pn.viewable.Viewer):
         self.emulator = context.emulator
         (om_lo, om_hi), (s8_lo, s8_hi) = self.emulator.param_ranges
         self.param.omega_m.bounds, self.param.sigma_8.bounds = (om_lo, om_hi), (s8_lo, s8_hi)
+        self._presets = presets(self.emulator.param_ranges)
+        self.param.preset.objects = list(self._presets)
+        self.preset = self._matching_preset()
         self.result: compute.Emulation | None = None
         self._simulated: tuple[float, float, int, np.ndarray] | None = None  # (Ω_m, σ_8, seed, maps)
         self._shown_reference = None
         self._prefetched: tuple[tuple, Job] | None = None  # (settings, job) started by prefetch()
+        self._fresh_seed: int | None = None  # a seed drawn for a slider change ("fresh seed" mode)
 
         self._progress = pn.indicators.Progress(value=0, max=100, visible=self.param.busy,
                                                 sizing_mode="stretch_width", bar_color="primary")
@@ -84,6 +120,8 @@ class EmulateTab(pn.viewable.Viewer):
 
         self.param.watch(self._on_settings, ["omega_m", "sigma_8", "seed", "n_maps", "sampler"])
         self.param.watch(self._on_new_seed, "new_seed")
+        self.param.watch(self._on_preset, "preset")
+        self.param.watch(self._sync_preset, ["omega_m", "sigma_8"])
         self.param.watch(self._on_simulate, "simulate")
 
     # ---- controls -------------------------------------------------------------------------------
@@ -97,8 +135,11 @@ class EmulateTab(pn.viewable.Viewer):
             "### Parameters",
             pn.widgets.FloatSlider.from_param(self.param.omega_m, throttled=True, format="0.000"),
             pn.widgets.FloatSlider.from_param(self.param.sigma_8, throttled=True, format="0.000"),
+            pn.widgets.Select.from_param(self.param.preset),
             pn.Row(pn.widgets.IntInput.from_param(self.param.seed, width=130),
                    pn.widgets.Button.from_param(self.param.new_seed, width=110, margin=(27, 5, 5, 5))),
+            pn.widgets.RadioButtonGroup.from_param(self.param.seed_mode),
+            pn.pane.Markdown(SEED_NOTE, styles={"font-size": "0.85em"}, margin=(0, 10)),
             pn.widgets.IntSlider.from_param(self.param.n_maps),
             pn.widgets.Select.from_param(self.param.sampler),
             self._simulate_button,
@@ -113,6 +154,9 @@ class EmulateTab(pn.viewable.Viewer):
             self.controls(),
             pn.Column(
                 pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
+                glossary_card("log₁₀ Σ", "seed", "emulator", "reference maps", "cosmic variance", "P(k)",
+                              "z-score", "χ²_r", "leave-one-out floor",
+                              title="What do these words mean? seed, P(k), z-score, χ²_r, leave-one-out floor, …"),
                 self._error,
                 self._reference_info,
                 "#### Generated maps", self.maps_row,
@@ -142,7 +186,26 @@ class EmulateTab(pn.viewable.Viewer):
     def _on_new_seed(self, _event) -> None:
         self.seed = random.randrange(2**31 - 1)  # triggers a refresh through the seed watcher
 
-    async def _on_settings(self, *_events) -> None:
+    def _on_preset(self, event) -> None:
+        theta = self._presets.get(event.new)
+        if theta is not None:  # both sliders in one update: one sampling job
+            self.param.update(omega_m=theta[0], sigma_8=theta[1])
+
+    def _matching_preset(self) -> str:
+        for label, theta in self._presets.items():
+            if theta is not None and np.isclose(theta[0], self.omega_m) and np.isclose(theta[1], self.sigma_8):
+                return label
+        return CUSTOM
+
+    def _sync_preset(self, *_events) -> None:
+        self.preset = self._matching_preset()
+
+    async def _on_settings(self, *events) -> None:
+        if [e.name for e in events] == ["seed"] and events[0].new == self._fresh_seed:
+            self._fresh_seed = None  # drawn below for a slider change, which samples with it
+            return
+        if self.seed_mode == "fresh" and any(e.name in ("omega_m", "sigma_8") for e in events):
+            self._fresh_seed = self.seed = random.randrange(2**31 - 1)
         await self.refresh()
 
     def _reference_maps(self, omega_m: float, sigma_8: float):

@@ -16,6 +16,7 @@ from .plots import GENERATED, REFERENCE
 OM, S8 = hv.Dimension("omega_m", label="Ω_m"), hv.Dimension("sigma_8", label="σ_8")
 CHI2 = hv.Dimension("delta_chi2", label="−2ΔlnL̂")
 SIGMA_DASH = ("solid", "dashed", "dotted")
+GUESS = "#1f78b4"  # the player's guess (blue: neither model's colour)
 TERM_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
@@ -34,9 +35,10 @@ def _contours(om, s8, delta, levels, color, width=2, label=None) -> hv.Overlay:
 
 
 def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: bool = False,
-                   size: int = 360, name: str | None = None) -> hv.Overlay:
+                   size: int = 360, name: str | None = None, guess=None) -> hv.Overlay:
     """−2ΔlnL̂ image of the fine window with 1/2/3σ contours, truth, optional P(k) and per-term contours;
-    ``name``: the field's, first in the title (so a figure always says whose posterior it is)."""
+    ``name``: the field's, first in the title (so a figure always says whose posterior it is);
+    ``guess``: a player's (Ω_m, σ_8), marked ◆ (the Guess-the-universe tab)."""
     clip = float(post.levels[-1]) * 2.5
     image = _image(post.omega_m, post.sigma_8, np.minimum(post.delta_chi2, clip)).opts(
         cmap="viridis_r", colorbar=True, clim=(0, clip), tools=["hover"],
@@ -54,6 +56,9 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
     if post.truth is not None:
         overlay *= hv.Points([tuple(post.truth)], [OM, S8], label="truth").opts(
             marker="star", size=18, color="red", line_color="white")
+    if guess is not None:
+        overlay *= hv.Points([tuple(guess)], [OM, S8], label="your guess").opts(
+            marker="diamond", size=16, color=GUESS, line_color="white")
     title = "−2ΔlnL̂, contours 1σ (solid) 2σ (dashed) 3σ (dotted)"
     if name:
         title = f"{name}: {title}"
