@@ -54,7 +54,7 @@ FINGERPRINT_JS = """() => {
 COUNT_JS = """(name) => { let n = 0;
     for (const doc of Bokeh.documents) for (const m of doc.all_models) if (m.constructor.__name__ === name) n++;
     return n }"""
-STATUS = "text=/map\\(s\\) at Ω_m/"
+STATUS = "text=/map\\(s\\) at Ωₘ/"
 
 
 def rss_mb(pid: int) -> float | None:
@@ -68,7 +68,7 @@ def rss_mb(pid: int) -> float | None:
 
 
 def wait_first_render(page, timeout_ms: int) -> None:
-    page.wait_for_selector("text=/map\\(s\\) at Ω_m.*sampled in/", timeout=timeout_ms)
+    page.wait_for_selector("text=/map\\(s\\) at Ωₘ.*sampled in/", timeout=timeout_ms)
     page.wait_for_function(f"() => ({COUNT_JS})('Figure') >= {N_FIGURES}", timeout=timeout_ms)
 
 

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     baseline = PkBaseline.load(weights / FILENAME)
     pk_posts = [baseline.posterior(f, truth=tuple(t)) for f, t in zip(maps, thetas)]
     pk = coverage_metrics(pk_posts)
-    # How often the diffusion estimate beats P(k) per field (|mean − truth|, Ω_m), per replicate.
+    # How often the diffusion estimate beats P(k) per field (|mean − truth|, Ωₘ), per replicate.
     pk_err = np.array([abs(q.estimates["omega_m"]["mean"] - t[0]) for q, t in zip(pk_posts, thetas)])
     wins = {r: int(np.sum(np.array([abs(q.estimates["omega_m"]["mean"] - t[0]) for q, t in zip(posts, thetas)]) < pk_err))
             for r, posts in posts_by_seed.items()}

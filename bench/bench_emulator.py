@@ -161,7 +161,7 @@ def _plot_response(resp, folder):
 
     folder.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, name, label in zip(axes, ("omega_m", "sigma_8"), ("Ω_m", "σ_8")):
+    for ax, name, label in zip(axes, ("omega_m", "sigma_8"), ("Ωₘ", "σ₈")):
         values = resp.values[name]
         colors = plt.cm.viridis(np.linspace(0, 1, len(values)))
         for i, (v, c) in enumerate(zip(values, colors)):

@@ -2,8 +2,8 @@
 
     python bench/plot_coverage.py runs/coverage.json --out assets/coverage_by_field.png
 
-Two panels over the (Ω_m, σ_8) prior, one marker per evaluation field at its true θ, coloured by
-z = (posterior mean − truth)/posterior std of Ω_m (left) and σ_8 (right), averaged over the noise
+Two panels over the (Ωₘ, σ₈) prior, one marker per evaluation field at its true θ, coloured by
+z = (posterior mean − truth)/posterior std of Ωₘ (left) and σ₈ (right), averaged over the noise
 replicates; fields with |z| > 2 on average are labelled with their z per replicate.
 """
 

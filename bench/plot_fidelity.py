@@ -4,7 +4,7 @@
 
     python bench/plot_fidelity.py runs/emulator50.json --ratio loo --out assets/fidelity_over_prior.png
 
-Four panels over the (Ω_m, σ_8) prior, one marker per held-out cosmology, coloured by its mean over
+Four panels over the (Ωₘ, σ₈) prior, one marker per held-out cosmology, coloured by its mean over
 the sampler seeds of: the fidelity ratio, the mean log10 Σ offset [dex], the pixel σ ratio and the
 ratio of the map-to-map scatter of the maps' mean levels (generated / simulated). The
 ratio is χ²_r(generated) over χ²_r of new-seed simulations (``--ratio newseed``: the 20 cosmologies

@@ -37,7 +37,7 @@ for r, (om, s8) in enumerate(theta):
         if r == 0:
             a.set_title(label, fontsize=11)
         if j == 0:
-            a.set_ylabel(f"Ω_m={om:.2f}  σ_8={s8:.2f}\n[Mpc/h]", fontsize=10)
+            a.set_ylabel(f"Ωₘ={om:.2f}  σ₈={s8:.2f}\n[Mpc/h]", fontsize=10)
         if r == 2:
             a.set_xlabel("[Mpc/h]")
 fig.colorbar(im, ax=ax, label="log10 Σ [(M⊙/h)/(Mpc/h)²]", shrink=0.8)

@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmark figures drawn over the (Ω_m, σ_8) prior box."""
+"""Shared pieces of the benchmark figures drawn over the (Ωₘ, σ₈) prior box."""
 
 from pathlib import Path
 

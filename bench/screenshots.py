@@ -72,7 +72,7 @@ def game(browser, url: str) -> None:
     seed.press("Enter")
     page.wait_for_selector("text=/Round 1: set the sliders/", timeout=60_000)
     page.wait_for_timeout(1000)
-    handle = page.locator(".noUi-handle:visible").nth(1)  # σ_8
+    handle = page.locator(".noUi-handle:visible").nth(1)  # σ₈
     box = handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)

@@ -51,7 +51,7 @@ class Fidelity:
     mean_offset: float  # mean over cosmologies of ⟨log10 Σ⟩_gen − ⟨log10 Σ⟩_true, dex
     mean_offset_sem: float  # its standard error over cosmologies
     map_mean_scatter_ratio: float  # mean over cosmologies of std(per-map means)_gen / std(...)_true
-    per_cosmology: list  # [{"theta": [Ω_m, σ_8], "chi2_generated", "chi2_loo", "chi2_newseed"}]
+    per_cosmology: list  # [{"theta": [Ωₘ, σ₈], "chi2_generated", "chi2_loo", "chi2_newseed"}]
     seconds: float
 
     def to_dict(self) -> dict:
@@ -63,7 +63,7 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
              box_size: float = 25.0, progress: Callable[[int, int], None] | None = None) -> Fidelity:
     """Fidelity of `emulate` at held-out cosmologies.
 
-    theta: (C, 2) (Ω_m, σ_8); true_maps: (C, 15, H, W) log10 Σ; newseed_maps: (C', 15, H, W)
+    theta: (C, 2) (Ωₘ, σ₈); true_maps: (C, 15, H, W) log10 Σ; newseed_maps: (C', 15, H, W)
     for the first C' ≤ C cosmologies, or None. Generated maps use seed `seed + c` at cosmology c.
     """
     from explorer.stats import leave_one_out_chi2, power_spectrum, reduced_chi2

@@ -34,7 +34,7 @@ def one_torch_thread():
 
 
 def fake_density_maps(theta, size: int, seed: int = 0) -> np.ndarray:
-    """(15 n, size, size) float32 positive linear Σ whose mean and contrast grow with Ω_m, σ_8."""
+    """(15 n, size, size) float32 positive linear Σ whose mean and contrast grow with Ωₘ, σ₈."""
     rng = np.random.default_rng(seed)
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
     k = np.fft.fftfreq(size)[:, None] ** 2 + np.fft.fftfreq(size)[None, :] ** 2
@@ -77,7 +77,7 @@ def tiny_reference(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_onep(tmp_path_factory):
-    """A CMD 1P directory around (0.3, 0.8): five Ω_m values, then five σ_8 values, at 32²."""
+    """A CMD 1P directory around (0.3, 0.8): five Ωₘ values, then five σ₈ values, at 32²."""
     theta = [(om, 0.8) for om in (0.2, 0.25, 0.3, 0.35, 0.4)] + [(0.3, s8) for s8 in (0.7, 0.75, 0.8, 0.85, 0.9)]
     folder = tmp_path_factory.mktemp("onep")
     write_cmd(folder, fake_density_maps(theta, 32, seed=2), theta, suite="PM", set_name="1P")

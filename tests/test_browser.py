@@ -30,7 +30,7 @@ CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = REPO / "test-artifacts"
-STATUS = "text=/map\\(s\\) at Ω_m/"
+STATUS = "text=/map\\(s\\) at Ωₘ/"
 
 pytestmark = [
     pytest.mark.browser,
@@ -112,7 +112,7 @@ def browser_page(app_url, tmp_path_factory):
         page.on("request", lambda r: page.requests.append(r.url))
         page.set_default_timeout(60_000)
         page.goto(app_url)
-        page.wait_for_selector("text=/map\\(s\\) at Ω_m.*sampled in/")
+        page.wait_for_selector("text=/map\\(s\\) at Ωₘ.*sampled in/")
         try:
             yield page
         finally:
@@ -173,7 +173,7 @@ def remote_requests(page) -> list[str]:
 
 def test_page_loads_without_errors_or_remote_requests(browser_page):
     page = browser_page
-    assert "4 map(s) at Ω_m = 0.300, σ_8 = 0.800, seed 0" in status(page)
+    assert "4 map(s) at Ωₘ = 0.300, σ₈ = 0.800, seed 0" in status(page)
     # maps, references, P(k), z-score, χ², histogram and 3 structure panels
     page.wait_for_function(f"() => ({MODEL_COUNT_JS})('Figure') >= 9")
     page.wait_for_timeout(1000)
@@ -185,9 +185,9 @@ def test_page_loads_without_errors_or_remote_requests(browser_page):
 def test_slider_release_draws_new_maps(browser_page):
     page = browser_page
     before = status(page)
-    drag_slider(page, 0, 60)  # Ω_m
+    drag_slider(page, 0, 60)  # Ωₘ
     after = wait_for_new_status(page, before)
-    assert "Ω_m = 0.300" not in after
+    assert "Ωₘ = 0.300" not in after
     page.wait_for_timeout(1000)
     page.screenshot(path=ARTIFACTS / "browser_emulate_after_slider.png", full_page=True)
     assert page.errors == []
@@ -243,7 +243,7 @@ def test_guess_the_universe_round_trip(browser_page):
     page = browser_page
     open_tab(page, "Guess the universe")
     page.wait_for_selector("text=/set the sliders to your guess/")  # round 1 is drawn on first showing
-    handle = page.locator(".noUi-handle:visible").nth(0)  # Ω_m of the game (other tabs' sliders are hidden)
+    handle = page.locator(".noUi-handle:visible").nth(0)  # Ωₘ of the game (other tabs' sliders are hidden)
     box = handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
@@ -261,3 +261,40 @@ def test_guess_the_universe_round_trip(browser_page):
     # Back on the first tab for any later test
     open_tab(page, "Emulate")
     page.wait_for_selector(".bk-tab.bk-active >> text=Emulate")
+
+
+OVERFLOW_JS = """() => {
+    const width = document.documentElement.clientWidth, bad = [];
+    const walk = (root) => {
+        for (const el of root.querySelectorAll('*')) {
+            if (el.shadowRoot) walk(el.shadowRoot);
+            const r = el.getBoundingClientRect();
+            if (r.width > 0 && r.height > 0 && r.right > width + 1 && el.checkVisibility())
+                bad.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} right=${Math.round(r.right)}`);
+        }
+    };
+    walk(document);
+    return {width, scroll: document.documentElement.scrollWidth, bad: bad.slice(0, 12)};
+}"""
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)], ids=["laptop", "projector"])
+def test_every_tab_fits_the_width_of_a_laptop_and_a_projector(browser_page, size):
+    """Nothing sticks out to the right (no horizontal scrolling, nothing cut off) on any tab."""
+    page = browser_page
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    problems = {}
+    try:
+        for tab in ("Emulate", "Parameter response", "Infer", "Guess the universe"):
+            open_tab(page, tab)
+            page.wait_for_timeout(500)
+            found = page.evaluate(OVERFLOW_JS)
+            page.screenshot(path=ARTIFACTS / f"browser_layout_{size[0]}_{tab.split()[0].lower()}.png",
+                            full_page=True)
+            if found["scroll"] > found["width"] or found["bad"]:
+                problems[tab] = found
+        (ARTIFACTS / f"browser_layout_{size[0]}.json").write_text(json.dumps(problems, ensure_ascii=False, indent=1))
+        assert problems == {}
+    finally:
+        page.set_viewport_size({"width": 1500, "height": 1700})
+        open_tab(page, "Emulate")

@@ -103,7 +103,7 @@ def test_one_p_response_agrees_for_the_right_response_and_not_for_a_flat_one():
     flat = one_p_response(make_emulator(lambda om, s8: 1.0, jitter=0.1), theta, maps, fiducial=fid,
                           n_generated=8)
     assert list(right.values["omega_m"]) == [0.2, 0.25, 0.3, 0.35, 0.4]
-    # P ∝ amplitude² (+1% jitter): the mean ratio at σ_8 = 0.9 is ≈ (0.9/0.8)² at every k
+    # P ∝ amplitude² (+1% jitter): the mean ratio at σ₈ = 0.9 is ≈ (0.9/0.8)² at every k
     i = list(right.values["sigma_8"]).index(0.9)
     assert right.generated["sigma_8"].mean[i] == pytest.approx((0.9 / 0.8) ** 2, rel=0.05)
     assert right.reference["sigma_8"].mean[i] == pytest.approx((0.9 / 0.8) ** 2, rel=0.05)

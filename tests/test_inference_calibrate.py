@@ -68,7 +68,7 @@ def test_calibration_restores_coverage_of_an_overconfident_likelihood():
 
 @pytest.mark.slow
 def test_marginal_temperatures_fix_each_parameter_of_an_unevenly_overconfident_likelihood():
-    # Ω_m reported 4x too narrow, σ_8 1.25x: one τ cannot fix both, one per marginal can
+    # Ωₘ reported 4x too narrow, σ₈ 1.25x: one τ cannot fix both, one per marginal can
     raw = overconfident_posteriors(200, factor=(4.0, 1.25), points=81)
     # the default candidates (2 % steps) over the range that matters here: half of them, half the time
     default = np.geomspace(0.1, 1000.0, 466)

@@ -53,7 +53,7 @@ def test_analytic_gaussian_marginals_intervals_and_contours():
     p /= p.sum()
     for level, mass in zip(LEVELS, (0.6827, 0.9545, 0.9973)):
         assert p[post.delta_chi2 <= level].sum() == pytest.approx(mass, abs=0.005)
-    # the tilted ellipse: at Ω_m = μ + σ the σ_8 minimum moves by ρ σ_8
+    # the tilted ellipse: at Ωₘ = μ + σ the σ₈ minimum moves by ρ σ₈
     i = np.argmin(np.abs(om - (MU[0] + SIGMA[0])))
     assert s8[np.argmin(post.delta_chi2[i])] == pytest.approx(MU[1] + RHO * SIGMA[1], abs=s8[1] - s8[0])
 
@@ -91,7 +91,7 @@ def test_temperature_widens_and_round_trip():
     np.testing.assert_allclose(mixed.delta_chi2, hot.delta_chi2)
     assert mixed.estimates["omega_m"]["std"] == pytest.approx(3 * post.estimates["omega_m"]["std"], rel=0.02)
     assert mixed.estimates["sigma_8"]["std"] == pytest.approx(post.estimates["sigma_8"]["std"], rel=0.02)
-    assert mixed.coarse.marginal_temperatures == (9.0, 1.0) and "Ω_m 9" in mixed.temperature_label()
+    assert mixed.coarse.marginal_temperatures == (9.0, 1.0) and "Ωₘ 9" in mixed.temperature_label()
     assert Posterior.from_dict(json.loads(json.dumps(mixed.to_dict()))).estimates == mixed.estimates
     with pytest.raises(ValueError, match="positive"):
         post.retempered(4.0, (9.0, 0.0))
@@ -128,11 +128,11 @@ def test_a_maximum_on_the_prior_edge_is_said_plainly():
 
     inside = scan(at((0.3, 0.8)), box, **kw)
     assert not any("prior's edge" in n for n in inside.notes)
-    beyond = scan(at((0.56, 0.8)), box, **kw)  # the field prefers Ω_m above the box
+    beyond = scan(at((0.56, 0.8)), box, **kw)  # the field prefers Ωₘ above the box
     edge = [n for n in beyond.notes if "prior's edge" in n]
-    assert len(edge) == 1 and "Ω_m = 0.5" in edge[0]
+    assert len(edge) == 1 and "Ωₘ = 0.5" in edge[0]
     low = scan(at((0.3, 0.55)), box, **kw)
-    assert any("σ_8 = 0.6" in n for n in low.notes)
+    assert any("σ₈ = 0.6" in n for n in low.notes)
 
 
 # ---- infer() with an analytic denoiser ---------------------------------------------------------
@@ -154,7 +154,7 @@ def offset(theta):
 
 class AnalyticDenoiser(nn.Module):
     """ε̂ making x̂₀(θ) = a(θ) P + b(θ): L_0(θ) = Σ (x₀ − x̂₀(θ))²/(2β₁) + const, so a field
-    a(θ*) P + b(θ*) has −2ΔlnL = (Ω_m − Ω_m*)²/S_OM² + (σ_8 − σ_8*)²/S_S8²."""
+    a(θ*) P + b(θ*) has −2ΔlnL = (Ωₘ − Ωₘ*)²/S_OM² + (σ₈ − σ₈*)²/S_S8²."""
 
     def __init__(self):
         super().__init__()

@@ -12,7 +12,7 @@ N = 32
 
 
 def gaussian_fields(theta, seed):
-    """(n, N, N) log10-like maps: 12 + a Gaussian field with P(k) ∝ σ_8² (k/k₀)^(−1 − 4(Ω_m − 0.3))."""
+    """(n, N, N) log10-like maps: 12 + a Gaussian field with P(k) ∝ σ₈² (k/k₀)^(−1 − 4(Ωₘ − 0.3))."""
     theta = np.atleast_2d(theta)
     rng = np.random.default_rng(seed)
     m = np.hypot(*np.meshgrid(np.fft.fftfreq(N) * N, np.arange(N // 2 + 1), indexing="ij"))

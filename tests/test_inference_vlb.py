@@ -132,7 +132,7 @@ def test_epsilon_and_v_prediction_give_the_same_terms():
     v = vlb_terms(den(AnalyticDenoiser(pattern, a, b, "v_prediction")), x0, theta, ts, n_noise=2)
     np.testing.assert_allclose(v, eps, rtol=1e-8, atol=1e-8)
     assert eps.shape == (3, 3)
-    # the best θ of L_0 is the one whose x̂₀ reconstructs x₀ best (a = 0.9 at Ω_m = 0.3)
+    # the best θ of L_0 is the one whose x̂₀ reconstructs x₀ best (a = 0.9 at Ωₘ = 0.3)
     assert np.argmin(eps[0]) == 1
 
 

@@ -150,7 +150,7 @@ def test_refit_mean_level_fits_the_training_maps_means(tiny_weights, tiny_refere
     means = den.encode(to_log10(cmd.maps, 16).astype(np.float64)).mean(axis=(-2, -1))
     with torch.no_grad():
         mu, s = den.mean_prior(torch.tensor(cmd.maps_theta(), dtype=torch.float32))
-    assert np.ptp(means) > 0.1  # the level moves with Ω_m: the check below has teeth
+    assert np.ptp(means) > 0.1  # the level moves with Ωₘ: the check below has teeth
     assert np.sqrt(np.mean((mu.numpy() - means) ** 2)) < 1.5 * means.reshape(-1, 15).std(axis=1).mean() + 0.01
     assert torch.equal(den.network.state_dict()["theta_mlp.0.weight"],
                        load_model(tiny_weights).network.state_dict()["theta_mlp.0.weight"])

@@ -44,7 +44,7 @@ def test_linear_power_normalised_to_sigma8():
     w = 3 * (np.sin(x) - x * np.cos(x)) / x**3
     sigma2 = simpson(k**3 * c.linear_power(k) * w**2 / (2 * np.pi**2), x=lnk)
     assert np.sqrt(sigma2) == pytest.approx(0.85, rel=5e-3)
-    # the normalisation scales P ∝ σ_8², at fixed shape
+    # the normalisation scales P ∝ σ₈², at fixed shape
     assert Cosmology(0.25, 0.7).linear_power(k[::500]) == pytest.approx(c.linear_power(k[::500]) * (0.7 / 0.85) ** 2,
                                                                             rel=1e-6)
 

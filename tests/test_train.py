@@ -20,7 +20,7 @@ TINY = dict(resolution=16, channels=(8, 16, 16, 16), norm_groups=4, layers_per_b
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    """8 simulations × 15 maps of 32² lognormal noise whose mean depends on Ω_m."""
+    """8 simulations × 15 maps of 32² lognormal noise whose mean depends on Ωₘ."""
     folder = tmp_path_factory.mktemp("cmd")
     rng = np.random.default_rng(0)
     params = np.c_[rng.uniform(0.1, 0.5, 8), rng.uniform(0.6, 1.0, 8)]
@@ -90,7 +90,7 @@ def test_warm_start_adds_a_mean_level_fitted_to_the_training_maps(tiny_data, tmp
     head = load_model(tmp_path / "head" / "last")
     assert head.mean_level is not None and head.metadata["mean_level"]["model"] == "quadratic-gaussian"
     assert head.metadata["schedule"] == plain.metadata["schedule"]
-    # The tiny maps' mean level is 10.5 + Ω_m (+ noise): μ(θ) must follow each simulation's maps.
+    # The tiny maps' mean level is 10.5 + Ωₘ (+ noise): μ(θ) must follow each simulation's maps.
     lo, hi = head.normalization.lo, head.normalization.hi
     lin = np.load(next(tiny_data.glob("Maps_*.npy"))).reshape(8, 15, 16, 2, 16, 2).astype(np.float64)
     sim_means = (2 * (np.log10(lin.mean(axis=(3, 5))) - lo) / (hi - lo) - 1).mean(axis=(1, 2, 3))
@@ -99,7 +99,7 @@ def test_warm_start_adds_a_mean_level_fitted_to_the_training_maps(tiny_data, tmp
     meta = head.metadata["data"]
     train_sims = sorted(set(range(8)) - set(meta["val_sims"]) - set(meta["test_sims"]))
     assert np.abs(mu.detach().numpy() - sim_means)[train_sims].max() < 0.02 and s.max().item() < 0.05
-    assert np.ptp(sim_means) > 0.3  # Ω_m moves the level a lot: the check above has teeth
+    assert np.ptp(sim_means) > 0.3  # Ωₘ moves the level a lot: the check above has teeth
     # Every U-Net weight came from the plain model (the EMA moved them only slightly in 2 steps).
     a, b = plain.network.state_dict(), head.network.state_dict()
     assert set(a) == set(b) and max((a[k] - b[k]).abs().max().item() for k in a) < 0.05

@@ -322,7 +322,7 @@ def test_response_uses_one_seed_and_the_1p_values(context):
     assert len(images(tab.strip_row.object)) == 3 and len(images(tab.ref_strip_row.object)) == 3
     assert tab.power_pane.object is not None and tab.ratio_pane.object is not None
     assert not tab.busy and not tab._progress.visible and not tab.strip_row.pane.loading
-    assert tab._status.object.startswith("Response to Ω_m around Ω_m = 0.3, σ_8 = 0.8: 4 seeds per value")
+    assert tab._status.object.startswith("Response to Ωₘ around Ωₘ = 0.3, σ₈ = 0.8: 4 seeds per value")
 
     context.emulator.calls.clear()
     tab.vary = "sigma_8"
@@ -391,7 +391,7 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     assert overlay.opts.get().kwargs["title"].startswith(f"{name}: ")
     assert tab.field_pane.object.opts.get().kwargs["title"].startswith(name)
     assert all(p.object is not None for p in tab.marginal_panes)
-    assert "Ω_m, max [68 %]" in tab.estimates.object and "P(k) baseline" in tab.estimates.object
+    assert "Ωₘ, max [68 %]" in tab.estimates.object and "P(k) baseline" in tab.estimates.object
 
     tab.show_baseline = False  # the toggle redraws without the baseline's three contours
     fewer = tab.posterior_pane.object.select(hv.Contours) or tab.posterior_pane.object.select(hv.Path)

@@ -38,7 +38,7 @@ def gaussian_posterior(centre, truth, width=(0.03, 0.05)) -> Posterior:
 
 @pytest.fixture()
 def inferred(monkeypatch):
-    """``compute.infer_field`` replaced: records its calls, the model's maximum 0.02 above the truth in Ω_m."""
+    """``compute.infer_field`` replaced: records its calls, the model's maximum 0.02 above the truth in Ωₘ."""
     calls = []
 
     def fake_inference(loaded, field, *, name, kind="auto", truth=None, pk_baseline=None, progress=None,
@@ -62,7 +62,7 @@ def play(tab: GameTab, guess) -> None:
 def test_score_of_known_distances():
     assert game_rules.score(0.0) == 100
     assert game_rules.score(0.2) == 61 and game_rules.score(0.4) == 14 and game_rules.score(2**0.5) == 0
-    assert game_rules.distance((0.3, 0.8), (0.5, 0.8), PRIOR) == pytest.approx(0.5)  # half the Ω_m width
+    assert game_rules.distance((0.3, 0.8), (0.5, 0.8), PRIOR) == pytest.approx(0.5)  # half the Ωₘ width
     assert game_rules.distance((0.1, 0.6), (0.5, 1.0), PRIOR) == pytest.approx(2**0.5)
     with pytest.raises(ValueError, match="distance"):
         game_rules.score(-1.0)
@@ -99,10 +99,10 @@ def test_puzzles_are_reproducible_per_seed_and_round(context):
 def test_explanation_follows_the_errors():
     puzzle = Puzzle(1, "simulation", np.zeros((4, 4), np.float32), (0.4, 0.9), "test")
     text = game_rules.explain(game_rules.judge(puzzle, (0.2, 0.92), PRIOR))
-    assert "**Ω_m** is higher than you guessed" in text and "brighter" in text
-    assert "**σ_8**: close" in text and "opposite" not in text
+    assert "**Ωₘ** is higher than you guessed" in text and "brighter" in text
+    assert "**σ₈**: close" in text and "opposite" not in text
     text = game_rules.explain(game_rules.judge(puzzle, (0.2, 1.0), PRIOR))
-    assert "**σ_8** is lower than you guessed" in text and "opposite directions" in text
+    assert "**σ₈** is lower than you guessed" in text and "opposite directions" in text
 
 
 # ---- the tab ------------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ def test_reveal_shows_truth_error_score_and_the_models(context, inferred):
     assert f"**{truth[0]:.3f}**" in tab.reveal_text.object
     assert f"| in prior widths | {o.error_widths[0]:+.2f} |" in tab.reveal_text.object
     assert "**Why?**" in tab.why_text.object and f"**Score: {o.score}** after 1 round" in tab.score_text.object
-    assert f"Ω_m = {truth[0]:.3f}" in tab.map_pane.object.opts.get().kwargs["title"]
+    assert f"Ωₘ = {truth[0]:.3f}" in tab.map_pane.object.opts.get().kwargs["title"]
     assert tab._reveal_button.disabled and not tab._next_button.disabled
     # the Infer tab's inference, on the revealed map, with the truth
     assert inferred == [dict(name="round 1", kind="log10", truth=truth, field=tab.puzzle.field)]
@@ -243,7 +243,7 @@ def test_presets_set_both_sliders_in_one_sampling(context):
     corner = next(label for label in labels if "most matter, clumpiest" in label)
     tab.preset = corner
     assert [(c["omega_m"], c["sigma_8"]) for c in context.emulator.calls] == [(0.5, 1.0)]
-    tab.preset = next(label for label in labels if "σ_8 were lower" in label)
+    tab.preset = next(label for label in labels if "σ₈ were lower" in label)
     assert (tab.omega_m, tab.sigma_8) == (0.3, 0.65) and len(context.emulator.calls) == 2
     tab.omega_m = 0.33  # the sliders no longer match a preset
     assert tab.preset == CUSTOM and len(context.emulator.calls) == 3
@@ -266,8 +266,8 @@ def test_fresh_seed_mode_draws_a_seed_per_change(context):
 # ---- glossary and intro -------------------------------------------------------------------------
 
 def test_glossary_explains_the_jargon_in_collapsed_cards():
-    for term in ("1P", "VLB", "χ²_r", "leave-one-out floor", "τ (temperature)", "P(k)", "Δχ²",
-                 "68 % / 95 % contours", "Ω_m", "σ_8"):
+    for term in ("1P", "VLB", "χ²ᵣ", "leave-one-out floor", "τ (temperature)", "P(k)", "Δχ²",
+                 "68 % / 95 % contours", "Ωₘ", "σ₈"):
         assert len(GLOSSARY[term]) > 40
     assert "2.30" in GLOSSARY["Δχ²"] and "6.18" in GLOSSARY["68 % / 95 % contours"]
     card = glossary_card("P(k)", "VLB")
@@ -277,6 +277,6 @@ def test_glossary_explains_the_jargon_in_collapsed_cards():
         glossary_markdown("wormhole")
     intro = Intro()
     view = intro.__panel__()
-    assert view.visible and "Ω_m" in view.objects[0].object and "Guess the universe" in view.objects[0].object
+    assert view.visible and "Ωₘ" in view.objects[0].object and "Guess the universe" in view.objects[0].object
     intro.param.trigger("dismiss")
     assert not view.visible

@@ -70,7 +70,7 @@ def read_params(path: str | os.PathLike) -> np.ndarray:
 
     Returns
     -------
-    params : (n_sims, n_cols) float64, columns Ω_m, σ_8, A_SN1, A_AGN1, A_SN2, A_AGN2 for CAMELS.
+    params : (n_sims, n_cols) float64, columns Ωₘ, σ₈, A_SN1, A_AGN1, A_SN2, A_AGN2 for CAMELS.
     """
     path = Path(path)
     if not path.is_file():
@@ -124,7 +124,7 @@ class CMDSet:
     ----------
     maps : (N, H, W) floating array, linear field (Σ [(M_⊙/h)/(Mpc/h)²] for Mcdm); a read-only
         memmap when loaded from disk. N = 15 n_sims, map i is from simulation i // 15.
-    params : (n_sims, n_cols) float64, columns Ω_m, σ_8, then the astrophysical parameters.
+    params : (n_sims, n_cols) float64, columns Ωₘ, σ₈, then the astrophysical parameters.
     maps_path, params_path : where they were read from (None for in-memory sets).
     field, suite, set_name : parsed from the maps file name; None when it does not follow the pattern.
     """
@@ -160,7 +160,7 @@ class CMDSet:
 
     @property
     def theta(self) -> np.ndarray:
-        """(n_sims, 2) float64: (Ω_m, σ_8) per simulation."""
+        """(n_sims, 2) float64: (Ωₘ, σ₈) per simulation."""
         return self.params[:, :2]
 
     def sim_of_map(self, i: int) -> int:
@@ -182,7 +182,7 @@ class CMDSet:
         return (sims[:, None] * MAPS_PER_SIM + np.arange(MAPS_PER_SIM)).ravel()
 
     def maps_theta(self) -> np.ndarray:
-        """(N, 2) float64: (Ω_m, σ_8) of every map."""
+        """(N, 2) float64: (Ωₘ, σ₈) of every map."""
         return np.repeat(self.theta, MAPS_PER_SIM, axis=0)
 
 
@@ -299,7 +299,7 @@ def write_cmd(directory: str | os.PathLike, maps, params, *, field: str = "Mcdm"
     Parameters
     ----------
     maps : (15 n_sims, H, W) array, linear field (Σ [(M_⊙/h)/(Mpc/h)²]); written as float32.
-    params : (n_sims, n_cols >= 2), Ω_m, σ_8 first; fewer than 6 columns are padded with 1.0 (the
+    params : (n_sims, n_cols >= 2), Ωₘ, σ₈ first; fewer than 6 columns are padded with 1.0 (the
         fiducial astrophysical parameters); the file gets the header
         ``# Omega_m sigma_8 A_SN1 A_AGN1 A_SN2 A_AGN2``.
     overwrite : replace existing files; otherwise FileExistsError.

@@ -58,7 +58,7 @@ def split_by_simulation(n_sims: int, fractions: tuple[float, float, float] = (0.
 
 
 class MapDataset(torch.utils.data.Dataset):
-    """Normalised log10 maps of chosen simulations at the working resolution, with θ = (Ω_m, σ_8).
+    """Normalised log10 maps of chosen simulations at the working resolution, with θ = (Ωₘ, σ₈).
 
     The maps of ``sims`` are read from ``cmd.maps`` once, chunk by chunk (block-averaged linearly
     to ``resolution``, then log10; see :func:`to_log10`), and kept in memory as one float32 array.
@@ -78,7 +78,7 @@ class MapDataset(torch.utils.data.Dataset):
     Attributes
     ----------
     log10_maps : (N, r, r) float32 numpy, log10 Σ [(M_⊙/h)/(Mpc/h)²], un-normalised, un-augmented.
-    theta : (N, 2) float64 numpy, physical (Ω_m, σ_8) of each map.
+    theta : (N, 2) float64 numpy, physical (Ωₘ, σ₈) of each map.
     sims : (n,) int64 simulation indices; map_indices : (N = 15 n,) int64 indices into ``cmd.maps``.
     normalization : :class:`Normalization`; resolution : r.
 
@@ -116,7 +116,7 @@ class MapDataset(torch.utils.data.Dataset):
         return int(self.log10_maps.shape[0])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns ``x`` (1, r, r) float32 normalised log10 Σ and ``theta`` (2,) float32 (Ω_m, σ_8)."""
+        """Returns ``x`` (1, r, r) float32 normalised log10 Σ and ``theta`` (2,) float32 (Ωₘ, σ₈)."""
         if not -len(self) <= i < len(self):
             raise IndexError(f"item {i} out of range for {len(self)} maps")
         x = self.normalization.encode(self._maps_t[i].to(torch.float32))

@@ -19,7 +19,7 @@ Steps (all fields are one map per simulation, from simulations the model never t
    * τ_Ωm and τ_σ8 of the two marginals: the smallest τ_i at which the fraction of calibration
      fields whose central 68 % interval of parameter i holds the truth is closest to 68.3 %
      (``fit_marginal_temperature``). One τ cannot make both 1D intervals honest: the VLB is more
-     overconfident along Ω_m than along σ_8.
+     overconfident along Ωₘ than along σ₈.
    Stored in ``WEIGHTS/explorer.json`` under "calibration" (the other keys and the tensors are
    left alone). The same 2D fit is done for the P(k) baseline, for comparison.
 3. Evaluation split (``--valid``, e.g. assets/valid): coverage of the 68/95 % intervals and of the

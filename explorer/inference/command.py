@@ -1,4 +1,4 @@
-"""`explorer infer FIELD`: (Ω_m, σ_8) constraints from one field, printed, as JSON and as a figure.
+"""`explorer infer FIELD`: (Ωₘ, σ₈) constraints from one field, printed, as JSON and as a figure.
 
     explorer infer field.npy --truth 0.3 0.8 --json post.json --plot post.png
 

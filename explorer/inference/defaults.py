@@ -12,7 +12,7 @@ MASS_68, MASS_95 = 0.6827, 0.9545
 # Defaults of infer(): the whole bound in 8 log-spaced strata ("vlb:8", timesteps 1, 3, 9, 20, 49, 116,
 # 274, 650), one noise draw per term drawn from the field itself (vlb.field_seed), (4·4 + 4·4) points
 # x 8 terms = 256 network evaluations (+8 with a truth), against the seed paper's 2,500. On 19 stand-in
-# fields (7x7 grids over the prior, README "Inference") 8 strata had 0.80x the Ω_m error of 4 strata
+# fields (7x7 grids over the prior, README "Inference") 8 strata had 0.80x the Ωₘ error of 4 strata
 # (0.168 vs 0.210) and needed half the temperature. On 4 calibration fields the 4x4 fine grid (its
 # bicubic spline is one cubic per axis) moved the marginal means by <= 0.04 of their std and the
 # stds by <= 2 % against a 7x7 fine grid (5x5: <= 0.004 and 0.3 %) at 0.8x the cost of 5x5. The

@@ -1,4 +1,4 @@
-"""Grid posterior over (Ω_m, σ_8): a coarse scan of the prior, a fine grid around the minimum.
+"""Grid posterior over (Ωₘ, σ₈): a coarse scan of the prior, a fine grid around the minimum.
 
     post = infer(load_model(), np.load("field.npy"), truth=(0.3, 0.8))
     post.estimates["omega_m"]      # {"max", "lo68", "hi68", "lo95", "hi95", "mean", "std"}
@@ -65,7 +65,7 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
     ----------
     objective : ``objective(theta (G, 2), progress) -> (K, G)`` −ln L̂ terms in nats, summed over
         the K terms; ``progress(done, total)`` reports within the call.
-    param_ranges : ((Ω_m lo, hi), (σ_8 lo, hi)).
+    param_ranges : ((Ωₘ lo, hi), (σ₈ lo, hi)).
     coarse, fine : evaluated points per axis; interpolate_to : output grid (None: the fine grid).
     temperature : τ, Δχ² = raw / τ; marginal_temperatures : (τ_Ωm, τ_σ8) of the marginals (None: τ).
     window_temperature : the temperature whose 3σ region the fine window must hold (default: the
@@ -199,7 +199,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
           window_temperature: float | None = None,
           per_timestep: bool = False, truth=None, seed: int | None = None, batch_size: int = DEFAULT_BATCH, bf16: bool = False,
           progress: Progress | None = None, cancel: Cancel | None = None) -> Posterior:
-    """−2ΔlnL̂ of (Ω_m, σ_8) for one field from the VLB of a trained diffusion model.
+    """−2ΔlnL̂ of (Ωₘ, σ₈) for one field from the VLB of a trained diffusion model.
 
     Parameters
     ----------
@@ -220,7 +220,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         ``explorer calibrate`` sets it for raw calibration runs).
     per_timestep : keep each term's raw 2ΔL_k grid in ``Posterior.per_timestep`` (times its weight
         for "vlb:K", so the grids add up to the total).
-    truth : known (Ω_m, σ_8): stored for plots, and Δχ² is evaluated exactly there
+    truth : known (Ωₘ, σ₈): stored for plots, and Δχ² is evaluated exactly there
         (``truth_delta_chi2``, one more point).
     batch_size, bf16 : network batch and bfloat16 autocast (off by default: its rounding makes
         the surface rough, see ``DEFAULT_*`` above).

@@ -55,7 +55,7 @@ class PkBaseline:
     box_size: float                 # Mpc/h
     groups: list                    # [(a, b)]: bin b merges the power-spectrum bins a <= |m| < b
     k: np.ndarray                   # (p,) h/Mpc, mode-weighted mean |k| of each merged bin
-    param_ranges: tuple             # ((Ω_m lo, hi), (σ_8 lo, hi)), scaling of u
+    param_ranges: tuple             # ((Ωₘ lo, hi), (σ₈ lo, hi)), scaling of u
     degree: int                     # total degree of the mean polynomial
     coef: np.ndarray                # (n_coef, p) polynomial coefficients of log10 P̄
     cov: np.ndarray                 # (p, p) residual covariance of log10 P̄
@@ -104,7 +104,7 @@ class PkBaseline:
 
         Parameters
         ----------
-        theta_per_map : (N, 2) (Ω_m, σ_8) of each map.
+        theta_per_map : (N, 2) (Ωₘ, σ₈) of each map.
         log10_maps : (N, r, r) log10 Σ at the model resolution.
         n_bins : merged log-spaced bins (at most r/2).
         degree : total degree of the polynomial mean.

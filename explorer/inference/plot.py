@@ -69,8 +69,8 @@ def plot_posterior(post: Posterior, path: str | Path, baseline: Posterior | None
     marginal(ax_s8, s8, post.marginal_sigma_8, post.estimates["sigma_8"], b.sigma_8 if b else None,
              b.marginal_sigma_8 if b else None, post.truth[1] if post.truth else None, vertical=True)
     e1, e2 = post.estimates["omega_m"], post.estimates["sigma_8"]
-    ax_om.set_title(title or (f"Ω_m = {e1['max']:.3f} [{e1['lo68']:.3f}, {e1['hi68']:.3f}]   "
-                              f"σ_8 = {e2['max']:.3f} [{e2['lo68']:.3f}, {e2['hi68']:.3f}]   "
+    ax_om.set_title(title or (f"Ωₘ = {e1['max']:.3f} [{e1['lo68']:.3f}, {e1['hi68']:.3f}]   "
+                              f"σ₈ = {e2['max']:.3f} [{e2['lo68']:.3f}, {e2['hi68']:.3f}]   "
                               f"({post.terms}, {post.temperature_label()})"), fontsize=9)
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -1,4 +1,4 @@
-"""The posterior on an (Ω_m, σ_8) grid: Δχ², marginals, central intervals and estimates.
+"""The posterior on an (Ωₘ, σ₈) grid: Δχ², marginals, central intervals and estimates.
 
 Conventions (DESIGN.md section 6), written once:
 
@@ -8,7 +8,7 @@ Conventions (DESIGN.md section 6), written once:
 * Marginals: p(θ) ∝ exp(−Δχ²/2) (flat prior inside the box) summed over the other axis and
   **normalised to sum 1** over the grid points (probability mass per grid point, not a density).
   A calibration may give each parameter its own temperature τ_i for its marginal (the VLB's
-  overconfidence differs between Ω_m and σ_8): p(θ_i) ∝ Σ_other exp(−raw/(2 τ_i)), while the
+  overconfidence differs between Ωₘ and σ₈): p(θ_i) ∝ Σ_other exp(−raw/(2 τ_i)), while the
   2D Δχ² and its contours keep τ.
 * 1D intervals are central (equal-tailed): each grid point carries its mass spread uniformly over
   its cell (edges half-way between points), the CDF is linear inside cells and inverted at
@@ -34,7 +34,7 @@ __all__ = ["LEVELS", "Posterior", "marginals", "interval", "intervals", "interva
 def marginals(delta_chi2, scale=(1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
     """1D marginals of exp(−Δχ²/(2 s_i)) on a grid, each normalised to sum 1.
 
-    ``delta_chi2: (n1, n2)`` -> ``(n1,)`` over axis 0 (Ω_m), ``(n2,)`` over axis 1 (σ_8);
+    ``delta_chi2: (n1, n2)`` -> ``(n1,)`` over axis 0 (Ωₘ), ``(n2,)`` over axis 1 (σ₈);
     ``scale = (s_1, s_2)`` extra temperature of each marginal (1: the surface as it is).
     """
     d = np.asarray(delta_chi2, dtype=np.float64)
@@ -102,21 +102,21 @@ def _summary(grid: np.ndarray, m: np.ndarray) -> dict:
 
 @dataclass
 class Posterior:
-    """−2ΔlnL̂ on a (Ω_m, σ_8) grid with its contours, marginals and estimates.
+    """−2ΔlnL̂ on a (Ωₘ, σ₈) grid with its contours, marginals and estimates.
 
     The one return type of every likelihood in :mod:`explorer.inference` (VLB and P(k)).
     """
 
-    omega_m: np.ndarray            # (n1,) grid of Ω_m
-    sigma_8: np.ndarray            # (n2,) grid of σ_8
+    omega_m: np.ndarray            # (n1,) grid of Ωₘ
+    sigma_8: np.ndarray            # (n2,) grid of σ₈
     delta_chi2: np.ndarray         # (n1, n2) −2ΔlnL̂ / temperature, 0 at the best grid point
-    marginal_omega_m: np.ndarray   # (n1,) exp(−Δχ²/2) summed over σ_8, sums to 1
-    marginal_sigma_8: np.ndarray   # (n2,) exp(−Δχ²/2) summed over Ω_m, sums to 1
+    marginal_omega_m: np.ndarray   # (n1,) exp(−Δχ²/2) summed over σ₈, sums to 1
+    marginal_sigma_8: np.ndarray   # (n2,) exp(−Δχ²/2) summed over Ωₘ, sums to 1
     estimates: dict                # name -> {"max", "lo68", "hi68", "lo95", "hi95", "mean", "std"}
     method: str = "vlb"            # "vlb" (diffusion model) or "pk" (power-spectrum baseline)
     terms: str = ""                # which VLB terms ("L0", "sum:20") or the P(k) statistic
     levels: tuple = LEVELS         # Δχ² of the 1, 2, 3σ contours
-    truth: tuple | None = None     # (Ω_m, σ_8) when known
+    truth: tuple | None = None     # (Ωₘ, σ₈) when known
     n_evaluations: int = 0         # network evaluations (0 for the P(k) baseline)
     seconds: float = 0.0           # wall time of the inference
     temperature: float = 1.0       # τ: delta_chi2 = raw −2ΔlnL̂ / τ
@@ -161,11 +161,11 @@ class Posterior:
                        coarse=coarse, truth_delta_chi2=at_truth)
 
     def temperature_label(self) -> str:
-        """"τ = 5.5" or "τ = 5.5 (2D), marginals Ω_m 7.1, σ_8 4.2" for captions."""
+        """"τ = 5.5" or "τ = 5.5 (2D), marginals Ωₘ 7.1, σ₈ 4.2" for captions."""
         if self.marginal_temperatures is None:
             return f"τ = {self.temperature:.3g}"
         t1, t2 = self.marginal_temperatures
-        return f"τ = {self.temperature:.3g} (2D), marginals Ω_m {t1:.3g}, σ_8 {t2:.3g}"
+        return f"τ = {self.temperature:.3g} (2D), marginals Ωₘ {t1:.3g}, σ₈ {t2:.3g}"
 
     def delta_chi2_truth(self) -> float | None:
         """Δχ² at the truth: the exact value when it was evaluated, else interpolated; None without truth."""

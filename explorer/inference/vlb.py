@@ -19,7 +19,7 @@ bound, Σ_{k=1}^{T-1} L_k: the range [1, T) is cut into K strata with log-spaced
 e_j = T^{j/K}, each stratum is represented by the term at its geometric middle and weighted by
 its width, so Σ_j w_j L_{k_j} with Σ_j w_j = T − 1. L_0 is left out of "vlb:K": its decoder
 variance β₁ = 10⁻⁴ makes it a sharp test of the network's small-scale error at t = 1, and on the
-stand-in calibration fields it was biased to high Ω_m by ≈ 0.1 (the measurement is in README).
+stand-in calibration fields it was biased to high Ωₘ by ≈ 0.1 (the measurement is in README).
 The strata are dense at low t, where a single term carries most information per network call,
 and still reach the high-noise terms that carry each map's mean level and large-scale modes.
 
@@ -96,7 +96,7 @@ def field_seed(field) -> int:
 
     Every field gets its own draws and the same field always the same ones. With one seed for all
     fields, the error of that one draw is shared by every field and shows up as a common bias
-    (measured on 16 stand-in fields: the Ω_m bias of "vlb:4" was −0.059 with seed 0 and −0.021 /
+    (measured on 16 stand-in fields: the Ωₘ bias of "vlb:4" was −0.059 with seed 0 and −0.021 /
     −0.015 with seeds 1 / 2); drawn per field, it averages out and the calibration absorbs it.
     """
     a = np.ascontiguousarray(np.asarray(field, dtype="<f4"))
@@ -137,7 +137,7 @@ def vlb_terms(denoiser, x0, theta, timesteps, *, n_noise: int = 1, seed: int = 0
     ----------
     denoiser : :class:`explorer.model.Denoiser` (its schedule, and μ_θ from its ``posterior_mean``).
     x0 : (H, W) or (1, 1, H, W), the field in normalised units (x = 2 (log10 Σ − lo)/(hi − lo) − 1).
-    theta : (G, 2) physical (Ω_m, σ_8).
+    theta : (G, 2) physical (Ωₘ, σ₈).
     timesteps : (K,) code indices k in [0, T); k = 0 is L_0 (module docstring).
     n_noise : noise draws per term; the result is their mean.
     seed : seed of the fixed noise (``term_noise``).

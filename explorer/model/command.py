@@ -1,4 +1,4 @@
-"""`explorer sample`: draw maps at given (Ω_m, σ_8) from a weights folder.
+"""`explorer sample`: draw maps at given (Ωₘ, σ₈) from a weights folder.
 
     explorer sample --omega-m 0.3 --sigma-8 0.8 -n 4 --seed 1 --out maps.npy
     explorer sample --omega-m 0.3 --sigma-8 0.8 --ddpm --out paper_mode.npy      # all T steps
@@ -24,8 +24,8 @@ from .samplers import SAMPLERS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of `explorer sample`."""
-    parser.add_argument("--omega-m", type=float, required=True, help="matter density Ω_m")
-    parser.add_argument("--sigma-8", type=float, required=True, help="fluctuation amplitude σ_8")
+    parser.add_argument("--omega-m", type=float, required=True, help="matter density Ωₘ")
+    parser.add_argument("--sigma-8", type=float, required=True, help="fluctuation amplitude σ₈")
     parser.add_argument("-n", "--n", type=int, default=4, help="number of maps (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     how = parser.add_mutually_exclusive_group()

@@ -49,7 +49,7 @@ class MeanLevel(nn.Module):
     μ(θ) = coef · [1, u, v, u², uv, v²] and log s(θ) = log_s · [1, u, v], with (u, v) θ scaled to
     [0, 1] over ``param_ranges``. Why s depends on θ: the mean of a thin slab scatters more when
     structure is stronger; on the 750 maps of assets/valid the scatter around μ(θ) grows from 0.049
-    (σ_8 < 0.7) to 0.079 (σ_8 > 0.9) normalised units, with no trend in Ω_m (README, model card).
+    (σ₈ < 0.7) to 0.079 (σ₈ > 0.9) normalised units, with no trend in Ωₘ (README, model card).
     Weights from before store one scatter (``log_s`` a number), read as log_s = [that, 0, 0].
     Stored in ``explorer.json`` as :meth:`to_dict`.
     """
@@ -153,7 +153,7 @@ class Denoiser(nn.Module):
     :meth:`posterior_mean` are what samplers and the likelihood use.
 
     Shapes: ``x_t: (B, 1, H, W)`` normalised units; ``t: (B,)`` long code timesteps 0..T-1 (or a
-    scalar); ``theta: (B, 2)`` physical (Ω_m, σ_8).
+    scalar); ``theta: (B, 2)`` physical (Ωₘ, σ₈).
     """
 
     def __init__(self, network: nn.Module, schedule: NoiseSchedule, normalization: Normalization | None = None,
@@ -186,7 +186,7 @@ class Denoiser(nn.Module):
 
     @property
     def param_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """The prior box ((Ω_m lo, hi), (σ_8 lo, hi)) the network was trained on."""
+        """The prior box ((Ωₘ lo, hi), (σ₈ lo, hi)) the network was trained on."""
         ranges = getattr(getattr(self.network, "config", None), "param_ranges", PRIOR)
         return tuple(tuple(float(v) for v in r) for r in ranges)
 

@@ -165,7 +165,7 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
 
     Args:
         denoiser: the trained model (moved to ``device`` if given; run in eval mode, its mode restored).
-        theta: ``(B, 2)`` physical (Ω_m, σ_8), or ``(2,)`` repeated ``n`` times (n defaults to 1).
+        theta: ``(B, 2)`` physical (Ωₘ, σ₈), or ``(2,)`` repeated ``n`` times (n defaults to 1).
         n: number of maps; must equal B when theta is ``(B, 2)``.
         resolution: map side H = W, or (H, W); multiples of the model's down-sampling factor;
             None: the denoiser's resolution.
@@ -306,7 +306,7 @@ class Emulator:
 
     def sample(self, omega_m: float, sigma_8: float, n: int = 4, seed: int = 0, method: str | None = None,
                steps: int | None = None, progress: Progress | None = None, network: str | None = None) -> np.ndarray:
-        """``n`` maps at (Ω_m, σ_8): ``(n, H, W) float32`` log10 Σ [(M_⊙/h)/(Mpc/h)²].
+        """``n`` maps at (Ωₘ, σ₈): ``(n, H, W) float32`` log10 Σ [(M_⊙/h)/(Mpc/h)²].
 
         ``method``/``steps`` default to the weights' ``sampler`` entry (else ddpm-strided, 250);
         another method given without steps uses ``SAMPLERS[method].default_steps``.

@@ -1,4 +1,4 @@
-"""The denoising network: a periodic U-Net conditioned on θ = (Ω_m, σ_8).
+"""The denoising network: a periodic U-Net conditioned on θ = (Ωₘ, σ₈).
 
 ``ParamUNet`` wraps diffusers' ``UNet2DModel`` (ResNet blocks with GroupNorm, self-attention at the
 lowest resolutions) and changes two things:
@@ -55,7 +55,7 @@ class ParamUNet(ModelMixin, ConfigMixin):
             (AttnDownBlock2D/AttnUpBlock2D); the middle block has attention when this is > 0.
         norm_num_groups: GroupNorm groups; must divide every entry of ``block_out_channels``.
         attention_head_dim: channels per attention head.
-        param_ranges: prior box ((Ω_m lo, hi), (σ_8 lo, hi)) used to scale θ to [0, 1].
+        param_ranges: prior box ((Ωₘ lo, hi), (σ₈ lo, hi)) used to scale θ to [0, 1].
         prediction_type: what the output means, "epsilon" or "v_prediction".
         dropout: dropout probability in the ResNet blocks.
     """
@@ -125,7 +125,7 @@ class ParamUNet(ModelMixin, ConfigMixin):
         Args:
             sample: ``(B, 1, H, W)`` noisy maps x_t, normalised units.
             timestep: ``(B,)`` long code timestep indices 0..T-1 (or a scalar for all).
-            theta: ``(B, 2)`` physical (Ω_m, σ_8).
+            theta: ``(B, 2)`` physical (Ωₘ, σ₈).
 
         Returns:
             ``(B, 1, H, W)`` ε̂ (v̂ for ``prediction_type="v_prediction"``), a plain tensor.

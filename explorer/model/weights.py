@@ -15,7 +15,7 @@ Layout (Hugging Face style; the network alone loads with ``ParamUNet.from_pretra
     normalization     {"lo": float, "hi": float, "method": "minmax" | "percentile", "clip": [lo, hi]}:
                       x = 2 (log10 Σ - lo)/(hi - lo) - 1 whatever the method (it records how lo, hi
                       were chosen); optional "clip" is the x̂_0 clipping range in x units ([-1, 1])
-    param_ranges      [[Ω_m lo, hi], [σ_8 lo, hi]]
+    param_ranges      [[Ωₘ lo, hi], [σ₈ lo, hi]]
     prediction_type   "epsilon" | "v_prediction"
     mean_level        optional {"model": "quadratic-gaussian", "coef": [6], "log_s": float}
                       (denoiser.MeanLevel: the map-mean prior that gives the output's k = 0 mode)

@@ -4,15 +4,15 @@ Units: lengths in Mpc/h, wavenumbers in h/Mpc, time in 1/H0 (so H0 = 1), scale f
 
 Background and growth (no radiation, flat):
 
-    E(a)   = H(a)/H0 = sqrt(Ω_m a⁻³ + 1 − Ω_m)
-    D₁(a) ∝ (5Ω_m/2) E(a) ∫₀ᵃ da' / (a' E(a'))³,   normalised to D₁(1) = 1
-    D₂(a) ≈ −(3/7) D₁(a)² Ω_m(a)^(−1/143),          dD₂/da ≈ 2 Ω_m(a)^(6/11) D₂ / a
+    E(a)   = H(a)/H0 = sqrt(Ωₘ a⁻³ + 1 − Ωₘ)
+    D₁(a) ∝ (5Ωₘ/2) E(a) ∫₀ᵃ da' / (a' E(a'))³,   normalised to D₁(1) = 1
+    D₂(a) ≈ −(3/7) D₁(a)² Ωₘ(a)^(−1/143),          dD₂/da ≈ 2 Ωₘ(a)^(6/11) D₂ / a
 
 The FastPM step factors (Feng et al. 2016, arXiv 1603.00476) use the momentum growth
 G_p(a) = a³ E(a) dD₁/da: in the Zel'dovich regime x = q + D₁Ψ and p = a² dx/dt = G_p Ψ.
 
 The linear P(k) at z = 0 is Eisenstein & Hu (1998, with baryon wiggles) from colossus,
-normalised to σ_8; the transfer function depends on Ω_m (and the fixed Ω_b, h, n_s) only.
+normalised to σ₈; the transfer function depends on Ωₘ (and the fixed Ω_b, h, n_s) only.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ RHO_CRIT = 2.775e11
 
 @dataclass(frozen=True)
 class Cosmology:
-    """A flat ΛCDM cosmology of the CAMELS family, varied in Ω_m and σ_8 only."""
+    """A flat ΛCDM cosmology of the CAMELS family, varied in Ωₘ and σ₈ only."""
 
     omega_m: float
     sigma_8: float
@@ -49,7 +49,7 @@ class Cosmology:
 
     @property
     def omega_cdm(self) -> float:
-        """Ω_cdm = Ω_m − Ω_b: the CDM maps carry this fraction of the matter."""
+        """Ω_cdm = Ωₘ − Ω_b: the CDM maps carry this fraction of the matter."""
         return self.omega_m - self.omega_b
 
     def efunc(self, a):
@@ -58,7 +58,7 @@ class Cosmology:
         return np.sqrt(self.omega_m / a**3 + 1.0 - self.omega_m)
 
     def omega_m_of_a(self, a):
-        """Ω_m(a) = Ω_m a⁻³ / E(a)²."""
+        """Ωₘ(a) = Ωₘ a⁻³ / E(a)²."""
         a = np.asarray(a, dtype=np.float64)
         return self.omega_m / a**3 / self.efunc(a) ** 2
 

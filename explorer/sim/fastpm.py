@@ -10,7 +10,7 @@ Steps (Feng et al. 2016, arXiv 1603.00476; 2LPT after Crocce, Pueblas & Scoccima
    drift  x ← x + p (D₁(a₁) − D₁(a₀)) / G_p(a_½)
    kick   p ← p + F̂ (G_p(a₁) − G_p(a₀)) / D₁(a_F)
    where F̂ = −∇ψ, ∇²ψ = δ (`pm.gravity`) is evaluated at a_F. Since the acceleration is
-   (3/2)Ω_m F̂/a and G_f = a E dG_p/da = (3/2)Ω_m D₁/a, the factor is ΔG_p / G_f · (3/2)Ω_m/a =
+   (3/2)Ωₘ F̂/a and G_f = a E dG_p/da = (3/2)Ωₘ D₁/a, the factor is ΔG_p / G_f · (3/2)Ωₘ/a =
    ΔG_p / D₁. Both factors are exact for the Zel'dovich solution.
 """
 

@@ -5,7 +5,7 @@ Conventions (written once here):
   u = x n / L ∈ [0, n), and cloud-in-cell (CIC) gives a particle at u the weights Π_d (1 − |u_d − i_d|) on the 8 cells i with |u_d − i_d| < 1.
 - Fourier: δ̂(k) = Σ_x δ(x) e^{−i k·x} (torch.fft.rfftn), wavenumbers k = 2π m / L, m integer.
 - Force: F̂ = −∇ψ with ∇²ψ = δ, i.e. F̂(k) = i k δ̂(k) / k² (F̂(0) = 0). The physical
-  acceleration is (3/2) Ω_m F̂ / a; the FastPM kick absorbs that factor (see `fastpm`).
+  acceleration is (3/2) Ωₘ F̂ / a; the FastPM kick absorbs that factor (see `fastpm`).
 """
 
 from __future__ import annotations

@@ -41,11 +41,11 @@ class SetRecipe:
     map_size: int = 128  # maps are painted at 128² and block-averaged to this size
     suite: str = "PM"
     one_p_values: tuple = ()  # 1P: ((param index, value), ...), all with one IC seed
-    theta: tuple = ()  # explicit ((Ω_m, σ_8), ...) list, each with its own seed
+    theta: tuple = ()  # explicit ((Ωₘ, σ₈), ...) list, each with its own seed
     pm: PMConfig = field(default_factory=PMConfig)
 
     def params(self) -> np.ndarray:
-        """(n_sims, 2) float64 (Ω_m, σ_8) of every simulation of the set."""
+        """(n_sims, 2) float64 (Ωₘ, σ₈) of every simulation of the set."""
         if self.one_p_values:
             rows = []
             for index, value in self.one_p_values:

@@ -60,8 +60,8 @@ class Comparison:
     power: np.ndarray            # (n, n_k) (Mpc/h)², generated
     power_ref: np.ndarray | None     # (M, n_k) (Mpc/h)², reference
     z: np.ndarray | None         # (n_k,) z-score of the generated mean; None with a single map
-    chi2: np.ndarray | None      # (n,) χ²_r of each generated map against the reference
-    chi2_floor: np.ndarray | None    # (M,) leave-one-out χ²_r of the reference (cosmic-variance floor)
+    chi2: np.ndarray | None      # (n,) χ²ᵣ of each generated map against the reference
+    chi2_floor: np.ndarray | None    # (M,) leave-one-out χ²ᵣ of the reference (cosmic-variance floor)
     hist: Histograms             # generated pixel histograms
     hist_ref: Histograms | None  # reference pixel histograms, same edges
     structure: Structure         # generated, (n, n_t)
@@ -120,7 +120,7 @@ class ParameterResponse:
 
     param: str                         # "omega_m" or "sigma_8"
     values: np.ndarray                 # (n_values,) the varied parameter
-    fiducial: tuple[float, float]      # (Ω_m, σ_8) the ratio is taken against
+    fiducial: tuple[float, float]      # (Ωₘ, σ₈) the ratio is taken against
     k: np.ndarray                      # (n_k,) h/Mpc
     maps: np.ndarray                   # (n_values, n_seeds, H, W) generated log10 Σ
     power: np.ndarray                  # (n_values, n_seeds, n_k) generated
@@ -203,7 +203,7 @@ class Inference:
 def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = DEFAULT_TERMS,
                 calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int | None = None,
                 pk_baseline=None, progress: Progress | None = None, cancel=None) -> Inference:
-    """Infer (Ω_m, σ_8) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
+    """Infer (Ωₘ, σ₈) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
 
     ``loaded`` is an ``explorer.model.Denoiser``; ``pk_baseline`` the path of a
     ``pk_baseline.json`` (None: no baseline). Raises ValueError for a field the model cannot use,

@@ -121,7 +121,7 @@ def load_examples(directory: Path) -> list[Example]:
         path = Path(directory) / str(e.get("file", ""))
         if not path.is_file():
             continue
-        label = e.get("name") or f"{path.stem} (Ω_m={float(e['omega_m']):.3g}, σ_8={float(e['sigma_8']):.3g})"
+        label = e.get("name") or f"{path.stem} (Ωₘ={float(e['omega_m']):.3g}, σ₈={float(e['sigma_8']):.3g})"
         examples.append(Example(label, path, float(e["omega_m"]), float(e["sigma_8"]), e.get("kind", "auto")))
     return examples
 

@@ -1,13 +1,13 @@
-"""Emulate tab: sliders for (Ω_m, σ_8) sample maps live and compare them with reference maps.
+"""Emulate tab: sliders for (Ωₘ, σ₈) sample maps live and compare them with reference maps.
 
 Sampling starts when a slider is released (``throttled``), or the seed, number of maps or
 sampler changes; it runs on the worker pool and a newer request supersedes a running one
 (``jobs.start_job`` / ``jobs.run_job``). The statistics are those of the seed paper:
-P(k) with mean ± σ bands and per-k z-scores (Figure 1), χ²_r of each map beside the leave-one-out
+P(k) with mean ± σ bands and per-k z-scores (Figure 1), χ²ᵣ of each map beside the leave-one-out
 floor, pixel histograms with envelopes (Figure 4) and the connected-region census.
 
-For a class: presets (the fiducial cosmology, the four corners of the prior box, a lower σ_8) set
-both sliders at once, and a switch keeps the seed (one cosmic web, reshaped by Ω_m and σ_8) or
+For a class: presets (the fiducial cosmology, the four corners of the prior box, a lower σ₈) set
+both sliders at once, and a switch keeps the seed (one cosmic web, reshaped by Ωₘ and σ₈) or
 draws a fresh one at every change; a collapsed card explains the jargon (:mod:`.explain`).
 """
 
@@ -36,13 +36,13 @@ log = logging.getLogger(__name__)
 N_SHOWN = 8   # generated maps drawn (all of them are downloadable and enter the statistics)
 N_REF_SHOWN = 4
 CUSTOM = "custom (the sliders)"
-SEED_NOTE = ("When Ω_m or σ_8 change, **same seed**: the model starts from the same noise, so Ω_m and σ_8 "
+SEED_NOTE = ("When Ωₘ or σ₈ change, **same seed**: the model starts from the same noise, so Ωₘ and σ₈ "
              "reshape one cosmic web and its layout stays; the reference maps are other simulations, with "
              "their own initial conditions, so theirs changes. **Fresh seed**: new noise at every change.")
 
 
 def presets(param_ranges) -> dict[str, tuple[float, float] | None]:
-    """The preset menu: label -> (Ω_m, σ_8) inside ``param_ranges`` (the model's prior box); the last
+    """The preset menu: label -> (Ωₘ, σ₈) inside ``param_ranges`` (the model's prior box); the last
     entry, :data:`CUSTOM`, stands for slider values that are no preset."""
     (om_lo, om_hi), (s8_lo, s8_hi) = param_ranges
 
@@ -51,12 +51,12 @@ def presets(param_ranges) -> dict[str, tuple[float, float] | None]:
 
     fid, low = inside(0.3, 0.8), inside(0.3, 0.65)
     return {
-        f"fiducial (Ω_m = {fid[0]:g}, σ_8 = {fid[1]:g})": fid,
+        f"fiducial (Ωₘ = {fid[0]:g}, σ₈ = {fid[1]:g})": fid,
         f"corner: least matter, smoothest ({om_lo:g}, {s8_lo:g})": (om_lo, s8_lo),
         f"corner: least matter, clumpiest ({om_lo:g}, {s8_hi:g})": (om_lo, s8_hi),
         f"corner: most matter, smoothest ({om_hi:g}, {s8_lo:g})": (om_hi, s8_lo),
         f"corner: most matter, clumpiest ({om_hi:g}, {s8_hi:g})": (om_hi, s8_hi),
-        f"what if σ_8 were lower? ({low[0]:g}, {low[1]:g})": low,
+        f"what if σ₈ were lower? ({low[0]:g}, {low[1]:g})": low,
         CUSTOM: None,
     }
 
@@ -64,8 +64,8 @@ def presets(param_ranges) -> dict[str, tuple[float, float] | None]:
 class EmulateTab(pn.viewable.Viewer):
     """Live emulation at slider parameters, beside the nearest reference simulation."""
 
-    omega_m = param.Number(default=0.3, bounds=OMEGA_M_RANGE, step=0.005, label="Ω_m")
-    sigma_8 = param.Number(default=0.8, bounds=SIGMA_8_RANGE, step=0.005, label="σ_8")
+    omega_m = param.Number(default=0.3, bounds=OMEGA_M_RANGE, step=0.005, label="Ωₘ")
+    sigma_8 = param.Number(default=0.8, bounds=SIGMA_8_RANGE, step=0.005, label="σ₈")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), label="seed")
     n_maps = param.Integer(default=4, bounds=(1, 16), label="number of maps")
     sampler = param.Selector(default=next(iter(compute.SAMPLER_CHOICES)), objects=list(compute.SAMPLER_CHOICES),
@@ -73,7 +73,7 @@ class EmulateTab(pn.viewable.Viewer):
     new_seed = param.Event(label="new seed")
     preset = param.Selector(default=CUSTOM, objects=[CUSTOM], label="preset (sets both sliders)")
     seed_mode = param.Selector(default="same", objects={"same seed": "same", "fresh seed": "fresh"},
-                               label="seed when Ω_m or σ_8 change")
+                               label="seed when Ωₘ or σ₈ change")
     simulate = param.Event(label="Simulate 15 reference maps here")
     busy = param.Boolean(default=False, doc="Sampling runs (the progress bar is shown).")
 
@@ -87,7 +87,7 @@ class EmulateTab(pn.viewable.Viewer):
         self.param.preset.objects = list(self._presets)
         self.preset = self._matching_preset()
         self.result: compute.Emulation | None = None
-        self._simulated: tuple[float, float, int, np.ndarray] | None = None  # (Ω_m, σ_8, seed, maps)
+        self._simulated: tuple[float, float, int, np.ndarray] | None = None  # (Ωₘ, σ₈, seed, maps)
         self._shown_reference = None
         self._prefetched: tuple[tuple, Job] | None = None  # (settings, job) started by prefetch()
         self._fresh_seed: int | None = None  # a seed drawn for a slider change ("fresh seed" mode)
@@ -155,13 +155,13 @@ class EmulateTab(pn.viewable.Viewer):
             pn.Column(
                 pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
                 glossary_card("log₁₀ Σ", "seed", "emulator", "reference maps", "cosmic variance", "P(k)",
-                              "z-score", "χ²_r", "leave-one-out floor",
-                              title="What do these words mean? seed, P(k), z-score, χ²_r, leave-one-out floor, …"),
+                              "z-score", "χ²ᵣ", "leave-one-out floor",
+                              title="What do these words mean? seed, P(k), z-score, χ²ᵣ, leave-one-out floor, …"),
                 self._error,
                 self._reference_info,
                 "#### Generated maps", self.maps_row,
                 "#### Reference maps", self.ref_row,
-                pn.Row(pn.Column(self.power_pane, self.zscore_pane), self.chi2_pane),
+                pn.FlexBox(pn.Column(self.power_pane, self.zscore_pane), self.chi2_pane),
                 self._chi2_text,
                 pn.Row(self.hist_pane),
                 "#### Structure: connected regions above μ + νσ (ν in units of each map's σ)",
@@ -213,7 +213,7 @@ class EmulateTab(pn.viewable.Viewer):
         sim = self._simulated
         if sim is not None and np.isclose(sim[0], omega_m) and np.isclose(sim[1], sigma_8):
             return sim[3], (f"**Reference**: 15 maps of a stand-in simulation run at exactly "
-                            f"Ω_m = {omega_m:.3f}, σ_8 = {sigma_8:.3f} (seed {sim[2]}).")
+                            f"Ωₘ = {omega_m:.3f}, σ₈ = {sigma_8:.3f} (seed {sim[2]}).")
         ref = self.context.reference
         if ref is None:
             return None, "**No reference maps**: " + self.context.notes.get("reference", "")
@@ -222,7 +222,7 @@ class EmulateTab(pn.viewable.Viewer):
                          f"{n.sigma_8:.3f} | {n.distance:.3f} |" for i, n in enumerate(near))
         text = (f"**Reference**: the 15 maps of simulation {near[0].sim} of `{ref.source}`, the nearest "
                 f"of {ref.cmd.n_sims} to the sliders (distance in prior widths):\n\n"
-                f"| simulation | Ω_m | σ_8 | distance |\n|---|---|---|---|\n{rows}")
+                f"| simulation | Ωₘ | σ₈ | distance |\n|---|---|---|---|\n{rows}")
         return ref.maps(near[0].sim), text
 
     def _work(self, job: Job, omega_m, sigma_8, n_maps, seed, sampler):
@@ -245,7 +245,7 @@ class EmulateTab(pn.viewable.Viewer):
         self._status.object = self._busy_text()
 
     def _busy_text(self) -> str:
-        return (f"Sampling {self.n_maps} map(s) at Ω_m = {self.omega_m:.3f}, σ_8 = {self.sigma_8:.3f} "
+        return (f"Sampling {self.n_maps} map(s) at Ωₘ = {self.omega_m:.3f}, σ₈ = {self.sigma_8:.3f} "
                 f"({self.sampler}) …")
 
     async def refresh(self) -> None:
@@ -262,8 +262,8 @@ class EmulateTab(pn.viewable.Viewer):
 
     def _sampled(self, outcome: tuple) -> None:
         result, reference, text = outcome
-        self._status.object = (f"{len(result.maps)} map(s) at Ω_m = {result.omega_m:.3f}, "
-                               f"σ_8 = {result.sigma_8:.3f}, seed {result.seed}: sampled in {result.seconds:.1f} s.")
+        self._status.object = (f"{len(result.maps)} map(s) at Ωₘ = {result.omega_m:.3f}, "
+                               f"σ₈ = {result.sigma_8:.3f}, seed {result.seed}: sampled in {result.seconds:.1f} s.")
         with batch_updates():
             self.show(result, reference, text)
 
@@ -274,13 +274,13 @@ class EmulateTab(pn.viewable.Viewer):
     async def _on_simulate(self, _event) -> None:
         omega_m, sigma_8, seed = self.omega_m, self.sigma_8, self.seed
         job = start_job(self._sim_slot, self._simulate, omega_m, sigma_8, seed, pool="long")
-        self._status.object = f"Simulating 15 reference maps at Ω_m = {omega_m:.3f}, σ_8 = {sigma_8:.3f} …"
+        self._status.object = f"Simulating 15 reference maps at Ωₘ = {omega_m:.3f}, σ₈ = {sigma_8:.3f} …"
         await run_job(job, what=f"simulating the reference at ({omega_m}, {sigma_8}), seed {seed}",
                       on_busy=self._simulating, on_result=self._simulated_reference,
                       on_error=lambda err: self.show_error(f"Simulation failed: {err}"), logger=log)
 
     def _simulate(self, job: Job, omega_m: float, sigma_8: float, seed: int):
-        """(Ω_m, σ_8, seed, (15, r, r) log10 maps) of a stand-in simulation (on a worker)."""
+        """(Ωₘ, σ₈, seed, (15, r, r) log10 maps) of a stand-in simulation (on a worker)."""
         return omega_m, sigma_8, seed, simulate_reference(omega_m, sigma_8, seed, self.emulator.resolution)
 
     async def _simulated_reference(self, simulated: tuple) -> None:
@@ -302,7 +302,7 @@ class EmulateTab(pn.viewable.Viewer):
         clim = plots.map_clim(reference if reference is not None else result.maps)
         shown = result.maps[:N_SHOWN]
         self.maps_row.update(plots.map_row(shown, [f"generated #{i + 1}" for i in range(len(shown))], clim,
-                                           size=max(110, min(180, 760 // len(shown)))))
+                                           size=180 if len(shown) <= 2 else 150))
         if reference is None or reference is not self._shown_reference:
             self.ref_row.update(None if reference is None else plots.map_row(
                 reference[:N_REF_SHOWN], [f"reference #{i + 1}" for i in range(N_REF_SHOWN)], clim))
@@ -320,7 +320,7 @@ class EmulateTab(pn.viewable.Viewer):
             self.zscore_pane.update(plots.zscore_plot(c.k, c.z))
             self.chi2_pane.update(plots.chi2_plot(c.chi2, c.chi2_floor))
             gen, floor = np.mean(c.chi2), np.mean(c.chi2_floor)
-            self._chi2_text.object = (f"χ²_r of the generated maps: mean **{gen:.3g}**; cosmic-variance floor "
+            self._chi2_text.object = (f"χ²ᵣ of the generated maps: mean **{gen:.3g}**; cosmic-variance floor "
                                       f"(reference, leave-one-out): **{floor:.3g}**; ratio {gen / floor:.3g}")
             self.hist_pane.update(plots.histogram_plot(c.hist, c.hist_ref))
             self.structure_row.update(plots.structure_panels(c.structure, c.structure_ref))
@@ -345,4 +345,4 @@ class EmulateTab(pn.viewable.Viewer):
 
     def _figure_html(self) -> io.BytesIO:
         r = self.result
-        return plots.figure_html(self.figure(), f"Emulated maps at Ω_m={r.omega_m:.3f}, σ_8={r.sigma_8:.3f}")
+        return plots.figure_html(self.figure(), f"Emulated maps at Ωₘ={r.omega_m:.3f}, σ₈={r.sigma_8:.3f}")

@@ -1,4 +1,4 @@
-"""Guess-the-universe tab: read (Ω_m, σ_8) off one map by eye, then see what the models read from it.
+"""Guess-the-universe tab: read (Ωₘ, σ₈) off one map by eye, then see what the models read from it.
 
 A round shows one map: one of the 15 maps of a reference simulation, or a map the diffusion model
 generates at hidden parameters drawn uniformly from the prior box. The player sets two sliders
@@ -35,10 +35,10 @@ from .panes import LivePlot, batch_updates
 log = logging.getLogger(__name__)
 
 N_HISTORY = 8  # rounds listed in the score table (the running score counts them all)
-RULES = (f"Guess Ω_m and σ_8 of the universe in the map, then press **Reveal**. Score per round: "
+RULES = (f"Guess Ωₘ and σ₈ of the universe in the map, then press **Reveal**. Score per round: "
          f"100·exp(−d²/2s²), d = the distance of your guess from the truth in prior widths, "
          f"s = {game_rules.SCORE_SCALE}: 100 for a bullseye, 61 at d = {game_rules.SCORE_SCALE} "
-         f"(e.g. Ω_m off by 0.08), 14 at d = 0.4. The colour scale is the same in every round.")
+         f"(e.g. Ωₘ off by 0.08), 14 at d = 0.4. The colour scale is the same in every round.")
 
 
 class GameTab(pn.viewable.Viewer):
@@ -47,8 +47,8 @@ class GameTab(pn.viewable.Viewer):
     source = param.Selector(default="simulation", objects={"a simulation (reference set)": "simulation",
                                                            "emulated at hidden parameters": "emulated"},
                             label="the map is")
-    omega_m = param.Number(default=0.3, bounds=OMEGA_M_RANGE, step=0.005, label="Ω_m")
-    sigma_8 = param.Number(default=0.8, bounds=SIGMA_8_RANGE, step=0.005, label="σ_8")
+    omega_m = param.Number(default=0.3, bounds=OMEGA_M_RANGE, step=0.005, label="Ωₘ")
+    sigma_8 = param.Number(default=0.8, bounds=SIGMA_8_RANGE, step=0.005, label="σ₈")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), label="game seed (same seed, same maps)")
     reveal = param.Event(label="Reveal")
     next_round = param.Event(label="Next round")
@@ -122,12 +122,12 @@ class GameTab(pn.viewable.Viewer):
             pn.pane.Markdown(RULES, sizing_mode="stretch_width", styles={"font-size": "0.9em"}),
             pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
             self._error,
-            pn.Row(self.map_pane, self.contour_pane),
+            pn.FlexBox(self.map_pane, self.contour_pane),
             pn.Row(self.why_text, self.models_text, sizing_mode="stretch_width"),
             self.history_text,
-            glossary_card("Ω_m", "σ_8", "log₁₀ Σ", "prior box", "P(k)", "P(k) baseline", "VLB", "Δχ²",
+            glossary_card("Ωₘ", "σ₈", "log₁₀ Σ", "prior box", "P(k)", "P(k) baseline", "VLB", "Δχ²",
                           "68 % / 95 % contours", "τ (temperature)",
-                          title="What do these words mean? Ω_m, σ_8, P(k), VLB, Δχ², contours, τ …"),
+                          title="What do these words mean? Ωₘ, σ₈, P(k), VLB, Δχ², contours, τ …"),
             sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
     def _sync_buttons(self, *_events) -> None:
@@ -205,7 +205,7 @@ class GameTab(pn.viewable.Viewer):
         self.revealed = True
         om, s8 = outcome.truth
         with batch_updates():
-            self.map_pane.update(self._map_figure(f"Round {puzzle.number}: Ω_m = {om:.3f}, σ_8 = {s8:.3f}"))
+            self.map_pane.update(self._map_figure(f"Round {puzzle.number}: Ωₘ = {om:.3f}, σ₈ = {s8:.3f}"))
             self.reveal_text.object = self._reveal_markdown(outcome)
             self.why_text.object = "**Why?**\n\n" + game_rules.explain(outcome)
             self.score_text.object = self._score_markdown()
@@ -278,7 +278,7 @@ class GameTab(pn.viewable.Viewer):
     def _reveal_markdown(self, o: Outcome) -> str:
         (e_om, e_s8), (w_om, w_s8) = o.error, o.error_widths
         return (f"### Round {o.number}: {o.score} points\n\n"
-                f"| | Ω_m | σ_8 |\n|---|---|---|\n"
+                f"| | Ωₘ | σ₈ |\n|---|---|---|\n"
                 f"| truth | **{o.truth[0]:.3f}** | **{o.truth[1]:.3f}** |\n"
                 f"| your guess | {o.guess[0]:.3f} | {o.guess[1]:.3f} |\n"
                 f"| error | {e_om:+.3f} | {e_s8:+.3f} |\n"
@@ -291,7 +291,7 @@ class GameTab(pn.viewable.Viewer):
         rows.append(("diffusion model (best fit)", _maximum(result.posterior)))
         if result.baseline is not None:
             rows.append(("P(k) baseline (best fit)", _maximum(result.baseline)))
-        lines = ["| | Ω_m | σ_8 | d | score |", "|---|---|---|---|---|"]
+        lines = ["| | Ωₘ | σ₈ | d | score |", "|---|---|---|---|---|"]
         for name, (om, s8) in rows:
             d = game_rules.distance((om, s8), truth, self.ranges)
             lines.append(f"| {name} | {om:.3f} | {s8:.3f} | {d:.2f} | {game_rules.score(d)} |")
@@ -313,7 +313,7 @@ class GameTab(pn.viewable.Viewer):
 
     def _history_markdown(self) -> str:
         b = self.scoreboard
-        lines = ["| round | map | truth (Ω_m, σ_8) | your guess | your score | model's score |",
+        lines = ["| round | map | truth (Ωₘ, σ₈) | your guess | your score | model's score |",
                  "|---|---|---|---|---|---|"]
         for o in b.outcomes[-N_HISTORY:]:
             model = b.model_scores.get(o.number, "…")
@@ -323,7 +323,7 @@ class GameTab(pn.viewable.Viewer):
 
 
 def _maximum(post) -> tuple[float, float]:
-    """(Ω_m, σ_8) of the posterior's marginal maxima."""
+    """(Ωₘ, σ₈) of the posterior's marginal maxima."""
     return post.estimates["omega_m"]["max"], post.estimates["sigma_8"]["max"]
 
 
@@ -338,7 +338,7 @@ def _region(delta_chi2: float | None, levels) -> str:
 
 def guess_plot(post, baseline, guess, ranges, size: int = 270) -> hv.Overlay:
     """The Infer tab's contour figure (``posterior.posterior_plot``) over the whole prior box, with the
-    player's ``guess = (Ω_m, σ_8)`` marked (◆) and the legend under the frame."""
+    player's ``guess = (Ωₘ, σ₈)`` marked (◆) and the legend under the frame."""
     return posterior.posterior_plot(post, baseline, show_baseline=True, size=size, guess=guess).opts(
         xlim=tuple(ranges[0]), ylim=tuple(ranges[1]), title="What the models read from this map",
         legend_position="bottom", legend_cols=3)

@@ -1,12 +1,12 @@
 """The rules of "Guess the universe", without panel: puzzles, scores, the running score, the "why".
 
-A round shows one map ``field: (r, r) float32 log10 Σ`` whose parameters θ = (Ω_m, σ_8) are
+A round shows one map ``field: (r, r) float32 log10 Σ`` whose parameters θ = (Ωₘ, σ₈) are
 hidden. The player guesses θ̂; the error is measured in prior widths w = (hi − lo) of each
 parameter (0.4 for both in the CAMELS box), and the round scores
 
     d = sqrt(Σ_i ((θ̂_i − θ_i) / w_i)²),     score = round(100 · exp(−d² / (2 s²))),   s = 0.2,
 
-so a perfect guess scores 100, d = 0.2 (e.g. Ω_m off by 0.08) scores 61, d = 0.4 scores 14, and
+so a perfect guess scores 100, d = 0.2 (e.g. Ωₘ off by 0.08) scores 61, d = 0.4 scores 14, and
 a guess from the opposite corner of the box nothing. The models' maxima are scored the same way.
 
 Randomness: round n of game seed s draws from ``numpy.random.default_rng([s, n])``, so a round
@@ -27,12 +27,12 @@ CLOSE = 0.1        # |error| below this many prior widths counts as "spot on" in
 
 
 def prior_widths(ranges) -> np.ndarray:
-    """(2,) widths hi − lo of ``ranges = ((lo, hi), (lo, hi))``, the (Ω_m, σ_8) prior box."""
+    """(2,) widths hi − lo of ``ranges = ((lo, hi), (lo, hi))``, the (Ωₘ, σ₈) prior box."""
     return np.array([hi - lo for lo, hi in ranges], dtype=np.float64)
 
 
 def distance(guess, truth, ranges) -> float:
-    """Euclidean distance between ``guess`` and ``truth`` (each (Ω_m, σ_8)) in prior widths."""
+    """Euclidean distance between ``guess`` and ``truth`` (each (Ωₘ, σ₈)) in prior widths."""
     return float(np.hypot(*((np.asarray(guess, float) - np.asarray(truth, float)) / prior_widths(ranges))))
 
 
@@ -50,7 +50,7 @@ class Puzzle:
     number: int                      # the round, from 1
     source: str                      # "simulation" or "emulated"
     field: np.ndarray                # (r, r) float32 log10 Σ [(M_⊙/h)/(Mpc/h)²]
-    truth: tuple[float, float]       # (Ω_m, σ_8), shown after the reveal
+    truth: tuple[float, float]       # (Ωₘ, σ₈), shown after the reveal
     origin: str                      # where the map comes from, in words (shown after the reveal)
 
 
@@ -60,7 +60,7 @@ class Outcome:
 
     number: int
     source: str
-    guess: tuple[float, float]       # (Ω_m, σ_8) of the player
+    guess: tuple[float, float]       # (Ωₘ, σ₈) of the player
     truth: tuple[float, float]
     error: tuple[float, float]       # guess − truth
     error_widths: tuple[float, float]  # guess − truth in prior widths
@@ -69,7 +69,7 @@ class Outcome:
 
 
 def judge(puzzle: Puzzle, guess, ranges) -> Outcome:
-    """The outcome of guessing ``guess = (Ω_m, σ_8)`` for ``puzzle`` in the prior box ``ranges``."""
+    """The outcome of guessing ``guess = (Ωₘ, σ₈)`` for ``puzzle`` in the prior box ``ranges``."""
     guess = (float(guess[0]), float(guess[1]))
     error = np.subtract(guess, puzzle.truth)
     widths = error / prior_widths(ranges)
@@ -119,7 +119,7 @@ def common_clim(reference, ranges, percentiles=(1.0, 99.9)) -> tuple[float, floa
     nearest to the four corners of the prior box (None without a reference).
 
     With a fixed scale the overall brightness of a map can be compared between rounds (its mean
-    log10 Σ grows with Ω_m), which a per-map scale would hide.
+    log10 Σ grows with Ωₘ), which a per-map scale would hide.
     """
     if reference is None:
         return None
@@ -135,23 +135,23 @@ def explain(outcome: Outcome) -> str:
     om, s8 = outcome.truth
     lines = []
     if abs(w_om) < CLOSE:
-        lines.append(f"**Ω_m**: close (off by {abs(e_om):.3f}). The overall brightness gives it away: the more "
+        lines.append(f"**Ωₘ**: close (off by {abs(e_om):.3f}). The overall brightness gives it away: the more "
                      "matter, the more mass in every pixel.")
     elif e_om < 0:
-        lines.append(f"**Ω_m** is higher than you guessed ({om:.3f}): more matter, so the whole map is brighter "
+        lines.append(f"**Ωₘ** is higher than you guessed ({om:.3f}): more matter, so the whole map is brighter "
                      "on average, and gravity has pulled it into thicker, more connected filaments.")
     else:
-        lines.append(f"**Ω_m** is lower than you guessed ({om:.3f}): less matter, so the map is fainter on "
+        lines.append(f"**Ωₘ** is lower than you guessed ({om:.3f}): less matter, so the map is fainter on "
                      "average, with thinner filaments and wide, empty voids.")
     if abs(w_s8) < CLOSE:
-        lines.append(f"**σ_8**: close (off by {abs(e_s8):.3f}). The contrast between dense knots and empty voids "
-                     "is what σ_8 sets.")
+        lines.append(f"**σ₈**: close (off by {abs(e_s8):.3f}). The contrast between dense knots and empty voids "
+                     "is what σ₈ sets.")
     elif e_s8 < 0:
-        lines.append(f"**σ_8** is higher than you guessed ({s8:.3f}): matter is clumpier, since the early ripples "
+        lines.append(f"**σ₈** is higher than you guessed ({s8:.3f}): matter is clumpier, since the early ripples "
                      "were stronger, more of it has collapsed into bright, compact knots (halos) with darker "
                      "voids between them: more contrast.")
     else:
-        lines.append(f"**σ_8** is lower than you guessed ({s8:.3f}): matter is smoother, with fewer bright knots "
+        lines.append(f"**σ₈** is lower than you guessed ({s8:.3f}): matter is smoother, with fewer bright knots "
                      "and less contrast between the dense and the empty regions.")
     if abs(w_om) >= CLOSE and abs(w_s8) >= CLOSE and e_om * e_s8 < 0:
         lines.append("Your two errors go in opposite directions, a common trade: more matter with weaker ripples "

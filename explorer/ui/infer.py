@@ -1,4 +1,4 @@
-"""Infer tab: drop a field (or pick a bundled example) and get −2ΔlnL̂ over (Ω_m, σ_8).
+"""Infer tab: drop a field (or pick a bundled example) and get −2ΔlnL̂ over (Ωₘ, σ₈).
 
 Every bad file gets the specific message of ``explorer.data.read_field`` / ``prepare_field`` in
 the page, and nothing else changes (DESIGN.md section 8). The grid runs on the worker pool with a
@@ -103,14 +103,14 @@ class InferTab(pn.viewable.Viewer):
         return pn.Row(self.controls(), pn.Column(
             pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
             self._error,
-            pn.Row(self.posterior_pane, self.field_pane),
+            pn.FlexBox(self.posterior_pane, self.field_pane),
             pn.pane.Markdown("Contours: **white** the diffusion model, **green** the P(k) baseline, thin coloured "
                              "lines the 1σ contour of each VLB term; solid, dashed, dotted = 1σ, 2σ, 3σ "
                              "(Δχ² = 2.30, 6.18, 11.83). ★ truth, ✕ maximum. "
                              "Marginals: shaded 68 % interval, "
                              "red line the truth, dashed green the P(k) baseline.",
                              styles={"font-size": "0.85em"}, sizing_mode="stretch_width"),
-            pn.Row(*self.marginal_panes),
+            pn.FlexBox(*self.marginal_panes),
             self.estimates,
             sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
@@ -169,7 +169,7 @@ class InferTab(pn.viewable.Viewer):
                         per_timestep=self.per_timestep)
         job = start_job(self._slot, self._work, name, data, path, truth, settings, pool="long")
         self._error.visible = False
-        self._status.object = f"Inferring (Ω_m, σ_8) from **{name}** …"
+        self._status.object = f"Inferring (Ωₘ, σ₈) from **{name}** …"
         await run_job(job, what=f"inference on {name}", on_busy=self._busy, on_result=self._inferred,
                       on_error=lambda err: self._failed(name, err), logger=log)
 

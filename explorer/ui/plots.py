@@ -22,6 +22,8 @@ K_LABEL = "k [h/Mpc]"
 P_LABEL = "P(k) [(Mpc/h)²]"
 GENERATED, REFERENCE = "#d95f02", "#1b9e77"  # colour-blind-safe pair used in every figure
 CMAP = "magma"
+#: toolbars right of the frame, shown while the mouse is over the plot (above it, they covered titles)
+AUTOHIDE = {"plot.toolbar.autohide": True}
 
 
 def map_clim(*sets) -> tuple[float, float]:
@@ -37,38 +39,49 @@ def map_image(m: np.ndarray, title: str = "", clim=None, colorbar: bool = True, 
     return hv.Image(np.asarray(m)[::-1], bounds=(0, 0, BOX_SIZE, BOX_SIZE),
                     kdims=["x", "y"], vdims=[hv.Dimension("log10_sigma", label=MAP_LABEL)]).opts(
         cmap=CMAP, clim=clim, colorbar=colorbar, title=title, xlabel="x [h⁻¹Mpc]", ylabel="y [h⁻¹Mpc]",
-        frame_width=size, frame_height=size, toolbar="above", tools=["hover"], fontsize={"title": 10},
-        backend_opts={"plot.toolbar.autohide": True},
+        frame_width=size, frame_height=size, toolbar="right", tools=["hover"], fontsize={"title": 10},
+        backend_opts=AUTOHIDE,
         colorbar_opts={"title": MAP_LABEL if colorbar else ""},
     )
 
 
-def map_row(maps, titles, clim, size: int = 180, gap: float = 4.0) -> hv.Overlay:
-    """Maps side by side in ONE figure (one colour bar): map i spans x in [i (L + gap), i (L + gap) + L].
+def map_row(maps, titles, clim, size: int = 150, gap: float = 4.0, cols: int = 4) -> hv.Overlay:
+    """Maps in rows of ``cols`` in ONE figure (one colour bar): map i sits in column c = i mod cols,
+    row r = i // cols, at x in [c (L + gap), c (L + gap) + L], rows stacked downwards.
 
-    Each map keeps its physical axis labels (ticks 0, 10, 20 h⁻¹Mpc under every map); one figure
-    instead of one per map makes a redraw much cheaper in the browser.
+    Each map keeps its physical axis labels (ticks 0, 10, 20 h⁻¹Mpc beside every map); one figure
+    instead of one per map makes a redraw much cheaper in the browser. With ``size = 150`` four
+    maps fit a 1280-pixel screen beside the controls.
     """
     L = BOX_SIZE
     n = max(len(maps), 1)
-    step = L + gap
-    images, ticks = [], []
+    ncols, nrows = min(n, cols), -(-n // cols)
+    step, title_h = L + gap, 3.6
+    row_h = L + title_h + gap
+    top = nrows * row_h - gap
+
+    def origin(i):
+        return (i % cols) * step, top - title_h - (i // cols + 1) * L - (i // cols) * (title_h + gap)
+
+    images, xticks, yticks = [], [], []
     for i, (m, title) in enumerate(zip(maps, titles)):
-        x0 = i * step
-        images.append(hv.Image(np.asarray(m)[::-1], bounds=(x0, 0, x0 + L, L), kdims=["x", "y"],
+        x0, y0 = origin(i)
+        images.append(hv.Image(np.asarray(m)[::-1], bounds=(x0, y0, x0 + L, y0 + L), kdims=["x", "y"],
                                vdims=[hv.Dimension("log10_sigma", label=MAP_LABEL)]).opts(
             cmap=CMAP, clim=clim, colorbar=i == len(maps) - 1, colorbar_opts={"title": MAP_LABEL},
             tools=["hover"]))
-        ticks += [(x0 + t, str(t)) for t in (0, 10, 20)]
-    labels = hv.Labels({"x": [i * step + L / 2 for i in range(len(maps))], "y": [L + 1.8] * len(maps),
+        if i < ncols:
+            xticks += [(x0 + t, str(t)) for t in (0, 10, 20)]
+        if i % cols == 0:
+            yticks += [(y0 + t, str(t)) for t in (0, 10, 20)]
+    positions = [origin(i) for i in range(len(maps))]
+    labels = hv.Labels({"x": [x + L / 2 for x, _ in positions], "y": [y + L + 1.8 for _, y in positions],
                         "text": list(titles)}, ["x", "y"], "text").opts(text_font_size="10pt", text_color="black")
-    width = int(size * (n * step - gap) / L)
     return hv.Overlay(images + [labels]).opts(
-        xticks=ticks, xlabel="x [h⁻¹Mpc]", ylabel="y [h⁻¹Mpc]", frame_width=width,
-        frame_height=int(size * (L + 3.6) / L),
-        xlim=(-0.5, n * step - gap + 0.5), ylim=(0, L + 3.6), toolbar="above", show_grid=False,
-        backend_opts={"plot.toolbar.autohide": True})
-
+        xticks=xticks, yticks=yticks, xlabel="x [h⁻¹Mpc]", ylabel="y [h⁻¹Mpc]",
+        frame_width=int(size * (ncols * step - gap) / L), frame_height=int(size * top / L),
+        xlim=(-0.5, ncols * step - gap + 0.5), ylim=(0, top), toolbar="right", show_grid=False,
+        backend_opts=AUTOHIDE)
 
 
 def _band(x, mean, std, color, label, log: bool = True, dash: str = "solid", y: str = "P"):
@@ -89,7 +102,7 @@ def power_plot(k, power, power_ref=None, title="P(k): generated vs reference", w
         overlay = _band(k, power_ref.mean(0), power_ref.std(0, ddof=1), REFERENCE, "reference") * overlay
     return overlay.opts(hv.opts.Curve(logx=True, logy=True), hv.opts.Area(logx=True, logy=True)).opts(
         title=title, xlabel=K_LABEL, ylabel=P_LABEL, frame_width=width, frame_height=260,
-        legend_position="bottom_left", toolbar="above")
+        legend_position="bottom_left", toolbar="right", backend_opts=AUTOHIDE)
 
 
 def zscore_plot(k, z, width=420):
@@ -102,22 +115,22 @@ def zscore_plot(k, z, width=420):
     curve = hv.Curve((k, z), K_LABEL, "z").opts(color=GENERATED, line_width=2, logx=True)
     return (span * zero * curve).opts(
         title="z-score of the mean P(k)", xlabel=K_LABEL, ylabel="z(k)", frame_width=width,
-        frame_height=140, toolbar="above")
+        frame_height=140, toolbar="right", backend_opts=AUTOHIDE)
 
 
 def chi2_plot(chi2, chi2_floor, width=260):
-    """χ²_r of each generated map, beside the reference's leave-one-out values (the floor)."""
-    gen = hv.Scatter((np.arange(1, len(chi2) + 1), chi2), "map", "χ²_r", label="generated").opts(
+    """χ²ᵣ of each generated map, beside the reference's leave-one-out values (the floor)."""
+    gen = hv.Scatter((np.arange(1, len(chi2) + 1), chi2), "map", "χ²ᵣ", label="generated").opts(
         color=GENERATED, size=8, marker="circle")
-    ref = hv.Scatter((np.linspace(1, max(len(chi2), 2), len(chi2_floor)), chi2_floor), "map", "χ²_r",
+    ref = hv.Scatter((np.linspace(1, max(len(chi2), 2), len(chi2_floor)), chi2_floor), "map", "χ²ᵣ",
                      label="reference, leave-one-out").opts(color=REFERENCE, size=5, marker="square",
                                                             alpha=0.7)
     floor = hv.HLine(float(np.mean(chi2_floor))).opts(color=REFERENCE, line_dash="dashed")
     return (ref * floor * gen).opts(
-        title="χ²_r per map vs floor",
-        xlabel="generated map", ylabel="χ²_r", logy=True, frame_width=width, frame_height=260,
-        xticks=list(range(1, max(len(chi2), 2) + 1)), legend_position="bottom", toolbar="above",
-        fontsize={"title": 10})
+        title="χ²ᵣ per map vs floor",
+        xlabel="generated map", ylabel="χ²ᵣ", logy=True, frame_width=width, frame_height=260,
+        xticks=list(range(1, max(len(chi2), 2) + 1)), legend_position="bottom",
+        toolbar="right", backend_opts=AUTOHIDE, fontsize={"title": 10})
 
 
 def histogram_plot(hist, hist_ref=None, width=420):
@@ -128,7 +141,7 @@ def histogram_plot(hist, hist_ref=None, width=420):
                                 y="density") * overlay
     return overlay.opts(title="Pixel histograms (mean ± σ over maps)", xlabel=MAP_LABEL,
                         ylabel="probability density", frame_width=width, frame_height=220,
-                        legend_position="top_left", toolbar="above")
+                        legend_position="top_left", toolbar="right", backend_opts=AUTOHIDE)
 
 
 def _census(structure, field, label, color, dash="solid"):
@@ -151,7 +164,8 @@ def structure_panels(structure, structure_ref=None, width=240) -> list:
         if structure_ref is not None:
             overlay = _census(structure_ref, field, "reference", REFERENCE) * overlay
         panels.append(overlay.opts(xlabel="threshold ν [σ above mean]", ylabel=ylabel, frame_width=width,
-                                   frame_height=200, show_legend=field == "n_regions", toolbar="above",
+                                   frame_height=200, show_legend=field == "n_regions",
+                                   toolbar="right", backend_opts=AUTOHIDE,
                                    title=ylabel.split(" [")[0], fontsize={"title": 10}))
     return panels
 
@@ -164,7 +178,7 @@ def _palette(n: int) -> list[str]:
 
 def response_power_plot(resp, width=420):
     """P(k) at each value of the varied parameter: generated dashed, 1P reference solid (means)."""
-    name = "Ω_m" if resp.param == "omega_m" else "σ_8"
+    name = "Ωₘ" if resp.param == "omega_m" else "σ₈"
     colors = _palette(len(resp.values))
     overlay = hv.Overlay([])
     for i, (v, c) in enumerate(zip(resp.values, colors)):
@@ -175,12 +189,13 @@ def response_power_plot(resp, width=420):
             color=c, line_width=2, line_dash="dashed")
     return overlay.opts(hv.opts.Curve(logx=True, logy=True)).opts(
         title=f"P(k) for each {name} (dashed: generated, solid: 1P)", xlabel=K_LABEL, ylabel=P_LABEL,
-        frame_width=width, frame_height=280, legend_position="right", toolbar="above", fontsize={"legend": 8})
+        frame_width=width, frame_height=280, legend_position="right",
+        toolbar="right", backend_opts=AUTOHIDE, fontsize={"legend": 8})
 
 
 def response_ratio_plot(resp, width=420):
     """P(k; θ)/P(k; θ_fid), mean ± σ over seeds: generated dashed, 1P reference solid."""
-    name = "Ω_m" if resp.param == "omega_m" else "σ_8"
+    name = "Ωₘ" if resp.param == "omega_m" else "σ₈"
     colors = _palette(len(resp.values))
     overlay = hv.HLine(1.0).opts(color="gray", line_width=1)
     for i, (v, c) in enumerate(zip(resp.values, colors)):
@@ -191,8 +206,9 @@ def response_ratio_plot(resp, width=420):
         overlay *= _band(resp.k, g.mean[i], np.nan_to_num(g.std[i]), c, f"{name}={v:g} generated", dash="dashed",
                          y="ratio")
     return overlay.opts(hv.opts.Curve(logx=True), hv.opts.Area(logx=True, alpha=0.12)).opts(
-        title=f"Response P(k)/P_fid(k), mean ± σ over seeds", xlabel=K_LABEL, ylabel="P / P_fid",
-        frame_width=width, frame_height=280, show_legend=False, toolbar="above")
+        title="Response: P(k) / P(k) at the fiducial, mean ± σ over seeds", xlabel=K_LABEL,
+        ylabel="P / P fiducial",
+        frame_width=width, frame_height=280, show_legend=False, toolbar="right", backend_opts=AUTOHIDE)
 
 
 def figure_html(obj, title: str) -> io.BytesIO:

@@ -11,9 +11,9 @@ import holoviews as hv
 import numpy as np
 from holoviews.operation import contours
 
-from .plots import GENERATED, REFERENCE
+from .plots import AUTOHIDE, GENERATED, REFERENCE
 
-OM, S8 = hv.Dimension("omega_m", label="Ω_m"), hv.Dimension("sigma_8", label="σ_8")
+OM, S8 = hv.Dimension("omega_m", label="Ωₘ"), hv.Dimension("sigma_8", label="σ₈")
 CHI2 = hv.Dimension("delta_chi2", label="−2ΔlnL̂")
 SIGMA_DASH = ("solid", "dashed", "dotted")
 GUESS = "#1f78b4"  # the player's guess (blue: neither model's colour)
@@ -21,7 +21,7 @@ TERM_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
 
 
 def _image(om, s8, delta) -> hv.Image:
-    """Δχ² ``(n1, n2)`` on uniform grids as an image with x = Ω_m, y = σ_8."""
+    """Δχ² ``(n1, n2)`` on uniform grids as an image with x = Ωₘ, y = σ₈."""
     return hv.Image((om, s8, np.asarray(delta).T), kdims=[OM, S8], vdims=[CHI2])
 
 
@@ -38,7 +38,7 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
                    size: int = 360, name: str | None = None, guess=None) -> hv.Overlay:
     """−2ΔlnL̂ image of the fine window with 1/2/3σ contours, truth, optional P(k) and per-term contours;
     ``name``: the field's, first in the title (so a figure always says whose posterior it is);
-    ``guess``: a player's (Ω_m, σ_8), marked ◆ (the Guess-the-universe tab)."""
+    ``guess``: a player's (Ωₘ, σ₈), marked ◆ (the Guess-the-universe tab)."""
     clip = float(post.levels[-1]) * 2.5
     image = _image(post.omega_m, post.sigma_8, np.minimum(post.delta_chi2, clip)).opts(
         cmap="viridis_r", colorbar=True, clim=(0, clip), tools=["hover"],
@@ -62,7 +62,7 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
     title = "−2ΔlnL̂, contours 1σ (solid) 2σ (dashed) 3σ (dotted)"
     if name:
         title = f"{name}: {title}"
-    return overlay.opts(title=title, frame_width=size, frame_height=size, toolbar="above",
+    return overlay.opts(title=title, frame_width=size, frame_height=size, toolbar="right", backend_opts=AUTOHIDE,
                         legend_position="bottom_right", fontsize={"title": 10})
 
 
@@ -86,7 +86,8 @@ def marginal_plot(post, name: str, baseline=None, show_baseline: bool = True, wi
         overlay *= hv.VLine(post.truth[0 if name == "omega_m" else 1]).opts(color="red", line_width=2)
     return overlay.opts(hv.opts.Curve(xlabel=dim.label, ylabel=f"p({dim.label})")).opts(
         title=f"{dim.label}: max {est['max']:.3f}, 68 % [{est['lo68']:.3f}, {est['hi68']:.3f}]",
-        frame_width=width, frame_height=180, legend_position="top_right", toolbar="above", show_legend=False)
+        frame_width=width, frame_height=180, legend_position="top_right",
+            toolbar="right", backend_opts=AUTOHIDE, show_legend=False)
 
 
 def estimates_markdown(post, baseline=None) -> str:
@@ -98,7 +99,7 @@ def estimates_markdown(post, baseline=None) -> str:
         cells = [f"{e['max']:.3f} [{e['lo68']:.3f}, {e['hi68']:.3f}]"
                  for e in (p.estimates["omega_m"], p.estimates["sigma_8"])]
         rows.append(f"| {label} | {cells[0]} | {cells[1]} |")
-    text = "| likelihood | Ω_m, max [68 %] | σ_8, max [68 %] |\n|---|---|---|\n" + "\n".join(rows)
+    text = "| likelihood | Ωₘ, max [68 %] | σ₈, max [68 %] |\n|---|---|---|\n" + "\n".join(rows)
     if post.truth is not None:
         text += f"\n| truth | {post.truth[0]:.3f} | {post.truth[1]:.3f} |"
         d = post.delta_chi2_truth()

@@ -83,7 +83,7 @@ class ReferenceSet(_MapSource):
         return cls(open_cmd(path, set_name), resolution)
 
     def nearest(self, omega_m: float, sigma_8: float, k: int = 3) -> list[Neighbour]:
-        """The ``k`` simulations closest to (Ω_m, σ_8), distance in prior-width units, nearest first."""
+        """The ``k`` simulations closest to (Ωₘ, σ₈), distance in prior-width units, nearest first."""
         theta = self.cmd.theta
         width = np.array([hi - lo for lo, hi in PRIOR])
         d = np.hypot(*((theta - [omega_m, sigma_8]) / width).T)
@@ -100,7 +100,7 @@ class OnePSet(_MapSource):
 
     @property
     def fiducial(self) -> tuple[float, float]:
-        """The most common value of each of Ω_m and σ_8 (every row but one variation holds it)."""
+        """The most common value of each of Ωₘ and σ₈ (every row but one variation holds it)."""
         fid = []
         for col in self.cmd.params[:, :2].T:
             values, counts = np.unique(np.round(col, 6), return_counts=True)
@@ -127,7 +127,7 @@ class OnePSet(_MapSource):
 
 
 def simulate_reference(omega_m: float, sigma_8: float, seed: int, resolution: int) -> np.ndarray:
-    """Run one stand-in simulation at (Ω_m, σ_8): (15, r, r) float32 log10 Σ (a few seconds on a CPU)."""
+    """Run one stand-in simulation at (Ωₘ, σ₈): (15, r, r) float32 log10 Σ (a few seconds on a CPU)."""
     from explorer.sim.sets import simulate_one
 
     map_size = resolution if 128 % resolution == 0 else 128

@@ -27,9 +27,9 @@ FIDUCIAL = (0.3, 0.8)
 
 
 class ResponseTab(pn.viewable.Viewer):
-    """Generated vs 1P response of P(k) to Ω_m or σ_8."""
+    """Generated vs 1P response of P(k) to Ωₘ or σ₈."""
 
-    vary = param.Selector(default="omega_m", objects={"Ω_m": "omega_m", "σ_8": "sigma_8"}, label="vary")
+    vary = param.Selector(default="omega_m", objects={"Ωₘ": "omega_m", "σ₈": "sigma_8"}, label="vary")
     n_seeds = param.Integer(default=4, bounds=(2, 16), label="maps per value (seeds)")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), label="seed (same for every value)")
     sampler = param.Selector(default=next(iter(compute.SAMPLER_CHOICES)), objects=list(compute.SAMPLER_CHOICES),
@@ -91,7 +91,7 @@ class ResponseTab(pn.viewable.Viewer):
             self._error, self._note,
             "#### Generated maps at the extremes and the fiducial (same seed)", self.strip_row,
             "#### 1P reference maps", self.ref_strip_row,
-            pn.Row(self.power_pane, self.ratio_pane),
+            pn.FlexBox(self.power_pane, self.ratio_pane),
             sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
     async def activate(self) -> None:
@@ -125,8 +125,8 @@ class ResponseTab(pn.viewable.Viewer):
 
     def _responded(self, result: compute.ParameterResponse) -> None:
         fiducial = result.fiducial
-        self._status.object = (f"Response to {_symbol(result.param)} around Ω_m = {fiducial[0]:g}, "
-                               f"σ_8 = {fiducial[1]:g}: {result.maps.shape[1]} seeds per value"
+        self._status.object = (f"Response to {_symbol(result.param)} around Ωₘ = {fiducial[0]:g}, "
+                               f"σ₈ = {fiducial[1]:g}: {result.maps.shape[1]} seeds per value"
                                + ("" if result.response_ref is not None else " (no matching 1P reference)") + ".")
         self._error.visible = False
         with batch_updates():
@@ -161,5 +161,5 @@ class ResponseTab(pn.viewable.Viewer):
 
 
 def _symbol(name: str) -> str:
-    """The parameter's symbol: "Ω_m" for "omega_m", "σ_8" for "sigma_8"."""
-    return "Ω_m" if name == "omega_m" else "σ_8"
+    """The parameter's symbol: "Ωₘ" for "omega_m", "σ₈" for "sigma_8"."""
+    return "Ωₘ" if name == "omega_m" else "σ₈"
