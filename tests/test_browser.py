@@ -278,23 +278,44 @@ OVERFLOW_JS = """() => {
 }"""
 
 
-@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)], ids=["laptop", "projector"])
-def test_every_tab_fits_the_width_of_a_laptop_and_a_projector(browser_page, size):
-    """Nothing sticks out to the right (no horizontal scrolling, nothing cut off) on any tab."""
+def overflow(page, tab: str, size) -> dict | None:
+    """What sticks out to the right of ``tab`` at the current viewport (None: nothing); screenshots it."""
+    page.wait_for_timeout(500)
+    found = page.evaluate(OVERFLOW_JS)
+    page.screenshot(path=ARTIFACTS / f"browser_layout_{size[0]}_{tab.split()[0].lower()}.png")
+    return found if found["scroll"] > found["width"] or found["bad"] else None
+
+
+def test_every_tab_fits_a_projector_and_a_laptop_also_in_presenter_mode(browser_page):
+    """Nothing sticks out to the right (no horizontal scrolling, nothing cut off) on any tab at
+    1920x1080 and 1280x800, nor on the shown tab in presenter mode; its handout downloads."""
     page = browser_page
-    page.set_viewport_size({"width": size[0], "height": size[1]})
+    tabs = ("Emulate", "Parameter response", "Infer", "Guess the universe")
     problems = {}
     try:
-        for tab in ("Emulate", "Parameter response", "Infer", "Guess the universe"):
-            open_tab(page, tab)
-            page.wait_for_timeout(500)
-            found = page.evaluate(OVERFLOW_JS)
-            page.screenshot(path=ARTIFACTS / f"browser_layout_{size[0]}_{tab.split()[0].lower()}.png",
-                            full_page=True)
-            if found["scroll"] > found["width"] or found["bad"]:
-                problems[tab] = found
-        (ARTIFACTS / f"browser_layout_{size[0]}.json").write_text(json.dumps(problems, ensure_ascii=False, indent=1))
+        for size in ((1920, 1080), (1280, 800)):
+            page.set_viewport_size({"width": size[0], "height": size[1]})
+            for tab in tabs:
+                open_tab(page, tab)
+                problems[f"{tab} at {size}"] = overflow(page, tab, size)
+        # presenter mode on the last tab (the game, revealed by the round-trip test)
+        base = page.evaluate("() => parseFloat(getComputedStyle(document.documentElement).fontSize)")
+        page.locator("button", has_text="Presenter mode").click()
+        page.wait_for_function("() => document.documentElement.style.fontSize !== ''")
+        assert page.evaluate("() => parseFloat(getComputedStyle(document.documentElement).fontSize)") > base
+        page.wait_for_timeout(1000)  # the figures are redrawn at the larger font scale
+        problems["presenter mode"] = overflow(page, "presenter", (1280, 800))
+        problems = {k: v for k, v in problems.items() if v is not None}
+        (ARTIFACTS / "browser_layout.json").write_text(json.dumps(problems, ensure_ascii=False, indent=1))
         assert problems == {}
+        with page.expect_download() as download:
+            page.locator("button", has_text="Handout of this tab").click()
+        name = download.value.suggested_filename
+        assert name.startswith("guess_the_universe_seed") and name.endswith(".pdf")
+        assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+        page.locator("button", has_text="Presenter mode").click()
+        page.wait_for_function("() => document.documentElement.style.fontSize === ''")
+        assert page.errors == [] and remote_requests(page) == []
     finally:
         page.set_viewport_size({"width": 1500, "height": 1700})
         open_tab(page, "Emulate")

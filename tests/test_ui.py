@@ -16,12 +16,14 @@ import time
 from types import SimpleNamespace
 
 import holoviews as hv
+import panel as pn
 import numpy as np
 import param
 import pytest
 
 from explorer.ui import compute
 from explorer.ui.app import ExplorerApp, build_app
+from explorer.ui.panes import live_plots
 from explorer.ui.context import REPO, AppContext, Settings, get_context, load_examples, torch_threads
 from explorer.ui.emulate import EmulateTab
 from explorer.ui.infer import InferTab
@@ -554,3 +556,48 @@ def test_release_memory_trims_the_heap_on_glibc():
         assert trimmed is True  # malloc_trim ran
     else:
         assert trimmed is False
+
+
+def test_presenter_mode_scales_plot_fonts_and_hides_the_secondary_plots(context):
+    from explorer.ui.app import PRESENTER_FONTSCALE
+
+    app = ExplorerApp(context)
+    app.toolbar()  # the switch, with its browser-side font callback
+    run(app.start())
+    view = app.emulate.__panel__()
+    holders = {id(p): c for c in view.select(pn.Column) for p in c.objects}  # each figure pane's container
+    secondary = [app.emulate.zscore_pane, app.emulate.chi2_pane]
+    assert all(holders[id(p.pane)].visible for p in secondary)
+    app.presenter = True
+    assert not any(holders[id(p.pane)].visible for p in secondary) and holders[id(app.emulate.power_pane.pane)].visible
+    power = app.emulate.power_pane
+    assert power.fontscale == PRESENTER_FONTSCALE
+    shown = power._pipe.data  # the figure on the page is redrawn at the presenter's font scale
+    assert hv.Store.lookup_options("bokeh", shown, "plot").kwargs.get("fontscale") == PRESENTER_FONTSCALE
+    assert all(p.fontscale == 1.0 for p in live_plots(app.game))  # a hidden tab is redrawn when shown
+    app.tabs.active = 3
+    assert all(p.fontscale == PRESENTER_FONTSCALE for p in live_plots(app.game))
+    app.tabs.active = 0
+    app.presenter = False
+    assert all(holders[id(p.pane)].visible for p in secondary) and power.fontscale == 1.0
+    app.stop()
+
+
+def test_handout_is_the_shown_tab_and_waits_for_a_result(context, monkeypatch):
+    monkeypatch.setattr("explorer.ui.app._model_summary", lambda _ctx: "the spy model")  # no network to count
+    app = ExplorerApp(context)
+    button = app._handout_button
+    assert button.disabled  # nothing sampled yet
+    run(app.start())
+    assert not button.disabled
+    pdf = run(app._handout()).getvalue()
+    assert pdf.startswith(b"%PDF") and button.filename == "emulate_Om0.300_s80.800_seed0.pdf"
+    app.tabs.active = 2  # Infer: nothing inferred yet
+    assert button.disabled
+    app.tabs.active = 3  # the game: a round is drawn but not revealed (a handout would give it away)
+    assert button.disabled
+    app.game.reveal = True
+    app.handout_format = "png"
+    png = run(app._handout()).getvalue()
+    assert png.startswith(b"\x89PNG") and button.filename.startswith(f"guess_the_universe_seed{app.game.seed}_round1")
+    app.stop()

@@ -52,9 +52,9 @@ def emulation(with_reference: bool) -> compute.Emulation:
 
 @cache
 def parameter_response() -> compute.ParameterResponse:
-    """σ_8 varied over three values around (0.3, 0.8), 3 seeds each, with a 1P-like reference.
+    """σ₈ varied over three values around (0.3, 0.8), 3 seeds each, with a 1P-like reference.
 
-    The stand-in maps' fluctuations scale as σ_8 around the same noise, so P(k)/P_fid = (σ_8 / 0.8)².
+    The stand-in maps' fluctuations scale as σ₈ around the same noise, so P(k)/P_fid = (σ₈ / 0.8)².
     """
     values = np.array([0.7, 0.8, 0.9])
     maps = np.stack([log_maps((0.3, v), 3, size=16, seed=3) for v in values])   # same seed: same noise
@@ -69,7 +69,7 @@ def parameter_response() -> compute.ParameterResponse:
 @cache
 def inference() -> compute.Inference:
     post = bowl(CENTRE, (0.03, 0.05), terms="vlb:8", n_evaluations=256, seconds=14.0, temperature=3.0,
-                notes=("calibration for Ω_m missing",))
+                notes=("calibration for Ωₘ missing",))
     base = bowl((0.28, 0.83), (0.06, 0.08), method="pk")
     return compute.Inference("example_1.npy", log_maps(TRUTH, 1)[0], "log10", post, base)
 
@@ -94,7 +94,7 @@ def build(name: str):
     """The page ``name`` with its stand-in inputs."""
     if name == "emulate":
         return handout.emulate_page(emulation(True), REFERENCE, model=MODEL,
-                                    note="Reference: the 15 maps of simulation 12 of `assets/valid`, Ω_m = 0.31.")
+                                    note="Reference: the 15 maps of simulation 12 of `assets/valid`, Ωₘ = 0.31.")
     if name == "emulate_alone":
         return handout.emulate_page(emulation(False), None, model=MODEL)
     if name == "response":

@@ -7,20 +7,31 @@ page (and the server log) show the ``WeightsError`` message, which says how to g
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import sys
 import threading
 
 import panel as pn
+import param
 
-from .context import AppContext, Settings, get_context, release_memory
+from .context import AppContext, Settings, get_context, release_memory, submit_to_worker
 from .emulate import EmulateTab
 from .explain import Intro
 from .game import GameTab
 from .infer import InferTab
+from .panes import batch_updates, live_plots
 from .response import ResponseTab
 
 TITLE = "Cosmic-field explorer"
+#: presenter mode: the page's font sizes (the root's, for widgets; Bokeh's, for texts) and the plots' scale
+PRESENTER_FONT, PRESENTER_TEXT, PRESENTER_FONTSCALE = "130%", "16px", 1.4
+#: set in the browser, on this session's page only (a CSS variable reaches into every shadow root)
+FONT_JS = f"""const root = document.documentElement.style;
+root.fontSize = cb_obj.active ? '{PRESENTER_FONT}' : '';
+if (cb_obj.active) root.setProperty('--bokeh-font-size', '{PRESENTER_TEXT}');
+else root.removeProperty('--bokeh-font-size');"""
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +69,15 @@ def _model_summary(ctx: AppContext) -> str:
 
 
 class ExplorerApp(pn.viewable.Viewer):
-    """Emulate, Parameter response, Infer and Guess-the-universe tabs sharing one model, under an intro."""
+    """Emulate, Parameter response, Infer and Guess-the-universe tabs sharing one model, under an intro.
+
+    Above the tabs: a presenter switch (larger text and plot fonts, the secondary plots hidden,
+    for a projector) and a one-click handout of the shown tab (one A4 page, PDF or PNG, drawn by
+    :mod:`.handout` on a worker).
+    """
+
+    presenter = param.Boolean(default=False, label="Presenter mode")
+    handout_format = param.Selector(default="pdf", objects={"PDF": "pdf", "PNG": "png"}, label="handout as")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -80,14 +99,68 @@ class ExplorerApp(pn.viewable.Viewer):
                             for i, tab in enumerate(self.pages.values())]
         self.tabs = pn.Tabs(*[(name, pn.Spacer(height=0)) for name in self.pages], sizing_mode="stretch_width")
         self.tabs.param.watch(self._on_tab, "active")
+        self._handout_button = pn.widgets.FileDownload(
+            callback=self._handout, filename="handout.pdf", label="Handout of this tab", color="primary", width=180, disabled=True,
+            description="One A4 page of the tab shown: its maps, plots, parameters and what they mean.")
+        self.param.watch(self._on_presenter, "presenter")
+        self.tabs.param.watch(self._sync_handout, "active")
+        for tab in self.pages.values():
+            tab.param.watch(self._sync_handout, "ready")
 
     async def _on_tab(self, event) -> None:
         for i, view in enumerate(self._page_views):
             view.visible = i == event.new
+        self._scale_fonts(self.shown)
         if event.new == 1:
             await self.response.activate()
         elif event.new == 3:
             await self.game.activate()
+
+    @property
+    def shown(self):
+        """The tab on screen."""
+        return list(self.pages.values())[self.tabs.active]
+
+    def _on_presenter(self, event) -> None:
+        if event.new:
+            self.intro.dismissed = True  # the room is for the maps
+        for tab in self.pages.values():
+            tab.presenter = event.new
+        self._scale_fonts(self.shown)  # the other tabs' figures when they are shown (each rebuild costs)
+
+    def _scale_fonts(self, tab) -> None:
+        """Redraw ``tab``'s figures at the presenter's font scale (or back at 1) where they differ."""
+        scale = PRESENTER_FONTSCALE if self.presenter else 1.0
+        plots = [plot for plot in live_plots(tab) if plot.fontscale != scale]
+        if plots:
+            with batch_updates():  # the figures rebuilt: one model-graph walk, one message
+                for plot in plots:
+                    plot.set_fontscale(scale)
+
+    def _sync_handout(self, *_events) -> None:
+        self._handout_button.disabled = not self.shown.ready
+
+    async def _handout(self) -> io.BytesIO:
+        """The shown tab's handout page in the chosen format (drawn on a worker); names the file."""
+        from . import handout
+
+        tab, fmt = self.shown, self.handout_format
+        summary = _model_summary(self.context)
+
+        def draw():
+            stem, fig = tab.handout(summary)
+            return stem, handout.render(fig, fmt)
+
+        stem, buf = await asyncio.wrap_future(submit_to_worker(draw))
+        self._handout_button.filename = f"{stem}.{fmt}"
+        return buf
+
+    def toolbar(self) -> pn.Row:
+        """Presenter switch and handout button, above the tab bar."""
+        switch = pn.widgets.Toggle.from_param(self.param.presenter, width=170)  # large text, fewer plots
+        switch.jscallback(value=FONT_JS)
+        return pn.Row(switch, pn.widgets.RadioButtonGroup.from_param(self.param.handout_format, width=110),
+                      self._handout_button, sizing_mode="stretch_width")
 
     async def start(self) -> None:
         """First sampling, once the page is loaded."""
@@ -108,7 +181,7 @@ class ExplorerApp(pn.viewable.Viewer):
                 pn.pane.Markdown(_model_summary(self.context), styles={"font-size": "0.85em", "color": "#555"},
                                  sizing_mode="stretch_width"),
                 *[pn.pane.Alert(n, alert_type="warning", sizing_mode="stretch_width") for n in notes],
-                self.tabs, *self._page_views]
+                self.toolbar(), self.tabs, *self._page_views]
 
     def __panel__(self):
         return pn.Column(*self.roots(), sizing_mode="stretch_width")

@@ -76,6 +76,8 @@ class EmulateTab(pn.viewable.Viewer):
                                label="seed when Ωₘ or σ₈ change")
     simulate = param.Event(label="Simulate 15 reference maps here")
     busy = param.Boolean(default=False, doc="Sampling runs (the progress bar is shown).")
+    presenter = param.Boolean(default=False, doc="Presenter mode: the z-score, χ²ᵣ, structure and glossary are hidden.")
+    ready = param.Boolean(default=False, doc="Maps are shown (a handout can be printed).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -150,22 +152,24 @@ class EmulateTab(pn.viewable.Viewer):
         )
 
     def __panel__(self):
+        detail = self.param.presenter.rx.not_()  # shown unless in presenter mode
         return pn.Row(
             self.controls(),
             pn.Column(
                 pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
                 glossary_card("log₁₀ Σ", "seed", "emulator", "reference maps", "cosmic variance", "P(k)",
-                              "z-score", "χ²ᵣ", "leave-one-out floor",
+                              "z-score", "χ²ᵣ", "leave-one-out floor", visible=detail,
                               title="What do these words mean? seed, P(k), z-score, χ²ᵣ, leave-one-out floor, …"),
                 self._error,
                 self._reference_info,
                 "#### Generated maps", self.maps_row,
                 "#### Reference maps", self.ref_row,
-                pn.FlexBox(pn.Column(self.power_pane, self.zscore_pane), self.chi2_pane),
-                self._chi2_text,
+                pn.FlexBox(pn.Column(self.power_pane, pn.Column(self.zscore_pane, visible=detail)),
+                           pn.Column(self.chi2_pane, visible=detail)),
+                pn.Column(self._chi2_text, visible=detail, sizing_mode="stretch_width"),
                 pn.Row(self.hist_pane),
-                "#### Structure: connected regions above μ + νσ (ν in units of each map's σ)",
-                self.structure_row,
+                pn.Column("#### Structure: connected regions above μ + νσ (ν in units of each map's σ)",
+                          self.structure_row, visible=detail, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width",
             ),
             sizing_mode="stretch_width",
@@ -324,10 +328,24 @@ class EmulateTab(pn.viewable.Viewer):
                                       f"(reference, leave-one-out): **{floor:.3g}**; ratio {gen / floor:.3g}")
             self.hist_pane.update(plots.histogram_plot(c.hist, c.hist_ref))
             self.structure_row.update(plots.structure_panels(c.structure, c.structure_ref))
-        stem = f"Om{result.omega_m:.3f}_s8{result.sigma_8:.3f}_seed{result.seed}"
+        stem = self._stem(result)
         self._npy.filename = f"generated_maps_{stem}.npy"
         self._html.filename = f"emulate_{stem}.html"
         self._npy.disabled = self._html.disabled = False
+        self.ready = True
+
+    def handout(self, model: str):
+        """(file stem, handout page) of the maps and statistics shown (on a worker)."""
+        from . import handout
+
+        r = self.result
+        note = self._reference_info.object.split("\n\n")[0].rstrip(":") + "."
+        return (f"emulate_{self._stem(r)}",
+                handout.emulate_page(r, self._shown_reference, model=model, note=note))
+
+    @staticmethod
+    def _stem(r: compute.Emulation) -> str:
+        return f"Om{r.omega_m:.3f}_s8{r.sigma_8:.3f}_seed{r.seed}"
 
     def figure(self) -> hv.Layout:
         """The current plots as one HoloViews layout (what the HTML download holds)."""

@@ -58,6 +58,8 @@ class GameTab(pn.viewable.Viewer):
     has_puzzle = param.Boolean(default=False, doc="A map is shown.")
     revealed = param.Boolean(default=False, doc="The current round is revealed (sliders locked).")
     inferring = param.Boolean(default=False, doc="The models read the revealed map (progress bar).")
+    presenter = param.Boolean(default=False, doc="Presenter mode: the round history and glossary are hidden.")
+    ready = param.Boolean(default=False, doc="The round is revealed (a handout can be printed).")
 
     def __init__(self, context: AppContext, **params):
         params.setdefault("seed", secrets.randbelow(2**31 - 1))  # per session, shown, reproducible
@@ -124,10 +126,11 @@ class GameTab(pn.viewable.Viewer):
             self._error,
             pn.FlexBox(self.map_pane, self.contour_pane),
             pn.Row(self.why_text, self.models_text, sizing_mode="stretch_width"),
-            self.history_text,
+            pn.Column(self.history_text, visible=self.param.presenter.rx.not_(), sizing_mode="stretch_width"),
             glossary_card("Ωₘ", "σ₈", "log₁₀ Σ", "prior box", "P(k)", "P(k) baseline", "VLB", "Δχ²",
                           "68 % / 95 % contours", "τ (temperature)",
-                          title="What do these words mean? Ωₘ, σ₈, P(k), VLB, Δχ², contours, τ …"),
+                          title="What do these words mean? Ωₘ, σ₈, P(k), VLB, Δχ², contours, τ …",
+                          visible=self.param.presenter.rx.not_()),
             sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
     def _sync_buttons(self, *_events) -> None:
@@ -152,7 +155,7 @@ class GameTab(pn.viewable.Viewer):
         job = start_job(self._draw_slot, self._draw, seed, number, source)
         self.puzzle, self.outcome, self.inference = None, None, None
         centre = [0.5 * (lo + hi) for lo, hi in self.ranges]  # no anchoring on the last guess
-        self.param.update(has_puzzle=False, revealed=False, omega_m=centre[0], sigma_8=centre[1])
+        self.param.update(has_puzzle=False, revealed=False, ready=False, omega_m=centre[0], sigma_8=centre[1])
         with batch_updates():
             self._error.visible = False
             for pane in (self.reveal_text, self.why_text, self.models_text):
@@ -202,7 +205,7 @@ class GameTab(pn.viewable.Viewer):
         puzzle = self.puzzle
         self.outcome = outcome = game_rules.judge(puzzle, (self.omega_m, self.sigma_8), self.ranges)
         self.scoreboard.add(outcome)
-        self.revealed = True
+        self.param.update(revealed=True, ready=True)
         om, s8 = outcome.truth
         with batch_updates():
             self.map_pane.update(self._map_figure(f"Round {puzzle.number}: Ωₘ = {om:.3f}, σ₈ = {s8:.3f}"))
@@ -247,6 +250,14 @@ class GameTab(pn.viewable.Viewer):
             self.models_text.object = self._models_markdown(result)
             self.score_text.object = self._score_markdown()
             self.history_text.object = self._history_markdown()
+
+    def handout(self, model: str):
+        """(file stem, handout page) of the revealed round, with the models' reading once it is done."""
+        from . import handout
+
+        o = self.outcome
+        return (f"guess_the_universe_seed{self.seed}_round{o.number}",
+                handout.game_page(self.puzzle, o, self.inference, self.scoreboard, model=model, ranges=self.ranges))
 
     def _infer_failed(self, err: Exception) -> None:
         self._status.object = ""
@@ -328,9 +339,9 @@ def _maximum(post) -> tuple[float, float]:
 
 
 def _region(delta_chi2: float | None, levels) -> str:
+    """Where a point with this Δχ² lies with respect to the diffusion model's contours, in words."""
     if delta_chi2 is None:
         return "(unknown)"
-    """Where a point with this Δχ² lies with respect to the diffusion model's contours, in words."""
     if delta_chi2 <= levels[0]:
         return "inside its 68 % contour"
     return "inside its 95 % contour" if delta_chi2 <= levels[1] else "outside its 95 % contour"

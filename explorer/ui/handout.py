@@ -210,7 +210,7 @@ def _emulate_text(has_reference: bool, note: str) -> str:
             "typical as simulated ones." if has_reference else "")
     return (f"{_maps_are()} {rows}The power spectrum P(k) measures how strongly log₁₀ Σ fluctuates at each scale "
             "(large k = small scales), the histogram how often each value occurs; the shaded bands are the "
-            f"spread (±σ) from map to map. {chi2} {_unicode(note)}").strip()
+            f"spread (±σ) from map to map. {chi2} {_plain(note)}").strip()
 
 
 def _response_text(name: str, other: str, fixed: float, has_reference: bool) -> str:
@@ -238,8 +238,8 @@ def _infer_text(post: Posterior, has_baseline: bool) -> str:
 
 
 def _game_text(puzzle: Puzzle, outcome: Outcome) -> str:
-    return (f"{_maps_are('The map')} This one is {_unicode(puzzle.origin)}.\n"
-            + "Why? " + " ".join(_unicode(game_rules.explain(outcome)).split("\n\n")))
+    return (f"{_maps_are('The map')} This one is {_plain(puzzle.origin)}.\n"
+            + "Why? " + " ".join(_plain(game_rules.explain(outcome)).split("\n\n")))
 
 
 # ---- page layout -------------------------------------------------------------------------------------
@@ -289,9 +289,9 @@ def _height(text: str, size: float) -> float:
     return (text.count("\n") + 1) * 1.2 * size / 72
 
 
-def _unicode(text: str) -> str:
-    """A text of the app (Markdown) as printed: Ωₘ, σ₈ instead of Ω_m, σ_8; no ** or ` marks."""
-    return text.replace("Ω_m", "Ωₘ").replace("σ_8", "σ₈").replace("**", "").replace("`", "")
+def _plain(text: str) -> str:
+    """A text of the app (Markdown) as printed: no ** or ` marks."""
+    return text.replace("**", "").replace("`", "")
 
 
 # ---- panels ------------------------------------------------------------------------------------------
@@ -483,8 +483,8 @@ def _infer_facts(post: Posterior) -> str:
         lines.append("The truth lies outside the scanned window.")
     lines.append(f"Likelihood: {post.terms or post.method}, {post.n_evaluations} network evaluations "
                  f"in {post.seconds:.0f} s.")
-    lines.append(f"Calibration: {_unicode(post.temperature_label())}.")
-    lines += [f"⚠ {_unicode(note)}" for note in post.notes]
+    lines.append(f"Calibration: {_plain(post.temperature_label())}.")
+    lines += [f"⚠ {_plain(note)}" for note in post.notes]
     return "\n".join(lines)
 
 

@@ -43,6 +43,8 @@ class InferTab(pn.viewable.Viewer):
     run_example = param.Event(label="Infer from the example")
     cancel = param.Event(label="Cancel")
     busy = param.Boolean(default=False, doc="Inference runs (progress bar, loading posterior, Cancel enabled).")
+    presenter = param.Boolean(default=False, doc="Presenter mode (set by the app).")
+    ready = param.Boolean(default=False, doc="A result is shown (a handout can be printed).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -203,6 +205,14 @@ class InferTab(pn.viewable.Viewer):
         stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
         self._json.filename, self._html.filename = f"posterior_{stem}.json", f"posterior_{stem}.html"
         self._json.disabled = self._html.disabled = False
+        self.ready = True
+
+    def handout(self, model: str):
+        """(file stem, handout page) of the posterior shown (on a worker)."""
+        from . import handout
+
+        stem = self.result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
+        return f"posterior_{stem}", handout.infer_page(self.result, model=model)
 
     def _redraw(self, *_events) -> None:
         if self.result is None:

@@ -76,15 +76,24 @@ class LivePlot(pn.viewable.Viewer):
         super().__init__(**params)
         self.pane = pn.pane.HoloViews(None, linked_axes=False)
         self.object = None  # the HoloViews object shown (for downloads and tests)
+        self.fontscale = 1.0  # presenter mode: every font of the figure scaled
         self._pipe: Pipe | None = None
         self._structure = None
+
+    def set_fontscale(self, scale: float) -> None:
+        """Scale the figure's fonts (now and for later updates); redraws the shown figure."""
+        self.fontscale = scale
+        if self.object is not None:
+            self.update(self.object)
 
     def update(self, obj) -> None:
         if obj is None:
             self.clear()
             return
         self.object = obj
-        sig = structure(obj)
+        if self.fontscale != 1.0:
+            obj = obj.opts(fontscale=self.fontscale, clone=True)
+        sig = (self.fontscale, structure(obj))
         if self._pipe is not None and sig == self._structure:
             self._pipe.send(obj)
             return
@@ -128,3 +137,16 @@ class PlotRow(pn.viewable.Viewer):
 
     def __panel__(self):
         return self._row
+
+
+def live_plots(owner) -> list[LivePlot]:
+    """The ``LivePlot``s a tab holds in its attributes (directly, in a ``PlotRow`` or in a list)."""
+    found = []
+    for value in vars(owner).values():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, LivePlot):
+                found.append(item)
+            elif isinstance(item, PlotRow):
+                found.extend(item.plots)
+    return found

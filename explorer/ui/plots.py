@@ -17,7 +17,7 @@ from explorer import BOX_SIZE
 
 hv.extension("bokeh", logo=False)
 
-MAP_LABEL = "log₁₀ Σ [(M⊙/h)/(Mpc/h)²]"
+MAP_LABEL = "log₁₀ Σ [h M⊙/Mpc²]"  # (M⊙/h)/(Mpc/h)² = h M⊙/Mpc²: short enough for a colour bar
 K_LABEL = "k [h/Mpc]"
 P_LABEL = "P(k) [(Mpc/h)²]"
 GENERATED, REFERENCE = "#d95f02", "#1b9e77"  # colour-blind-safe pair used in every figure

@@ -36,6 +36,8 @@ class ResponseTab(pn.viewable.Viewer):
                              label="sampler")
     run = param.Event(label="Run")
     busy = param.Boolean(default=False, doc="Sampling runs (progress bar, loading strip).")
+    presenter = param.Boolean(default=False, doc="Presenter mode (set by the app).")
+    ready = param.Boolean(default=False, doc="A result is shown (a handout can be printed).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -148,6 +150,15 @@ class ResponseTab(pn.viewable.Viewer):
                                   plots.map_row([result.maps_ref[i, 0] for i in picks], titles, clim))
         self.power_pane.update(plots.response_power_plot(result))
         self.ratio_pane.update(plots.response_ratio_plot(result))
+        self.ready = True
+
+    def handout(self, model: str):
+        """(file stem, handout page) of the response shown (on a worker)."""
+        from . import handout
+
+        r = self.result
+        return (f"response_{r.param}_fid{r.fiducial[0]:.3f}_{r.fiducial[1]:.3f}",
+                handout.response_page(r, model=model))
         self._html.disabled = False
         self._html.filename = f"response_{result.param}_seed{self.seed}.html"
 
