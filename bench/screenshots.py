@@ -1,13 +1,14 @@
 """Screenshots of the four tabs with the shipped weights and bundled assets: assets/screenshots/*.png.
 
     python bench/screenshots.py            # needs Debian's chromium at /usr/bin/chromium
-    python bench/screenshots.py game       # only some of: emulate response infer game
+    python bench/screenshots.py game       # only some of: emulate response infer game presenter
 
 Starts `panel serve explorer` on localhost, waits for the first sampled maps, then opens the
 Parameter response tab and runs the Infer tab on a bundled example field (slow on a 2-core CPU).
 The Guess-the-universe tab is taken at 1280×800 (a laptop screen): round 1 of game seed 17, one
-slider moved, revealed, after the models' contours are drawn. PNGs above 300 kB are stored with a
-256-colour palette.
+slider moved, revealed, after the models' contours are drawn. ``presenter``: the Emulate tab at
+1280×800 in presenter mode, and its one-click handout as PNG (``handout_emulate.png``). PNGs above
+300 kB are stored with a 256-colour palette.
 """
 
 import sys
@@ -21,14 +22,18 @@ from test_browser import (CHROMIUM, CHROMIUM_ARGS, free_port, open_tab, start_se
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "assets" / "screenshots"
-TABS = ("emulate", "response", "infer", "game")
+TABS = ("emulate", "response", "infer", "game", "presenter")
 MAX_BYTES = 300_000
 
 
-def save(page, name: str) -> None:
+def save(page, name: str, full_page: bool = True) -> None:
     """``page`` as OUT/name.png, palette-compressed when the plain PNG is larger than MAX_BYTES."""
     path = OUT / f"{name}.png"
-    page.screenshot(path=path, full_page=True)
+    page.screenshot(path=path, full_page=full_page)
+    compress(path)
+
+
+def compress(path: Path) -> None:
     if path.stat().st_size > MAX_BYTES:
         from PIL import Image
 
@@ -86,6 +91,20 @@ def game(browser, url: str) -> None:
     page.close()
 
 
+def presenter(browser, url: str) -> None:
+    page = open_app(browser, url, {"width": 1280, "height": 800})
+    page.locator("button", has_text="Presenter mode").click()
+    page.wait_for_timeout(4000)  # figures redrawn at the larger font scale
+    save(page, "presenter", full_page=False)  # what a projector shows
+    page.locator("button", has_text="PNG").click()
+    with page.expect_download(timeout=120_000) as download:
+        page.locator("button", has_text="Handout of this tab").click()
+    path = OUT / "handout_emulate.png"
+    download.value.save_as(path)
+    compress(path)
+    page.close()
+
+
 def main(tabs=TABS):
     OUT.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -101,6 +120,8 @@ def main(tabs=TABS):
                 three_tabs(browser, url, tabs)
             if "game" in tabs:
                 game(browser, url)
+            if "presenter" in tabs:
+                presenter(browser, url)
             browser.close()
     finally:
         stop_server(proc)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import threading
 
 # Torch's OpenMP threads wait passively, as in the app (explorer/ui/__init__.py): on a shared
 # machine busy-waiting threads made sampling several times slower. Set before torch is imported.
@@ -103,3 +105,51 @@ def app_environment(tiny_weights, tiny_reference, tiny_onep, tiny_examples):
     return {"EXPLORER_WEIGHTS": str(tiny_weights), "EXPLORER_REFERENCE": str(tiny_reference),
             "EXPLORER_ONEP": str(tiny_onep), "EXPLORER_EXAMPLES": str(tiny_examples),
             "EXPLORER_DEVICE": "cpu"}
+
+
+@pytest.fixture(scope="session")
+def app_server(app_environment, tiny_weights, tmp_path_factory):
+    """``panel serve explorer`` on the tiny weights (with a sharp calibration, so the random model has
+    contours): (url, process). Started with the test session by ``conftest.early_app_server`` while
+    the other tests run (the browser tests run last), and warmed up by a first page request."""
+    from explorer.inference.defaults import DEFAULT_N_NOISE, DEFAULT_TERMS
+    from test_browser import ARTIFACTS, free_port, start_server, stop_server, wait_for_http
+
+    folder = tmp_path_factory.mktemp("browser") / "weights"
+    shutil.copytree(tiny_weights, folder)
+    meta = json.loads((folder / "explorer.json").read_text())
+    meta["calibration"] = {"temperature": 0.05, "terms": DEFAULT_TERMS, "n_noise": DEFAULT_N_NOISE}
+    (folder / "explorer.json").write_text(json.dumps(meta))
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    proc = start_server({**app_environment, "EXPLORER_WEIGHTS": str(folder)}, port, ARTIFACTS / "server.log")
+    url = f"http://127.0.0.1:{port}/explorer"
+    warm = threading.Thread(target=_quietly, args=(wait_for_http, url, proc, 180.0), daemon=True)
+    warm.start()  # the first request imports the app and loads the model
+    try:
+        yield url, proc
+    finally:
+        stop_server(proc)
+
+
+def _quietly(fn, *args):
+    try:
+        fn(*args)
+    except (OSError, RuntimeError, TimeoutError):
+        pass  # app_url waits again and reports
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last (stable order otherwise): their app server starts with the session
+    (``early_app_server``) and is warm by the time they run."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def early_app_server(request):
+    """Start the browser tests' app server (``test_browser.app_server``) at the first test, when
+    browser tests are selected and Chromium exists: its start-up overlaps the other tests."""
+    from test_browser import CHROMIUM
+
+    if CHROMIUM.exists() and any(item.get_closest_marker("browser") for item in request.session.items):
+        request.getfixturevalue("app_server")

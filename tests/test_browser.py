@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.inference.grid import DEFAULT_N_NOISE, DEFAULT_TERMS
 from explorer.ui.context import REPO
 
 CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
@@ -78,22 +76,11 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def app_url(app_environment, tiny_weights, tmp_path_factory):
-    """The served app; the tiny weights carry a sharp calibration so the random model has contours."""
-    folder = tmp_path_factory.mktemp("browser") / "weights"
-    shutil.copytree(tiny_weights, folder)
-    meta = json.loads((folder / "explorer.json").read_text())
-    meta["calibration"] = {"temperature": 0.05, "terms": DEFAULT_TERMS, "n_noise": DEFAULT_N_NOISE}
-    (folder / "explorer.json").write_text(json.dumps(meta))
-    ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
-    proc = start_server({**app_environment, "EXPLORER_WEIGHTS": str(folder)}, port, ARTIFACTS / "server.log")
-    url = f"http://127.0.0.1:{port}/explorer"
-    try:
-        wait_for_http(url, proc)
-        yield url
-    finally:
-        stop_server(proc)
+def app_url(app_server):
+    """The served app (``conftest.app_server``), once it answers."""
+    url, proc = app_server
+    wait_for_http(url, proc, timeout=180.0)
+    return url
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +199,7 @@ def test_dropping_a_field_shows_contours_across_tab_switches(browser_page, tiny_
     open_tab(page, "Emulate")
     open_tab(page, "Infer")
     page.wait_for_selector("text=/field_1\\.npy.*network evaluations in/")
-    page.wait_for_timeout(1000)
-    assert count_models(page, "MultiLine") >= 3  # the 1, 2, 3σ contours
+    page.wait_for_function(f"() => ({MODEL_COUNT_JS})('MultiLine') >= 3", timeout=30_000)  # 1, 2, 3σ contours
     page.screenshot(path=ARTIFACTS / "browser_infer.png", full_page=True)
     page.locator("input[type=file]").set_input_files(str(tiny_examples / "field_0.npy"))
     page.wait_for_selector("text=/field_0\\.npy.*network evaluations in/")

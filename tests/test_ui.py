@@ -323,6 +323,7 @@ def test_response_uses_one_seed_and_the_1p_values(context):
     np.testing.assert_allclose(r.response.mean[2], 1.0)  # the fiducial against itself, same seeds
     assert len(images(tab.strip_row.object)) == 3 and len(images(tab.ref_strip_row.object)) == 3
     assert tab.power_pane.object is not None and tab.ratio_pane.object is not None
+    assert tab.ready and not tab._html.disabled and tab._html.filename == "response_omega_m_seed0.html"
     assert not tab.busy and not tab._progress.visible and not tab.strip_row.pane.loading
     assert tab._status.object.startswith("Response to Ωₘ around Ωₘ = 0.3, σ₈ = 0.8: 4 seeds per value")
 

@@ -100,7 +100,8 @@ class ExplorerApp(pn.viewable.Viewer):
         self.tabs = pn.Tabs(*[(name, pn.Spacer(height=0)) for name in self.pages], sizing_mode="stretch_width")
         self.tabs.param.watch(self._on_tab, "active")
         self._handout_button = pn.widgets.FileDownload(
-            callback=self._handout, filename="handout.pdf", label="Handout of this tab", color="primary", width=180, disabled=True,
+            callback=self._handout, filename="handout.pdf", label="Handout of this tab", color="primary",
+            width=180, disabled=True,
             description="One A4 page of the tab shown: its maps, plots, parameters and what they mean.")
         self.param.watch(self._on_presenter, "presenter")
         self.tabs.param.watch(self._sync_handout, "active")

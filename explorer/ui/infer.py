@@ -21,6 +21,7 @@ from explorer.params import PARAM_NAMES
 
 from . import compute, plots, posterior
 from .context import AppContext, release_memory
+from .explain import glossary_card
 from .jobs import USER_ERRORS, Job, JobSlot, Superseded, run_job, start_job
 from .panes import LivePlot, batch_updates
 
@@ -114,6 +115,9 @@ class InferTab(pn.viewable.Viewer):
                              styles={"font-size": "0.85em"}, sizing_mode="stretch_width"),
             pn.FlexBox(*self.marginal_panes),
             self.estimates,
+            glossary_card("VLB", "Δχ²", "68 % / 95 % contours", "τ (temperature)", "P(k) baseline", "prior box",
+                          title="What do these words mean? VLB, Δχ², contours, τ, P(k) baseline …",
+                          visible=self.param.presenter.rx.not_()),
             sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
     # ---- inputs --------------------------------------------------------------------------------

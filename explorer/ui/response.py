@@ -17,6 +17,7 @@ import param
 
 from . import compute, plots
 from .context import AppContext
+from .explain import glossary_card
 from .jobs import Job, JobSlot, run_job, start_job
 from .panes import LivePlot, batch_updates
 
@@ -91,6 +92,9 @@ class ResponseTab(pn.viewable.Viewer):
         return pn.Row(self.controls(), pn.Column(
             pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
             self._error, self._note,
+            glossary_card("1P", "seed", "P(k)", "cosmic variance", "reference maps",
+                          title="What do these words mean? 1P, seed, P(k), cosmic variance …",
+                          visible=self.param.presenter.rx.not_()),
             "#### Generated maps at the extremes and the fiducial (same seed)", self.strip_row,
             "#### 1P reference maps", self.ref_strip_row,
             pn.FlexBox(self.power_pane, self.ratio_pane),
@@ -150,6 +154,8 @@ class ResponseTab(pn.viewable.Viewer):
                                   plots.map_row([result.maps_ref[i, 0] for i in picks], titles, clim))
         self.power_pane.update(plots.response_power_plot(result))
         self.ratio_pane.update(plots.response_ratio_plot(result))
+        self._html.disabled = False
+        self._html.filename = f"response_{result.param}_seed{self.seed}.html"
         self.ready = True
 
     def handout(self, model: str):
@@ -159,8 +165,6 @@ class ResponseTab(pn.viewable.Viewer):
         r = self.result
         return (f"response_{r.param}_fid{r.fiducial[0]:.3f}_{r.fiducial[1]:.3f}",
                 handout.response_page(r, model=model))
-        self._html.disabled = False
-        self._html.filename = f"response_{result.param}_seed{self.seed}.html"
 
     def figure(self) -> hv.Layout:
         parts = [p.object for p in (self.strip_row, self.ref_strip_row, self.power_pane, self.ratio_pane)
