@@ -251,16 +251,29 @@ def test_guess_the_universe_round_trip(browser_page):
 
 OVERFLOW_JS = """() => {
     const width = document.documentElement.clientWidth, bad = [];
+    const clipped = (el, r) => {  // an ancestor that hides overflow cuts el off on the left or right
+        for (let a = el.parentNode; a; a = a.parentNode) {
+            if (a instanceof ShadowRoot) a = a.host;
+            if (a.nodeType !== 1) break;
+            if (getComputedStyle(a).overflowX === 'visible') continue;
+            const q = a.getBoundingClientRect();
+            if (q.right < r.right - 2 || q.left > r.left + 2) return true;
+        }
+        return false;
+    };
     const walk = (root) => {
         for (const el of root.querySelectorAll('*')) {
             if (el.shadowRoot) walk(el.shadowRoot);
+            if (!el.checkVisibility()) continue;
             const r = el.getBoundingClientRect();
-            if (r.width > 0 && r.height > 0 && r.right > width + 1 && el.checkVisibility())
-                bad.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} right=${Math.round(r.right)}`);
+            const name = `${el.tagName.toLowerCase()}.${[...el.classList].join('.')}`;
+            if (r.width > 0 && r.height > 0 && r.right > width + 1) bad.push(`${name} right=${Math.round(r.right)}`);
+            if (el.tagName === 'CANVAS' && !el.classList.contains('bk-glyph') && clipped(el, r))
+                bad.push(`${name} (${Math.round(r.width)} px wide) cut off by its container`);
         }
     };
     walk(document);
-    return {width, scroll: document.documentElement.scrollWidth, bad: bad.slice(0, 12)};
+    return {width, scroll: document.documentElement.scrollWidth, bad: [...new Set(bad)].slice(0, 12)};
 }"""
 
 

@@ -124,7 +124,7 @@ class GameTab(pn.viewable.Viewer):
             pn.pane.Markdown(RULES, sizing_mode="stretch_width", styles={"font-size": "0.9em"}),
             pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
             self._error,
-            pn.FlexBox(self.map_pane, self.contour_pane),
+            pn.Row(self.map_pane, self.contour_pane),
             pn.Row(self.why_text, self.models_text, sizing_mode="stretch_width"),
             pn.Column(self.history_text, visible=self.param.presenter.rx.not_(), sizing_mode="stretch_width"),
             glossary_card("Ωₘ", "σ₈", "log₁₀ Σ", "prior box", "P(k)", "P(k) baseline", "VLB", "Δχ²",

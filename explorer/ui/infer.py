@@ -106,14 +106,14 @@ class InferTab(pn.viewable.Viewer):
         return pn.Row(self.controls(), pn.Column(
             pn.Row(self._status, self._progress, sizing_mode="stretch_width"),
             self._error,
-            pn.FlexBox(self.posterior_pane, self.field_pane),
+            pn.Row(self.posterior_pane, self.field_pane),
             pn.pane.Markdown("Contours: **white** the diffusion model, **green** the P(k) baseline, thin coloured "
                              "lines the 1σ contour of each VLB term; solid, dashed, dotted = 1σ, 2σ, 3σ "
                              "(Δχ² = 2.30, 6.18, 11.83). ★ truth, ✕ maximum. "
                              "Marginals: shaded 68 % interval, "
                              "red line the truth, dashed green the P(k) baseline.",
                              styles={"font-size": "0.85em"}, sizing_mode="stretch_width"),
-            pn.FlexBox(*self.marginal_panes),
+            pn.Row(*self.marginal_panes),
             self.estimates,
             glossary_card("VLB", "Δχ²", "68 % / 95 % contours", "τ (temperature)", "P(k) baseline", "prior box",
                           title="What do these words mean? VLB, Δχ², contours, τ, P(k) baseline …",
@@ -204,7 +204,7 @@ class InferTab(pn.viewable.Viewer):
         self.result = result
         r = result.field_log10.shape[0]
         title = f"{result.name} at the model's {r}² ({result.kind})"
-        self.field_pane.update(plots.map_image(result.field_log10, title, size=300))
+        self.field_pane.update(plots.map_image(result.field_log10, title, size=250))
         self._redraw()
         stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
         self._json.filename, self._html.filename = f"posterior_{stem}.json", f"posterior_{stem}.html"
@@ -224,7 +224,7 @@ class InferTab(pn.viewable.Viewer):
         post, base = self.result.posterior, self.result.baseline
         with batch_updates():
             self.posterior_pane.update(posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep,
-                                                                name=self.result.name))
+                                                                name=self.result.name, size=330))
             for pane, name in zip(self.marginal_panes, PARAM_NAMES):
                 pane.update(posterior.marginal_plot(post, name, base, self.show_baseline))
             self.estimates.object = posterior.estimates_markdown(post, base if self.show_baseline else None)

@@ -5,7 +5,7 @@ with the same structure (element types, labels, plot options other than the titl
 the data of the existing Bokeh figure, about 3x cheaper on the server than building a new figure
 (measured: 20 vs 70 ms for a map, 120 vs 300 ms for an overlay). A different structure rebuilds it.
 
-``PlotRow`` puts several ``LivePlot`` side by side (a FlexBox: they wrap on a narrow screen). A HoloViews ``Layout`` would become one Bokeh
+``PlotRow`` puts several ``LivePlot`` side by side. A HoloViews ``Layout`` would become one Bokeh
 ``GridPlot``, whose sub-figures were drawn squeezed (axes on top, labels clipped) inside
 ``pn.Tabs`` next to other plots (Panel 1.9 / Bokeh 3.9), so strips are separate figures.
 """
@@ -120,7 +120,7 @@ class PlotRow(pn.viewable.Viewer):
     def __init__(self, capacity: int, **params):
         super().__init__(**params)
         self.plots = [LivePlot() for _ in range(capacity)]
-        self._row = pn.FlexBox()  # wraps onto the next line on a narrow screen
+        self._row = pn.Row()
 
     @property
     def objects(self) -> list:

@@ -155,7 +155,7 @@ def _census(structure, field, label, color, dash="solid"):
             * hv.ErrorBars((nu, mean, std), "ν", label=label).opts(color=color, line_width=2))
 
 
-def structure_panels(structure, structure_ref=None, width=240) -> list:
+def structure_panels(structure, structure_ref=None, width=220) -> list:
     """Connected over-dense regions above μ + νσ: number, mean size and filaments, generated vs reference."""
     panels = []
     for field, ylabel in (("n_regions", "regions per map"), ("mean_size", "mean region size [pixels]"),
