@@ -566,7 +566,8 @@ def test_presenter_mode_scales_plot_fonts_and_hides_the_secondary_plots(context)
     app.toolbar()  # the switch, with its browser-side font callback
     run(app.start())
     view = app.emulate.__panel__()
-    structure = next(c for c in view.select(pn.Column) if app.emulate.structure_row in c.objects)
+    structure = next(c for c in view.select(pn.Column)
+                     if any(o is app.emulate.structure_row._row for o in c.select(pn.Row)) and len(c.objects) == 2)
     secondary = [app.emulate.zscore_pane.pane, app.emulate.chi2_pane.pane, structure]
     assert all(p.visible for p in secondary)
     app.presenter = True
