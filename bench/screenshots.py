@@ -57,7 +57,7 @@ def three_tabs(browser, url: str, tabs) -> None:
     if "response" in tabs:
         open_tab(page, "Parameter response")
         page.wait_for_selector("text=/seeds per value/", timeout=600_000)
-        page.wait_for_timeout(3000)
+        page.wait_for_timeout(8000)  # the last figures reach a 2-core browser seconds after the text
         save(page, "response")
     if "infer" in tabs:
         open_tab(page, "Infer")

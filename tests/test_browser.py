@@ -315,6 +315,7 @@ def test_every_tab_fits_a_projector_and_a_laptop_also_in_presenter_mode(browser_
         page.locator("button", has_text="Presenter mode").click()
         page.wait_for_function("() => document.documentElement.style.fontSize === ''")
         assert page.errors == [] and remote_requests(page) == []
+        assert "Traceback" not in (ARTIFACTS / "server.log").read_text()  # no callback failed on the server
     finally:
         page.set_viewport_size({"width": 1500, "height": 1700})
         open_tab(page, "Emulate")

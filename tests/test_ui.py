@@ -566,9 +566,12 @@ def test_presenter_mode_scales_plot_fonts_and_hides_the_secondary_plots(context)
     app.toolbar()  # the switch, with its browser-side font callback
     run(app.start())
     view = app.emulate.__panel__()
-    structure = next(c for c in view.select(pn.Column)
-                     if any(o is app.emulate.structure_row._row for o in c.select(pn.Row)) and len(c.objects) == 2)
-    secondary = [app.emulate.zscore_pane.pane, app.emulate.chi2_pane.pane, structure]
+    def holder(row_or_pane):  # the smallest Column holding it
+        return min((c for c in view.select(pn.Column) if any(o is row_or_pane for o in c.select())),
+                   key=lambda c: len(c.select()))
+
+    secondary = [holder(app.emulate.zscore_pane.pane), holder(app.emulate.chi2_pane.pane),
+                 holder(app.emulate.structure_row._row)]
     assert all(p.visible for p in secondary)
     app.presenter = True
     assert not any(p.visible for p in secondary) and app.emulate.power_pane.pane.visible

@@ -153,7 +153,6 @@ class EmulateTab(pn.viewable.Viewer):
 
     def __panel__(self):
         detail = self.param.presenter.rx.not_()  # shown unless in presenter mode
-        self.zscore_pane.pane.visible = self.chi2_pane.pane.visible = detail
         return pn.Row(
             self.controls(),
             pn.Column(
@@ -165,7 +164,8 @@ class EmulateTab(pn.viewable.Viewer):
                 self._reference_info,
                 "#### Generated maps", self.maps_row,
                 "#### Reference maps", self.ref_row,
-                pn.Row(pn.Column(self.power_pane, self.zscore_pane), self.chi2_pane),  # (a FlexBox drew them blank)
+                pn.Row(pn.Column(self.power_pane, pn.Column(self.zscore_pane, visible=detail)),
+                       pn.Column(self.chi2_pane, visible=detail)),  # (a FlexBox drew its figures blank)
                 pn.Column(self._chi2_text, visible=detail, sizing_mode="stretch_width"),
                 pn.Row(self.hist_pane),
                 pn.Column("#### Structure: connected regions above μ + νσ (ν in units of each map's σ)",

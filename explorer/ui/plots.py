@@ -176,7 +176,7 @@ def _palette(n: int) -> list[str]:
     return [Viridis256[int(i)] for i in np.linspace(0, 230, max(n, 1))]
 
 
-def response_power_plot(resp, width=420):
+def response_power_plot(resp, width=300):
     """P(k) at each value of the varied parameter: generated dashed, 1P reference solid (means)."""
     name = "Ωₘ" if resp.param == "omega_m" else "σ₈"
     colors = _palette(len(resp.values))
@@ -193,7 +193,7 @@ def response_power_plot(resp, width=420):
         toolbar="right", backend_opts=AUTOHIDE, fontsize={"legend": 8})
 
 
-def response_ratio_plot(resp, width=420):
+def response_ratio_plot(resp, width=300):
     """P(k; θ)/P(k; θ_fid), mean ± σ over seeds: generated dashed, 1P reference solid."""
     name = "Ωₘ" if resp.param == "omega_m" else "σ₈"
     colors = _palette(len(resp.values))
@@ -206,7 +206,7 @@ def response_ratio_plot(resp, width=420):
         overlay *= _band(resp.k, g.mean[i], np.nan_to_num(g.std[i]), c, f"{name}={v:g} generated", dash="dashed",
                          y="ratio")
     return overlay.opts(hv.opts.Curve(logx=True), hv.opts.Area(logx=True, alpha=0.12)).opts(
-        title="Response: P(k) / P(k) at the fiducial, mean ± σ over seeds", xlabel=K_LABEL,
+        title="Ratio to the fiducial P(k), ± σ over seeds", xlabel=K_LABEL,
         ylabel="P / P fiducial",
         frame_width=width, frame_height=280, show_legend=False, toolbar="right", backend_opts=AUTOHIDE)
 

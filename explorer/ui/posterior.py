@@ -59,7 +59,7 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
     if guess is not None:
         overlay *= hv.Points([tuple(guess)], [OM, S8], label="your guess").opts(
             marker="diamond", size=16, color=GUESS, line_color="white")
-    title = "−2ΔlnL̂, contours 1σ (solid) 2σ (dashed) 3σ (dotted)"
+    title = "−2ΔlnL̂ and its 1σ, 2σ, 3σ contours"  # (line styles: the text under the figure)
     if name:
         title = f"{name}: {title}"
     return overlay.opts(title=title, frame_width=size, frame_height=size, toolbar="right", backend_opts=AUTOHIDE,

@@ -97,7 +97,7 @@ class ResponseTab(pn.viewable.Viewer):
                           visible=self.param.presenter.rx.not_()),
             "#### Generated maps at the extremes and the fiducial (same seed)", self.strip_row,
             "#### 1P reference maps", self.ref_strip_row,
-            self.power_pane, self.ratio_pane,  # one above the other: fits a 1280-pixel screen
+            pn.Row(self.power_pane, self.ratio_pane),
             sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
     async def activate(self) -> None:
