@@ -390,9 +390,9 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     paths = overlay.select(hv.Contours) or overlay.select(hv.Path)
     assert len(paths) >= 3 + 3  # 1/2/3σ of the VLB and of the P(k) baseline
     assert any(isinstance(el, hv.Points) and el.label == "truth" for el in overlay)
-    name = tab.result.name  # every figure says whose field it is
+    name = tab.result.name.split(" (")[0]  # every figure says whose field it is (without its truth)
     assert overlay.opts.get().kwargs["title"].startswith(f"{name}: ")
-    assert tab.field_pane.object.opts.get().kwargs["title"].startswith(name)
+    assert tab.field_pane.object.opts.get().kwargs["title"].startswith(f"{name} (")
     assert all(p.object is not None for p in tab.marginal_panes)
     assert "Ωₘ, max [68 %]" in tab.estimates.object and "P(k) baseline" in tab.estimates.object
 

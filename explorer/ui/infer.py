@@ -203,7 +203,7 @@ class InferTab(pn.viewable.Viewer):
     def show(self, result: compute.Inference) -> None:
         self.result = result
         r = result.field_log10.shape[0]
-        title = f"{result.name} ({r}², {result.kind})"
+        title = f"{result.name.split(' (')[0]} ({r}², {result.kind})"
         self.field_pane.update(plots.map_image(result.field_log10, title, size=250))
         self._redraw()
         stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]

@@ -61,7 +61,7 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
             marker="diamond", size=16, color=GUESS, line_color="white")
     title = "−2ΔlnL̂ and its 1σ, 2σ, 3σ contours"  # (line styles: the text under the figure)
     if name:
-        title = f"{name}: {title}"
+        title = f"{name.split(' (')[0]}: −2ΔlnL̂"  # the name is long: the contours are explained under it
     return overlay.opts(title=title, frame_width=size, frame_height=size, toolbar="right", backend_opts=AUTOHIDE,
                         legend_position="bottom_right", fontsize={"title": 10})
 
