@@ -279,8 +279,11 @@ OVERFLOW_JS = """() => {
 
 def overflow(page, tab: str, size) -> dict | None:
     """What sticks out to the right of ``tab`` at the current viewport (None: nothing); screenshots it."""
-    page.wait_for_timeout(500)
-    found = page.evaluate(OVERFLOW_JS)
+    found, previous, deadline = None, {}, time.monotonic() + 10.0
+    while found != previous and time.monotonic() < deadline:  # two equal measurements: layout settled
+        previous = found
+        page.wait_for_timeout(300)
+        found = page.evaluate(OVERFLOW_JS)
     page.screenshot(path=ARTIFACTS / f"browser_layout_{size[0]}_{tab.split()[0].lower()}.png")
     return found if found["scroll"] > found["width"] or found["bad"] else None
 

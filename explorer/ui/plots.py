@@ -94,7 +94,7 @@ def _band(x, mean, std, color, label, log: bool = True, dash: str = "solid", y: 
     return area * curve
 
 
-def power_plot(k, power, power_ref=None, title="P(k): generated vs reference", width=420):
+def power_plot(k, power, power_ref=None, title="P(k): generated vs reference", width=380):
     """Mean ± σ bands of P(k) over maps, log axes."""
     overlay = _band(k, power.mean(0), power.std(0, ddof=1) if len(power) > 1 else 0 * k,
                     GENERATED, "generated")
@@ -105,7 +105,7 @@ def power_plot(k, power, power_ref=None, title="P(k): generated vs reference", w
         legend_position="bottom_left", toolbar="right", backend_opts=AUTOHIDE)
 
 
-def zscore_plot(k, z, width=420):
+def zscore_plot(k, z, width=380):
     """Per-k z-score of the generated mean P(k) against the reference mean (|z| < 2 shaded)."""
     span = hv.HSpan(-2, 2).opts(color="gray", alpha=0.15)
     zero = hv.HLine(0).opts(color="black", line_width=1)
@@ -118,7 +118,7 @@ def zscore_plot(k, z, width=420):
         frame_height=140, toolbar="right", backend_opts=AUTOHIDE)
 
 
-def chi2_plot(chi2, chi2_floor, width=260):
+def chi2_plot(chi2, chi2_floor, width=230):
     """χ²ᵣ of each generated map, beside the reference's leave-one-out values (the floor)."""
     gen = hv.Scatter((np.arange(1, len(chi2) + 1), chi2), "map", "χ²ᵣ", label="generated").opts(
         color=GENERATED, size=8, marker="circle")
