@@ -89,7 +89,7 @@ class ExplorerApp(pn.viewable.Viewer):
         self.intro = Intro()
         # Each tab is its own Bokeh root under a tab bar of empty tabs: Bokeh lays out and repaints
         # a whole root after any change inside it, so with the four tabs in one pn.Tabs every
-        # status line or progress tick repainted all ~17 figures of all tabs (measured in Chromium
+        # status line or progress tick repainted all ~20 figures of all tabs (measured in Chromium
         # on 2 cores: 7.5 s of browser work per game reveal, 2.0 s with the game alone).
         # The tabs are rendered once and hidden (not re-rendered per switch): a re-rendered tab
         # lost the drop box's file, and re-rendered models took their stylesheets from Panel's CDN.
