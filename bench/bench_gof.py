@@ -2,6 +2,7 @@
 
     python bench/bench_gof.py                      # shipped weights, assets/valid, ~2 min on 2 cores
     python bench/bench_gof.py --maps-per-sim 3 --max-sims 50
+    python bench/bench_gof.py --write              # also store the line in the weights (typicality)
 
 For held-out stand-in maps (``assets/valid``) and for altered copies of the same maps, it computes
 the whole-bound estimate −ln L̂ = Σ_k w_k L_k(θ) ("vlb:8", the likelihood's own terms, one fixed
@@ -57,6 +58,8 @@ def main(argv=None) -> dict:
     p.add_argument("--max-sims", type=int, default=50)
     p.add_argument("--maps-per-sim", type=int, default=2)
     p.add_argument("--terms", default="vlb:8")
+    p.add_argument("--write", action="store_true",
+                   help="store the held-out line in the weights' explorer.json (explorer.inference.typicality)")
     args = p.parse_args(argv)
 
     from explorer.data import find_cmd, load_cmd
@@ -98,6 +101,13 @@ def main(argv=None) -> dict:
                        "z_min": round(float(z.min()), 1), "z_max": round(float(z.max()), 1),
                        "flagged_at_abs_z_3": int((np.abs(z) > 3).sum())}
     report["seconds"] = round(time.perf_counter() - start, 1)
+    if args.write:
+        from explorer.inference.typicality import KEY
+        from explorer.model.weights import set_metadata
+
+        set_metadata(resolve_weights(args.weights), KEY, {
+            "terms": args.terms, "n_noise": 1, "coef": [float(c) for c in coef], "scatter": scatter,
+            "n_maps": int(len(idx)), "source": "bench/bench_gof.py: assets/valid maps at their true θ"})
     print(json.dumps(report, indent=1))
     return report
 

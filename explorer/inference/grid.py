@@ -27,6 +27,7 @@ from explorer.params import PARAM_LABELS
 from .posterior import (Posterior, _check_temperatures, interval, interval_68, intervals,  # noqa: F401
                         marginals)  # (re-exported: the grid's posterior)
 from .vlb import Cancel, InferenceCancelled, Progress, field_seed, term_weights, vlb_terms
+from . import typicality
 
 from .defaults import (DEFAULT_BATCH, DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_HALF_WIDTH, DEFAULT_INTERPOLATE,
                        DEFAULT_N_NOISE, DEFAULT_TERMS, LEVELS, MASS_68, MASS_95, PARAM_NAMES)
@@ -149,7 +150,7 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
                                       truth=truth, n_evaluations=n_coarse * evaluations_per_point)
     settings = {**meta.pop("settings", {}), "coarse": list(nc), "fine": list(nf), "fine_half_width": list(hw),
                 "interpolate_to": None if interpolate_to is None else list(ni),
-                "window": [list(w) for w in window]}
+                "window": [list(w) for w in window], "chi2_min_raw": float(ref)}
     return Posterior.from_grid(om_i, s8_i, chi2_f, temperature=temperature, chi2_min=ref,
                                marginal_temperatures=marginal_temperatures,
                                n_evaluations=(n_coarse + n_fine) * evaluations_per_point,
@@ -265,5 +266,13 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
                 evaluations_per_point=timesteps.size * int(n_noise), per_term=per_timestep,
                 term_names=[f"L{t}" for t in timesteps], progress=progress, method="vlb", terms=terms,
                 truth=truth, notes=notes, settings=settings)
+    typical = typicality.reference(loaded.metadata, terms, n_noise)
+    if typical is not None:  # how typical the field is, from the best fit's bound (no extra call)
+        best = np.unravel_index(np.argmin(post.delta_chi2), post.delta_chi2.shape)
+        z = typicality.z_score(post.settings["chi2_min_raw"] / 2, (post.omega_m[best[0]], post.sigma_8[best[1]]),
+                               typical)
+        post.settings["typicality_z"] = round(z, 2)
+        if typicality.note(z):
+            post.notes = (*post.notes, typicality.note(z))
     post.seconds = time.perf_counter() - t0
     return post
