@@ -169,7 +169,7 @@ class ExplorerApp(pn.viewable.Viewer):
 
     def stop(self) -> None:
         """Abandon this session's running jobs and free what they held (called when the session closes)."""
-        for tab in (self.emulate, self.response, self.infer, self.game):
+        for tab in self.pages.values():
             tab.stop()
         threading.Timer(2.0, release_memory).start()  # once the closed session's objects are gone
 

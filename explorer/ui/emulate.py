@@ -30,6 +30,7 @@ from .explain import glossary_card
 from .jobs import Job, JobSlot, run_job, start_job
 from .panes import LivePlot, PlotRow, batch_updates
 from .reference import simulate_reference
+from .tab import Tab
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def presets(param_ranges) -> dict[str, tuple[float, float] | None]:
     }
 
 
-class EmulateTab(pn.viewable.Viewer):
+class EmulateTab(Tab):
     """Live emulation at slider parameters, beside the nearest reference simulation."""
 
     omega_m = param.Number(default=0.3, bounds=OMEGA_M_RANGE, step=0.005, label="Ωₘ")
@@ -76,8 +77,6 @@ class EmulateTab(pn.viewable.Viewer):
                                label="seed when Ωₘ or σ₈ change")
     simulate = param.Event(label="Simulate 15 reference maps here")
     busy = param.Boolean(default=False, doc="Sampling runs (the progress bar is shown).")
-    presenter = param.Boolean(default=False, doc="Presenter mode: the z-score, χ²ᵣ, structure and glossary are hidden.")
-    ready = param.Boolean(default=False, doc="Maps are shown (a handout can be printed).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)

@@ -31,6 +31,7 @@ from .explain import glossary_card
 from .game_rules import Outcome, Puzzle, Scoreboard
 from .jobs import Job, JobSlot, Superseded, run_job, start_job
 from .panes import LivePlot, batch_updates
+from .tab import Tab
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ RULES = (f"Guess Ωₘ and σ₈ of the universe in the map, then press **Reveal
          f"(e.g. Ωₘ off by 0.08), 14 at d = 0.4. The colour scale is the same in every round.")
 
 
-class GameTab(pn.viewable.Viewer):
+class GameTab(Tab):
     """One player's game: a map per round, a guess, the reveal, the models' reading, a running score."""
 
     source = param.Selector(default="simulation", objects={"a simulation (reference set)": "simulation",
@@ -58,8 +59,6 @@ class GameTab(pn.viewable.Viewer):
     has_puzzle = param.Boolean(default=False, doc="A map is shown.")
     revealed = param.Boolean(default=False, doc="The current round is revealed (sliders locked).")
     inferring = param.Boolean(default=False, doc="The models read the revealed map (progress bar).")
-    presenter = param.Boolean(default=False, doc="Presenter mode: the round history and glossary are hidden.")
-    ready = param.Boolean(default=False, doc="The round is revealed (a handout can be printed).")
 
     def __init__(self, context: AppContext, **params):
         params.setdefault("seed", secrets.randbelow(2**31 - 1))  # per session, shown, reproducible

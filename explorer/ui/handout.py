@@ -31,10 +31,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
 from explorer import BOX_SIZE
-from explorer.params import PRIOR
+from explorer.params import PARAM_LABELS, PRIOR
 
 from . import game_rules
 from .game_rules import Outcome, Puzzle, Scoreboard
+from .style import CMAP, GENERATED, GUESS, K_LABEL, P_LABEL, REFERENCE, map_clim
 
 if TYPE_CHECKING:  # compute imports torch; a page only reads its results
     from explorer.inference.posterior import Posterior
@@ -49,12 +50,9 @@ FORMATS = ("pdf", "png")
 TITLE_PT, TEXT_PT, SMALL_PT, TICK_PT = 15, 9.5, 8.5, 7.5
 N_MAPS = 4                 # maps per row
 
-# The app's labels and colours (as in explorer.ui.plots, which is not imported: it loads holoviews).
-MAP_LABEL = "log₁₀ Σ [(M⊙/h)/(Mpc/h)²]"
-K_LABEL, P_LABEL = "k [h/Mpc]", "P(k) [(Mpc/h)²]"
-GENERATED, REFERENCE, GUESS, TRUTH = "#d95f02", "#1b9e77", "#1f78b4", "red"
-CMAP = "magma"
-SYMBOL = {"omega_m": "Ωₘ", "sigma_8": "σ₈"}
+MAP_LABEL = "log₁₀ Σ [(M⊙/h)/(Mpc/h)²]"  # a page has room for the units as the data set writes them
+TRUTH = "red"
+SYMBOL = PARAM_LABELS  # Ωₘ, σ₈
 SIGMA_STYLES = ("-", "--", ":")
 LEGEND = 0.95             # inches under a contour panel: its tick labels, axis label and legend
 ROW = 0.26                # inches: the height of a table row
@@ -78,7 +76,7 @@ def emulate_page(result: compute.Emulation, reference: np.ndarray | None, *, mod
         rows = [(maps, titles), _titled(reference[:N_MAPS], "reference #{}")]
     else:  # two rows of two: larger maps in the room of the reference's row
         rows = [(maps[:2], titles[:2])] + ([(maps[2:], titles[2:])] if len(maps) > 2 else [])
-    _map_grid(fig, left, rows, _clim(reference if reference is not None else result.maps),
+    _map_grid(fig, left, rows, map_clim(reference if reference is not None else result.maps),
               _emulate_caption(result, reference))
 
     ax = fig.add_subplot(top, label="power")
@@ -107,7 +105,7 @@ def response_page(resp: compute.ParameterResponse, *, model: str = "") -> Figure
     rows = [([resp.maps[i, 0] for i in picks], [f"generated, {name} = {resp.values[i]:g}" for i in picks])]
     if resp.maps_ref is not None:
         rows.append(([resp.maps_ref[i, 0] for i in picks], [f"1P, {name} = {resp.values[i]:g}" for i in picks]))
-    _map_grid(fig, left, rows, _clim(np.stack(rows[-1][0])),
+    _map_grid(fig, left, rows, map_clim(np.stack(rows[-1][0])),
               "Generated maps share one seed, 1P simulations one set of initial conditions: "
               f"one cosmic web, reshaped by {name}.")
 
@@ -125,7 +123,7 @@ def response_page(resp: compute.ParameterResponse, *, model: str = "") -> Figure
     if resp.power_ref is not None:
         handles.append(Line2D([], [], color="k", label="1P simulations"))
     _style(ax_p, f"P(k) at each {name} (mean over seeds)", K_LABEL, P_LABEL, log=True, handles=handles)
-    _style(ax_r, "Ratio to the fiducial P(k), mean ± σ over seeds", K_LABEL, "P / P_fid", log="x", legend=False)
+    _style(ax_r, "Ratio to the fiducial P(k), mean ± σ over seeds", K_LABEL, "P / P fiducial", log="x", legend=False)
     ax_r.ticklabel_format(axis="y", useOffset=False)
     return fig
 
@@ -142,7 +140,7 @@ def infer_page(inference: compute.Inference, *, model: str = "") -> Figure:
     main, _, lower = rest.subgridspec(3, 1, hspace=0, height_ratios=(
         body[1] - body[0] - _table_height(len(rows)) - 0.45, 0.45, _table_height(len(rows))))
     field = inference.field_log10
-    _map_grid(fig, left, [([field], [f"“{inference.name}” ({field.shape[0]}² pixels)"])], _clim(field),
+    _map_grid(fig, left, [([field], [f"“{inference.name}” ({field.shape[0]}² pixels)"])], map_clim(field),
               _infer_facts(post))
     middle, right = main.subgridspec(1, 2, width_ratios=(1.15, 1), wspace=0.45)
     _contour_panel(fig, middle, post, base, truth=post.truth)
@@ -161,7 +159,7 @@ def game_page(puzzle: Puzzle, outcome: Outcome, inference: compute.Inference | N
     title = f"Guess the universe, round {outcome.number}: Ωₘ = {om:.3f}, σ₈ = {s8:.3f} ({outcome.score} points)"
     fig, body = _page(title, model, _game_text(puzzle, outcome))
     left, middle, right = _body(fig, body).subgridspec(1, 3, width_ratios=(1, 1.15, 1.05), wspace=0.3)
-    _map_grid(fig, left, [([puzzle.field], [f"round {outcome.number}: the map"])], _clim(puzzle.field))
+    _map_grid(fig, left, [([puzzle.field], [f"round {outcome.number}: the map"])], map_clim(puzzle.field))
     _contour_panel(fig, middle, inference.posterior if inference is not None else None,
                    inference.baseline if inference is not None else None, truth=outcome.truth,
                    guess=outcome.guess, box=ranges)
@@ -338,12 +336,6 @@ def _map(ax, field: np.ndarray, clim, title: str, xlabel: bool = True, ylabel: b
     if ylabel:
         ax.set_ylabel("y [h⁻¹Mpc]", fontsize=TICK_PT)
     return image
-
-
-def _clim(maps: np.ndarray) -> tuple[float, float]:
-    """Colour range: the 1st to 99.9th percentile of ``maps`` (as ``plots.map_clim``)."""
-    lo, hi = np.percentile(np.asarray(maps, dtype=np.float64), [1, 99.9])
-    return float(lo), float(max(hi, lo + 1e-6))
 
 
 def _spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

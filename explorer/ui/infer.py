@@ -24,6 +24,7 @@ from .context import AppContext, release_memory
 from .explain import glossary_card
 from .jobs import USER_ERRORS, Job, JobSlot, Superseded, run_job, start_job
 from .panes import LivePlot, batch_updates
+from .tab import Tab
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ MAX_MB = 64
 MAX_BYTES = MAX_MB * 2**20
 
 
-class InferTab(pn.viewable.Viewer):
+class InferTab(Tab):
     """Parameter inference from one field with the diffusion model (and the P(k) baseline)."""
 
     kind = param.Selector(default="auto", objects={"auto-detect": "auto", "density Σ": "density",
@@ -44,8 +45,6 @@ class InferTab(pn.viewable.Viewer):
     run_example = param.Event(label="Infer from the example")
     cancel = param.Event(label="Cancel")
     busy = param.Boolean(default=False, doc="Inference runs (progress bar, loading posterior, Cancel enabled).")
-    presenter = param.Boolean(default=False, doc="Presenter mode (set by the app).")
-    ready = param.Boolean(default=False, doc="A result is shown (a handout can be printed).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)

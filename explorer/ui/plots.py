@@ -14,23 +14,15 @@ import holoviews as hv
 import numpy as np
 
 from explorer import BOX_SIZE
+from explorer.params import PARAM_LABELS
+
+from .style import CMAP, GENERATED, K_LABEL, P_LABEL, REFERENCE, map_clim  # noqa: F401  (re-exported)
 
 hv.extension("bokeh", logo=False)
 
 MAP_LABEL = "log₁₀ Σ [h M⊙/Mpc²]"  # (M⊙/h)/(Mpc/h)² = h M⊙/Mpc²: short enough for a colour bar
-K_LABEL = "k [h/Mpc]"
-P_LABEL = "P(k) [(Mpc/h)²]"
-GENERATED, REFERENCE = "#d95f02", "#1b9e77"  # colour-blind-safe pair used in every figure
-CMAP = "magma"
 #: toolbars right of the frame, shown while the mouse is over the plot (above it, they covered titles)
 AUTOHIDE = {"plot.toolbar.autohide": True}
-
-
-def map_clim(*sets) -> tuple[float, float]:
-    """Common colour range (1st to 99.9th percentile) over all given map sets."""
-    values = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in sets if s is not None])
-    lo, hi = np.percentile(values, [1, 99.9])
-    return float(lo), float(max(hi, lo + 1e-6))
 
 
 def map_image(m: np.ndarray, title: str = "", clim=None, colorbar: bool = True, size: int = 220) -> hv.Image:
@@ -178,7 +170,7 @@ def _palette(n: int) -> list[str]:
 
 def response_power_plot(resp, width=300):
     """P(k) at each value of the varied parameter: generated dashed, 1P reference solid (means)."""
-    name = "Ωₘ" if resp.param == "omega_m" else "σ₈"
+    name = PARAM_LABELS[resp.param]
     colors = _palette(len(resp.values))
     overlay = hv.Overlay([])
     for i, (v, c) in enumerate(zip(resp.values, colors)):
@@ -195,7 +187,7 @@ def response_power_plot(resp, width=300):
 
 def response_ratio_plot(resp, width=300):
     """P(k; θ)/P(k; θ_fid), mean ± σ over seeds: generated dashed, 1P reference solid."""
-    name = "Ωₘ" if resp.param == "omega_m" else "σ₈"
+    name = PARAM_LABELS[resp.param]
     colors = _palette(len(resp.values))
     overlay = hv.HLine(1.0).opts(color="gray", line_width=1)
     for i, (v, c) in enumerate(zip(resp.values, colors)):

@@ -11,12 +11,12 @@ import holoviews as hv
 import numpy as np
 from holoviews.operation import contours
 
-from .plots import AUTOHIDE, GENERATED, REFERENCE
+from .plots import AUTOHIDE
+from .style import GENERATED, GUESS, REFERENCE
 
 OM, S8 = hv.Dimension("omega_m", label="Ωₘ"), hv.Dimension("sigma_8", label="σ₈")
 CHI2 = hv.Dimension("delta_chi2", label="−2ΔlnL̂")
 SIGMA_DASH = ("solid", "dashed", "dotted")
-GUESS = "#1f78b4"  # the player's guess (blue: neither model's colour)
 TERM_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 

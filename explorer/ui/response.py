@@ -15,11 +15,14 @@ import numpy as np
 import panel as pn
 import param
 
+from explorer.params import PARAM_LABELS
+
 from . import compute, plots
 from .context import AppContext
 from .explain import glossary_card
 from .jobs import Job, JobSlot, run_job, start_job
 from .panes import LivePlot, batch_updates
+from .tab import Tab
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ DEFAULT_VALUES = {"omega_m": (0.2, 0.25, 0.3, 0.35, 0.4), "sigma_8": (0.7, 0.75,
 FIDUCIAL = (0.3, 0.8)
 
 
-class ResponseTab(pn.viewable.Viewer):
+class ResponseTab(Tab):
     """Generated vs 1P response of P(k) to Ωₘ or σ₈."""
 
     vary = param.Selector(default="omega_m", objects={"Ωₘ": "omega_m", "σ₈": "sigma_8"}, label="vary")
@@ -37,8 +40,6 @@ class ResponseTab(pn.viewable.Viewer):
                              label="sampler")
     run = param.Event(label="Run")
     busy = param.Boolean(default=False, doc="Sampling runs (progress bar, loading strip).")
-    presenter = param.Boolean(default=False, doc="Presenter mode (set by the app).")
-    ready = param.Boolean(default=False, doc="A result is shown (a handout can be printed).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -113,8 +114,8 @@ class ResponseTab(pn.viewable.Viewer):
         vary, values, fiducial = self.vary, self.values(self.vary), self.fiducial()
         job = start_job(self._slot, self._work, vary, values, fiducial, self.n_seeds, self.seed, self.sampler,
                         pool="long")
-        self._status.object = (f"Sampling {self.n_seeds} maps at each of {len(values)} values of {_symbol(vary)} "
-                               f"({', '.join(f'{v:g}' for v in values)}) …")
+        self._status.object = (f"Sampling {self.n_seeds} maps at each of {len(values)} values of "
+                               f"{PARAM_LABELS[vary]} ({', '.join(f'{v:g}' for v in values)}) …")
         await run_job(job, what=f"the {vary} response", on_busy=self._busy, on_result=self._responded,
                       on_error=self._failed, logger=log)
 
@@ -131,7 +132,7 @@ class ResponseTab(pn.viewable.Viewer):
 
     def _responded(self, result: compute.ParameterResponse) -> None:
         fiducial = result.fiducial
-        self._status.object = (f"Response to {_symbol(result.param)} around Ωₘ = {fiducial[0]:g}, "
+        self._status.object = (f"Response to {PARAM_LABELS[result.param]} around Ωₘ = {fiducial[0]:g}, "
                                f"σ₈ = {fiducial[1]:g}: {result.maps.shape[1]} seeds per value"
                                + ("" if result.response_ref is not None else " (no matching 1P reference)") + ".")
         self._error.visible = False
@@ -143,7 +144,7 @@ class ResponseTab(pn.viewable.Viewer):
 
     def show(self, result: compute.ParameterResponse) -> None:
         self.result = result
-        name = _symbol(result.param)
+        name = PARAM_LABELS[result.param]
         j = 0 if result.param == "omega_m" else 1
         fid_value = result.fiducial[j]
         picks = sorted({0, int(np.argmin(np.abs(result.values - fid_value))), len(result.values) - 1})
@@ -174,7 +175,3 @@ class ResponseTab(pn.viewable.Viewer):
     def _figure_html(self) -> io.BytesIO:
         return plots.figure_html(self.figure(), "Parameter response")
 
-
-def _symbol(name: str) -> str:
-    """The parameter's symbol: "Ωₘ" for "omega_m", "σ₈" for "sigma_8"."""
-    return "Ωₘ" if name == "omega_m" else "σ₈"
