@@ -2,4 +2,5 @@
 
 from explorer.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a spawned worker process (Dask, multiprocessing) imports this module
+    raise SystemExit(main())

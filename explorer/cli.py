@@ -26,6 +26,8 @@ COMMANDS = {
                         "convert a weights folder of the old layout (mean head inside the network) once"),
     "refit-mean-level": ("explorer.model.refit_command",
                          "refit a weights folder's map-mean model (its scatter may depend on theta) on its training maps"),
+    "train-cnn": ("explorer.inference.cnn_train",
+                  "train the CNN moment-network estimator on the diffusion model's training split"),
     "calibrate": ("explorer.inference.calibrate_command",
                   "fit the P(k) baseline and the likelihood calibration, measure coverage (JSON)"),
 }

@@ -1,10 +1,15 @@
-"""`explorer infer FIELD`: (Ωₘ, σ₈) constraints from one field, printed, as JSON and as a figure.
+"""`explorer infer FIELD...`: (Ωₘ, σ₈) constraints from one field or many.
 
     explorer infer field.npy --truth 0.3 0.8 --json post.json --plot post.png
+    explorer infer Maps_Mcdm_PM_LH_z=0.00.npy --select one-per-sim --out runs/valid50   # a batch
 
-FIELD is .npy, .npz (one array) or FITS, a density Σ or log10 Σ (``--kind``), of any size that
-the model resolution divides. Bad input (file, truth outside the prior, output path) raises
-ValueError before anything is written; the CLI turns it into a message on stderr and exit code 2.
+One FIELD (.npy, .npz with one array, or FITS; a density Σ or log10 Σ, ``--kind``; of any size
+that the model resolution divides) is printed, and written with ``--json``/``--plot``: the
+diffusion likelihood, the P(k) baseline and the CNN estimator (when the weights carry one).
+Several fields, a folder, a CMD maps file or ``--out`` make a batch (:mod:`.batch`): one row per
+field in ``OUT/results.csv``, resumable, on Dask. Bad input (file, truth outside the prior, output
+path) raises ValueError before anything is written; the CLI turns it into a message on stderr and
+exit code 2.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("field", help="field file: .npy, .npz (one array), .fits/.fit/.fits.gz")
+    parser.add_argument("field", nargs="+",
+                        help="field file(s): .npy, .npz (one array), .fits/.fit/.fits.gz; or a folder of them, "
+                             "or a CMD maps file / folder (a batch, with --out)")
     parser.add_argument("--truth", type=float, nargs=2, metavar=("OMEGA_M", "SIGMA_8"), help="true parameters")
     parser.add_argument("--terms", default=DEFAULT_TERMS,
                         help=f"VLB terms: vlb:K (K strata of the whole bound; default {DEFAULT_TERMS}), L0 (seed paper), "
@@ -34,6 +41,8 @@ def add_arguments(parser) -> None:
                         help="evaluated fine grid around the minimum")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the fixed noise draws (default: a hash of the field, its own draws per field)")
+    parser.add_argument("--noise-replicate", type=int, default=0, metavar="R",
+                        help="with the default seed: use the hash of the field + R (other honest noise draws)")
     parser.add_argument("--weights", default=None, help="weights folder (default: $EXPLORER_WEIGHTS, else the shipped weights/ next to the package)")
     parser.add_argument("--kind", default="auto", choices=("auto", "density", "log10"), help="what FIELD holds")
     parser.add_argument("--raw", action="store_true", help="do not apply the stored calibration temperature")
@@ -43,6 +52,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--plot", default=None, help="write a figure here (.png, .pdf, .svg)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch = parser.add_argument_group("many fields (explorer.inference.batch)")
+    batch.add_argument("--out", default=None, help="batch: folder for results.csv and fields/ID.json (resumes there)")
+    batch.add_argument("--select", default=None,
+                       help="maps of a CMD set: all (default), one-per-sim, a slice A:B[:STEP] or a list i,j,k")
+    batch.add_argument("--workers", type=int, default=2,
+                       help="local Dask worker processes (default 2; 0: one field after another in this process)")
+    batch.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument("--no-cnn", action="store_true", help="skip the CNN estimator")
 
 
 def _check_output(path: str | None, option: str, suffixes=None) -> Path | None:
@@ -70,16 +87,67 @@ def _line(name: str, e: dict, truth: float | None) -> str:
     return s + (f"   (truth {truth:.4f})" if truth is not None else "")
 
 
+def _options(args) -> dict:
+    return {"weights": str(args.weights), "device": args.device, "kind": args.kind, "terms": args.terms,
+            "n_noise": args.n_noise, "coarse": list(args.coarse), "fine": list(args.fine), "seed": args.seed,
+            "noise_replicate": args.noise_replicate,
+            "calibrated": not args.raw, "per_timestep": args.per_timestep, "baseline": not args.no_baseline,
+            "cnn": not args.no_cnn}
+
+
+def _is_batch(args) -> bool:
+    from explorer.data import parse_maps_filename
+
+    return (args.out is not None or len(args.field) > 1
+            or any(Path(f).is_dir() or parse_maps_filename(Path(f).name) for f in args.field))
+
+
+def run_many(args) -> int:
+    """The batch: every field a row of ``--out``/results.csv (module :mod:`.batch`)."""
+    from explorer.paths import resolve_weights
+
+    from .batch import collect, run_batch
+
+    if args.out is None:
+        raise ValueError("several fields, a folder or a CMD maps file need --out DIR for the results table")
+    for opt in ("json", "plot", "truth"):
+        if getattr(args, opt) is not None:
+            raise ValueError(f"--{opt} is for one field; a batch writes OUT/fields/ID.json "
+                             "(truths come from a CMD params file)")
+    if args.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a folder")
+    specs = collect(args.field, args.select)
+    args.weights = resolve_weights(args.weights)
+    from explorer.model import load_model
+
+    load_model(args.weights, device="cpu")  # refuse missing or broken weights before any worker starts
+    where = (f"Dask scheduler {args.scheduler}" if args.scheduler else
+             "this process" if args.workers == 0 else f"a local Dask cluster of {args.workers} processes")
+    print(f"{len(specs)} field(s) -> {out / 'results.csv'}, on {where}", file=sys.stderr)
+    summary = run_batch(specs, out, _options(args), workers=args.workers, scheduler=args.scheduler,
+                        progress=not args.quiet)
+    print(json.dumps(summary))
+    return 0 if summary["failed"] == 0 else 1
+
+
 def run(args) -> int:
-    from explorer.data import prepare_field, read_field
+    if _is_batch(args):
+        return run_many(args)
+    from explorer.data import read_field
     from explorer.model import load_model
     from explorer.paths import resolve_weights
 
-    from .grid import check_truth, infer  # torch: only when the command runs
+    from .batch import analyse
+    from .cnn import CnnEstimator, find_cnn
+    from .grid import check_truth  # torch: only when the command runs
     from .pk_baseline import FILENAME as PK_FILENAME
     from .pk_baseline import PkBaseline
 
     # 1. everything that can be refused, before any work or output
+    args.field = args.field[0]
     json_path = _check_output(args.json, "--json", (".json",))
     plot_path = _check_output(args.plot, "--plot", PLOT_SUFFIXES)
     field_path = Path(args.field).resolve()
@@ -90,9 +158,23 @@ def run(args) -> int:
     args.weights = resolve_weights(args.weights)
     loaded = load_model(args.weights, device=args.device)
     truth = check_truth(args.truth, loaded.param_ranges)
-    prepared = prepare_field(field, loaded.resolution, args.kind)
 
-    # 2. the diffusion likelihood
+    # 2. the baselines are optional: a missing or broken file only warns
+    baseline = cnn = None
+    pk_file = Path(args.weights) / PK_FILENAME
+    if not args.no_baseline and pk_file.is_file():
+        try:
+            baseline = PkBaseline.load(pk_file)
+        except (ValueError, OSError) as err:
+            print(f"explorer infer: warning: P(k) baseline skipped ({err})", file=sys.stderr)
+    cnn_dir = None if args.no_cnn else find_cnn(args.weights)
+    if cnn_dir is not None:
+        try:
+            cnn = CnnEstimator.load(cnn_dir, device=loaded.device)
+        except (ValueError, OSError) as err:
+            print(f"explorer infer: warning: CNN estimator skipped ({err})", file=sys.stderr)
+
+    # 3. the diffusion likelihood and the baselines
     bar = None
     if not args.quiet:
         from tqdm.auto import tqdm
@@ -104,28 +186,15 @@ def run(args) -> int:
         bar.n = done
         bar.refresh()
 
-    post = infer(loaded, prepared, terms=args.terms, n_noise=args.n_noise, coarse=tuple(args.coarse),
-                 fine=tuple(args.fine), seed=args.seed, calibrated=not args.raw, truth=truth,
-                 per_timestep=args.per_timestep, progress=progress if bar is not None else None)
+    options = {**_options(args), "progress": progress if bar is not None else None}
+    doc = analyse(field, options, truth=truth, models=(loaded, baseline, cnn))
     if bar is not None:
         bar.close()
-
-    # 3. the P(k) baseline (optional: a missing or broken file only warns)
-    pk_post = pk_overlay = None
-    pk_file = Path(args.weights) / PK_FILENAME
-    if not args.no_baseline and pk_file.is_file():
-        try:
-            baseline = PkBaseline.load(pk_file)
-            pk_post = baseline.posterior(prepared.log10, truth=truth)
-            if plot_path is not None:
-                pk_overlay = baseline.posterior(prepared.log10, np.linspace(post.omega_m[0], post.omega_m[-1], 121),
-                                                np.linspace(post.sigma_8[0], post.sigma_8[-1], 121), truth=truth)
-        except (ValueError, OSError) as err:
-            print(f"explorer infer: warning: P(k) baseline skipped ({err})", file=sys.stderr)
+    post, pk_post, cnn_est = doc["_vlb"], doc["_pk"], doc["cnn"]
 
     # 4. report
     truth_vals = truth or (None, None)
-    print(f"{args.field}: {prepared.kind} field at {loaded.resolution}², terms {post.terms}, "
+    print(f"{args.field}: {doc['kind']} field at {loaded.resolution}², terms {post.terms}, "
           f"{post.n_evaluations} network evaluations, {post.seconds:.1f} s, {post.temperature_label()}")
     for name, t in zip(PARAM_NAMES, truth_vals):
         print(_line(name, post.estimates[name], t))
@@ -136,14 +205,24 @@ def run(args) -> int:
         print("P(k) baseline:")
         for name, t in zip(PARAM_NAMES, truth_vals):
             print("  " + _line(name, pk_post.estimates[name], t))
+    if cnn_est is not None:
+        print("CNN estimator (Gaussian mean ± σ):")
+        for name, t in zip(PARAM_NAMES, truth_vals):
+            print("  " + _line(name, cnn_est[name], t))
     for note in post.notes:
         print(f"note: {note}")
     if json_path is not None:
-        doc = {"field": str(args.field), "kind": prepared.kind, "weights": str(args.weights),
-               "posterior": post.to_dict(), "pk_baseline": pk_post.to_dict() if pk_post is not None else None}
-        _write_text(json_path, json.dumps(doc) + "\n")
+        out = {"field": str(args.field), **{k: v for k, v in doc.items() if not k.startswith("_")}}
+        _write_text(json_path, json.dumps(out) + "\n")
     if plot_path is not None:
         from .plot import plot_posterior
 
-        plot_posterior(post, plot_path, baseline=pk_overlay)
+        pk_overlay = None
+        if baseline is not None:
+            from explorer.data import prepare_field
+
+            pk_overlay = baseline.posterior(prepare_field(field, loaded.resolution, args.kind).log10,
+                                            np.linspace(post.omega_m[0], post.omega_m[-1], 121),
+                                            np.linspace(post.sigma_8[0], post.sigma_8[-1], 121), truth=truth)
+        plot_posterior(post, plot_path, baseline=pk_overlay, cnn=cnn_est)
     return 0

@@ -7,6 +7,8 @@ returns a fixed dataclass that the plot helpers turn into figures. They run on w
 
 from __future__ import annotations
 
+import functools
+
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -198,15 +200,16 @@ class Inference:
     kind: str                        # how the input was read: "density" or "log10"
     posterior: object                # explorer.inference.Posterior (VLB)
     baseline: object | None          # explorer.inference.Posterior (P(k)), or None
+    cnn: dict | None = None          # the CNN estimator's {"omega_m": {"mean", "std", ...}, ...}, or None
 
 
 def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = DEFAULT_TERMS,
                 calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int | None = None,
-                pk_baseline=None, progress: Progress | None = None, cancel=None) -> Inference:
+                pk_baseline=None, cnn=None, progress: Progress | None = None, cancel=None) -> Inference:
     """Infer (Ωₘ, σ₈) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
 
     ``loaded`` is an ``explorer.model.Denoiser``; ``pk_baseline`` the path of a
-    ``pk_baseline.json`` (None: no baseline). Raises ValueError for a field the model cannot use,
+    ``pk_baseline.json`` (None: no baseline); ``cnn`` the folder of a CNN estimator (None: none). Raises ValueError for a field the model cannot use,
     ``InferenceCancelled`` when ``cancel()`` returns True.
     """
     from explorer.data import prepare_field
@@ -218,4 +221,16 @@ def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", ter
     baseline = None
     if pk_baseline is not None:
         baseline = PkBaseline.load(pk_baseline).posterior(prepared.log10, truth=truth)
-    return Inference(name, prepared.log10, prepared.kind, posterior, baseline)
+    estimate = None
+    if cnn is not None:
+        estimator = cnn_estimator(str(cnn), str(loaded.device))
+        estimate = estimator.estimate(prepare_field(field, estimator.resolution, prepared.kind).log10)
+    return Inference(name, prepared.log10, prepared.kind, posterior, baseline, estimate)
+
+
+@functools.lru_cache(maxsize=2)
+def cnn_estimator(folder: str, device: str = "cpu"):
+    """The CNN estimator of ``folder``, loaded once per process (it is small: ~3 MB)."""
+    from explorer.inference.cnn import CnnEstimator
+
+    return CnnEstimator.load(folder, device=device)

@@ -102,6 +102,7 @@ class AppContext:
     onep: OnePSet | None = None
     examples: list[Example] = field(default_factory=list)
     pk_baseline: Path | None = None
+    cnn: Path | None = None  # folder of the CNN estimator (weights/cnn), when the weights carry one
     notes: dict[str, str] = field(default_factory=dict)
 
 
@@ -149,6 +150,9 @@ def build_context(settings: Settings) -> AppContext:
         ctx.notes["examples"] = str(err)
     baseline = Path(settings.weights) / "pk_baseline.json"
     ctx.pk_baseline = baseline if baseline.is_file() else None
+    from explorer.inference.cnn import find_cnn
+
+    ctx.cnn = find_cnn(settings.weights)
     return ctx
 
 

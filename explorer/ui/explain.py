@@ -81,6 +81,9 @@ GLOSSARY: dict[str, str] = {
            "serves as the log-likelihood ln L̂ of the Infer tab.",
     "P(k) baseline": "The classical method, for comparison: a Gaussian likelihood of the binned log P(k), "
                      "its mean and covariance fitted on simulations across the prior box.",
+    "CNN estimator": "A small convolutional network trained on the same simulated maps to predict Ωₘ and σ₈ "
+                     "with an error bar (mean ± σ) straight from the map: the machine-learning baseline "
+                     "of the CAMELS papers. It is fast but gives no likelihood surface.",
     "Δχ²": "−2ΔlnL̂ = 2 [ln L̂_max − ln L̂(Ωₘ, σ₈)]: how much worse a parameter pair explains the map "
            "than the best one (divided by the temperature τ). For two parameters, Δχ² = 2.30, 6.18, 11.83 "
            "enclose 68.3, 95.4, 99.7 % (1σ, 2σ, 3σ) of a Gaussian likelihood.",

@@ -232,7 +232,7 @@ class GameTab(Tab):
         try:
             return compute.infer_field(
                 self.emulator.loaded, puzzle.field, name=f"round {puzzle.number}", kind="log10",
-                truth=puzzle.truth, pk_baseline=self.context.pk_baseline, progress=job.progress(),
+                truth=puzzle.truth, pk_baseline=self.context.pk_baseline, cnn=self.context.cnn, progress=job.progress(),
                 cancel=lambda: not job.current)
         except InferenceCancelled:
             raise Superseded(f"inference of round {puzzle.number} cancelled") from None
@@ -301,6 +301,8 @@ class GameTab(Tab):
         rows.append(("diffusion model (best fit)", _maximum(result.posterior)))
         if result.baseline is not None:
             rows.append(("P(k) baseline (best fit)", _maximum(result.baseline)))
+        if result.cnn is not None:
+            rows.append(("CNN estimator (mean)", tuple(result.cnn[n]["mean"] for n in ("omega_m", "sigma_8"))))
         lines = ["| | Ωₘ | σ₈ | d | score |", "|---|---|---|---|---|"]
         for name, (om, s8) in rows:
             d = game_rules.distance((om, s8), truth, self.ranges)

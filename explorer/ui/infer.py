@@ -40,7 +40,7 @@ class InferTab(Tab):
     terms = param.Selector(default=compute.DEFAULT_TERMS, objects=compute.TERM_CHOICES, label="likelihood terms")
     calibrated = param.Boolean(default=True, label="calibrated error bars")
     per_timestep = param.Boolean(default=False, label="per-timestep contours (1σ of each term)")
-    show_baseline = param.Boolean(default=True, label="show P(k)-baseline contours")
+    show_baseline = param.Boolean(default=True, label="show the baselines (P(k) contours, CNN point)")
     example = param.Selector(default=None, objects=[], allow_None=True, label="bundled example")
     run_example = param.Event(label="Infer from the example")
     cancel = param.Event(label="Cancel")
@@ -96,7 +96,7 @@ class InferTab(Tab):
             pn.widgets.Select.from_param(self.param.terms),
             pn.widgets.Checkbox.from_param(self.param.calibrated),
             pn.widgets.Checkbox.from_param(self.param.per_timestep),
-            pn.widgets.Checkbox.from_param(self.param.show_baseline, disabled=self.context.pk_baseline is None),
+            pn.widgets.Checkbox.from_param(self.param.show_baseline, disabled=self.context.pk_baseline is None and self.context.cnn is None),
             self._cancel_button, self._json, self._html,
             width=300,
         )
@@ -108,13 +108,13 @@ class InferTab(Tab):
             pn.Row(self.posterior_pane, self.field_pane),
             pn.pane.Markdown("Contours: **white** the diffusion model, **green** the P(k) baseline, thin coloured "
                              "lines the 1σ contour of each VLB term; solid, dashed, dotted = 1σ, 2σ, 3σ "
-                             "(Δχ² = 2.30, 6.18, 11.83). ★ truth, ✕ maximum. "
+                             "(Δχ² = 2.30, 6.18, 11.83). ★ truth, ✕ maximum, **purple** ● the CNN estimator ± 1σ. "
                              "Marginals: shaded 68 % interval, "
-                             "red line the truth, dashed green the P(k) baseline.",
+                             "red line the truth, dashed green the P(k) baseline, dotted purple the CNN.",
                              styles={"font-size": "0.85em"}, sizing_mode="stretch_width"),
             pn.Row(*self.marginal_panes),
             self.estimates,
-            glossary_card("VLB", "Δχ²", "68 % / 95 % contours", "τ (temperature)", "P(k) baseline", "prior box",
+            glossary_card("VLB", "Δχ²", "68 % / 95 % contours", "τ (temperature)", "P(k) baseline", "CNN estimator", "prior box",
                           title="What do these words mean? VLB, Δχ², contours, τ, P(k) baseline …",
                           visible=self.param.presenter.rx.not_()),
             sizing_mode="stretch_width"), sizing_mode="stretch_width")
@@ -161,7 +161,7 @@ class InferTab(Tab):
         try:
             return compute.infer_field(
                 self.context.emulator.loaded, field, name=name, truth=truth, pk_baseline=self.context.pk_baseline,
-                progress=job.progress(), cancel=lambda: not job.current, **settings)
+                cnn=self.context.cnn, progress=job.progress(), cancel=lambda: not job.current, **settings)
         except InferenceCancelled:
             raise Superseded(f"inference on {name} cancelled") from None
         finally:
@@ -220,13 +220,14 @@ class InferTab(Tab):
     def _redraw(self, *_events) -> None:
         if self.result is None:
             return
-        post, base = self.result.posterior, self.result.baseline
+        post, base, cnn = self.result.posterior, self.result.baseline, self.result.cnn
         with batch_updates():
             self.posterior_pane.update(posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep,
-                                                                name=self.result.name, size=330))
+                                                                name=self.result.name, size=330, cnn=cnn))
             for pane, name in zip(self.marginal_panes, PARAM_NAMES):
-                pane.update(posterior.marginal_plot(post, name, base, self.show_baseline))
-            self.estimates.object = posterior.estimates_markdown(post, base if self.show_baseline else None)
+                pane.update(posterior.marginal_plot(post, name, base, self.show_baseline, cnn=cnn))
+            shown = self.show_baseline
+            self.estimates.object = posterior.estimates_markdown(post, base if shown else None, cnn if shown else None)
 
     def figure(self) -> hv.Layout:
         panes = (self.posterior_pane, self.field_pane, *self.marginal_panes)
@@ -236,7 +237,7 @@ class InferTab(Tab):
     def _result_json(self) -> io.BytesIO:
         r = self.result
         out = {"field": r.name, "kind": r.kind, "posterior": r.posterior.to_dict(),
-               "pk_baseline": r.baseline.to_dict() if r.baseline is not None else None}
+               "pk_baseline": r.baseline.to_dict() if r.baseline is not None else None, "cnn": r.cnn}
         return io.BytesIO(json.dumps(out, indent=1, default=_jsonable).encode())
 
     def _figure_html(self) -> io.BytesIO:

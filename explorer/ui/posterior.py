@@ -12,7 +12,7 @@ import numpy as np
 from holoviews.operation import contours
 
 from .plots import AUTOHIDE
-from .style import GENERATED, GUESS, REFERENCE
+from .style import CNN, GENERATED, GUESS, REFERENCE
 
 OM, S8 = hv.Dimension("omega_m", label="Ωₘ"), hv.Dimension("sigma_8", label="σ₈")
 CHI2 = hv.Dimension("delta_chi2", label="−2ΔlnL̂")
@@ -34,11 +34,21 @@ def _contours(om, s8, delta, levels, color, width=2, label=None) -> hv.Overlay:
     return out
 
 
+def _cnn_cross(cnn) -> hv.Overlay:
+    """The CNN estimate: a point with ±1σ bars along Ωₘ and σ₈."""
+    (m1, s1), (m2, s2) = ((cnn[n]["mean"], cnn[n]["std"]) for n in ("omega_m", "sigma_8"))
+    bars = hv.Segments([(m1 - s1, m2, m1 + s1, m2), (m1, m2 - s2, m1, m2 + s2)], [OM, S8, "x1", "y1"]).opts(
+        color=CNN, line_width=2)
+    return bars * hv.Points([(m1, m2)], [OM, S8], label="CNN ± 1σ").opts(marker="circle", size=10, color=CNN,
+                                                                        line_color="white")
+
+
 def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: bool = False,
-                   size: int = 360, name: str | None = None, guess=None) -> hv.Overlay:
+                   size: int = 360, name: str | None = None, guess=None, cnn=None) -> hv.Overlay:
     """−2ΔlnL̂ image of the fine window with 1/2/3σ contours, truth, optional P(k) and per-term contours;
     ``name``: the field's, first in the title (so a figure always says whose posterior it is);
-    ``guess``: a player's (Ωₘ, σ₈), marked ◆ (the Guess-the-universe tab)."""
+    ``guess``: a player's (Ωₘ, σ₈), marked ◆ (the Guess-the-universe tab); ``cnn``: the CNN
+    estimator's estimates, a point with ±1σ bars (shown with the baseline)."""
     clip = float(post.levels[-1]) * 2.5
     image = _image(post.omega_m, post.sigma_8, np.minimum(post.delta_chi2, clip)).opts(
         cmap="viridis_r", colorbar=True, clim=(0, clip), tools=["hover"],
@@ -50,6 +60,8 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
     if show_baseline and baseline is not None:
         overlay *= _contours(baseline.omega_m, baseline.sigma_8, baseline.delta_chi2, baseline.levels,
                              REFERENCE, width=2)
+    if show_baseline and cnn is not None:
+        overlay *= _cnn_cross(cnn)
     best = (post.estimates["omega_m"]["max"], post.estimates["sigma_8"]["max"])
     overlay *= hv.Points([best], [OM, S8], label="maximum").opts(marker="x", size=14, color=GENERATED,
                                                                  line_width=3)
@@ -71,7 +83,8 @@ def _marginal_curve(grid, mass, color, label, dash="solid"):
     return hv.Curve((grid, mass / step), label=label).opts(color=color, line_width=2, line_dash=dash)
 
 
-def marginal_plot(post, name: str, baseline=None, show_baseline: bool = True, width: int = 300) -> hv.Overlay:
+def marginal_plot(post, name: str, baseline=None, show_baseline: bool = True, width: int = 300,
+                  cnn=None) -> hv.Overlay:
     """Marginal density of ``name`` ("omega_m" or "sigma_8") with its 68 % interval and the truth."""
     dim = OM if name == "omega_m" else S8
     grid = getattr(post, name)
@@ -82,6 +95,10 @@ def marginal_plot(post, name: str, baseline=None, show_baseline: bool = True, wi
     if show_baseline and baseline is not None:
         overlay *= _marginal_curve(getattr(baseline, name), getattr(baseline, f"marginal_{name}"), REFERENCE,
                                    "P(k) baseline", dash="dashed")
+    if show_baseline and cnn is not None:  # its Gaussian, as mass per grid step like the others
+        m, s = cnn[name]["mean"], cnn[name]["std"]
+        overlay *= hv.Curve((grid, np.exp(-0.5 * ((grid - m) / s) ** 2) / (np.sqrt(2 * np.pi) * s)),
+                            label="CNN").opts(color=CNN, line_width=2, line_dash="dotted")
     if post.truth is not None:
         overlay *= hv.VLine(post.truth[0 if name == "omega_m" else 1]).opts(color="red", line_width=2)
     return overlay.opts(hv.opts.Curve(xlabel=dim.label, ylabel=f"p({dim.label})")).opts(
@@ -90,14 +107,16 @@ def marginal_plot(post, name: str, baseline=None, show_baseline: bool = True, wi
             toolbar="right", backend_opts=AUTOHIDE, show_legend=False)
 
 
-def estimates_markdown(post, baseline=None) -> str:
-    """Estimates as Markdown: maximum and 68 % intervals, truth and Δχ² at the truth when known."""
+def estimates_markdown(post, baseline=None, cnn=None) -> str:
+    """Estimates as Markdown: maximum and 68 % intervals (the CNN: mean ± σ), truth and Δχ² at the
+    truth when known."""
     rows = []
-    for label, p in (("diffusion model (VLB)", post), ("P(k) baseline", baseline)):
-        if p is None:
+    for label, est in (("diffusion model (VLB)", post.estimates),
+                       ("P(k) baseline", baseline.estimates if baseline is not None else None),
+                       ("CNN estimator (mean)", cnn)):
+        if est is None:
             continue
-        cells = [f"{e['max']:.3f} [{e['lo68']:.3f}, {e['hi68']:.3f}]"
-                 for e in (p.estimates["omega_m"], p.estimates["sigma_8"])]
+        cells = [f"{e['max']:.3f} [{e['lo68']:.3f}, {e['hi68']:.3f}]" for e in (est["omega_m"], est["sigma_8"])]
         rows.append(f"| {label} | {cells[0]} | {cells[1]} |")
     text = "| likelihood | Ωₘ, max [68 %] | σ₈, max [68 %] |\n|---|---|---|\n" + "\n".join(rows)
     if post.truth is not None:

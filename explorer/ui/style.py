@@ -12,6 +12,7 @@ K_LABEL = "k [h/Mpc]"
 P_LABEL = "P(k) [(Mpc/h)²]"
 GENERATED, REFERENCE = "#d95f02", "#1b9e77"  # colour-blind-safe pair used in every figure
 GUESS = "#1f78b4"  # the player's guess (blue: neither model's colour)
+CNN = "#7570b3"  # the CNN estimator (the third colour of the same colour-blind-safe set)
 CMAP = "magma"
 
 
