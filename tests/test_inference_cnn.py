@@ -101,3 +101,30 @@ def test_training_recovers_parameters_encoded_in_the_maps(tmp_path):
     assert "moment network" in card.lower() and "300 steps" in card
     loaded = CnnEstimator.load(tmp_path / "cnn")
     assert loaded.sigma_scale == pytest.approx(est.sigma_scale)
+
+
+def test_recomputed_batch_norm_statistics_are_the_training_maps_averages():
+    from explorer.inference.cnn_train import recompute_batch_norm
+
+    torch.manual_seed(3)
+    est = CnnEstimator(MomentNet(16, (4, 8), hidden=8, dropout=0.0, norm="batch"), Normalization(10.0, 14.0))
+    maps = np.log10(fake_density_maps([(0.3, 0.8), (0.4, 0.9)], 16, seed=8)).astype(np.float32)
+    x = est.normalization.encode(torch.from_numpy(maps))[:, None]
+    est.network.eval()
+    with torch.no_grad():
+        stale = est.network(x)[0]  # running statistics at their initial 0 and 1
+        est.network.train()
+        batch_mode = est.network(x)[0]  # this batch's own statistics (what training sees)
+    assert not torch.allclose(stale, batch_mode, atol=1e-3)
+    recompute_batch_norm(est, maps, batch=30)
+    with torch.no_grad():  # averages over all 30 maps: as if the whole set were one batch
+        after = est.network(x)[0]
+    assert not est.network.training
+    first = [m for m in est.network.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+    conv = est.network.features[0]
+    with torch.no_grad():
+        pre = conv(x)
+    torch.testing.assert_close(first.running_mean, pre.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    # later layers see the transformed inputs of each dihedral copy, so only the first is exact; the
+    # output is close to the batch-statistics output of the same maps
+    torch.testing.assert_close(after, batch_mode, rtol=0.05, atol=0.02)

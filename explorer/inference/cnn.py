@@ -57,8 +57,8 @@ def moment_loss(mu: torch.Tensor, sigma: torch.Tensor, u: torch.Tensor) -> torch
     return (torch.log(err2.sum(0)).sum() + torch.log(((err2 - sigma ** 2) ** 2).sum(0)).sum())
 
 
-def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode="circular", bias=False)
+def _conv(c_in: int, c_out: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode="circular", bias=bias)
 
 
 class MomentNet(nn.Module):
@@ -70,21 +70,24 @@ class MomentNet(nn.Module):
     """
 
     def __init__(self, resolution: int = 64, widths=(16, 32, 64, 128), hidden: int = 64,
-                 dropout: float = 0.2):
+                 dropout: float = 0.2, norm: str = "batch"):
         super().__init__()
         side = resolution // 2 ** len(widths)
         if side < 1 or resolution % 2 ** len(widths):
             raise ValueError(f"resolution {resolution} is not divisible by 2^{len(widths)}")
+        if norm not in ("none", "batch"):
+            raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
+        layer_norm = (lambda w: nn.BatchNorm2d(w)) if norm == "batch" else (lambda w: nn.Identity())
         layers, c = [], 1
         for w in widths:
-            layers += [_conv(c, w), nn.BatchNorm2d(w), nn.LeakyReLU(0.2),
-                       _conv(w, w, stride=2), nn.BatchNorm2d(w), nn.LeakyReLU(0.2)]
+            layers += [_conv(c, w, bias=norm == "none"), layer_norm(w), nn.LeakyReLU(0.2),
+                       _conv(w, w, stride=2, bias=norm == "none"), layer_norm(w), nn.LeakyReLU(0.2)]
             c = w
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c, hidden),
                                   nn.LeakyReLU(0.2), nn.Dropout(dropout), nn.Linear(hidden, 4))
         self.config = {"resolution": int(resolution), "widths": [int(w) for w in widths], "hidden": int(hidden),
-                       "dropout": float(dropout)}
+                       "dropout": float(dropout), "norm": norm}
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.head(self.features(x))

@@ -36,7 +36,8 @@ resolution know.
 | network | {n_levels} levels of two 3×3 convolutions with circular padding ({widths}), batch norm, leaky ReLU; an average over positions; 2 dense layers; {n_params:,} parameters |
 | data | {data} ({n_train} training simulations × 15 maps; validation {n_val} simulations; the test simulations never read) |
 | augmentation | a random rotation/flip per map in training; the 8 averaged in prediction |
-| training | {steps} steps, batch {batch}, AdamW lr {lr}, cosine decay; best step {best_step} by validation loss; {minutes:.1f} CPU-minutes |
+| training | {steps} steps, batch {batch}, AdamW lr {lr}, cosine decay; best step {best_step} by validation loss; {minutes:.1f} minutes on {device} |
+| batch norm | running statistics recomputed exactly on the training maps after training (they lag the weights during it) |
 | calibration | σ × ({s0:.3f}, {s1:.3f}) for (Ωₘ, σ₈), so ±σ covers 68.3 % of the validation maps |
 
 Validation maps ({n_val_maps}, calibrated): RMS relative error Ωₘ {rel0:.2%}, σ₈ {rel1:.2%}; 68 % coverage
@@ -62,6 +63,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--max-sims", type=int, default=None, help="use only the first N simulations (quick runs)")
+    parser.add_argument("--finalise-only", action="store_true",
+                        help="do not train: redo the last steps (batch-norm statistics, calibration, card) on --out")
 
 
 def _dihedral_batch(x, ks):
@@ -96,7 +99,7 @@ def train_cnn(data: str | Path, out: str | Path, *, resolution: int, split_seed:
     from explorer.data.transform import Normalization, to_log10
     from explorer.model.device import pick_device
 
-    from .cnn import CnnEstimator, MomentNet, calibration_scale, moment_loss
+    from .cnn import CnnEstimator, MomentNet, moment_loss
 
     t_start = time.perf_counter()
     cmd = load_cmd(*find_cmd(data))
@@ -147,10 +150,17 @@ def train_cnn(data: str | Path, out: str | Path, *, resolution: int, split_seed:
         if bar is not None:
             bar.update(1)
         if step % val_every == 0 or step == steps:
-            net.eval()
+            net.eval()  # no dropout; batch norm uses the validation maps' own statistics (the running ones
+            for m in net.modules():  # lag the weights) and leaves the running ones as they are
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.train()
+                    m.momentum = 0.0
             with torch.no_grad():
                 mus, sigmas = zip(*(net(x_val[i:i + 512]) for i in range(0, x_val.shape[0], 512)))
                 val_loss = float(moment_loss(torch.cat(mus), torch.cat(sigmas), u_val))
+            for m in net.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.momentum = 0.1
             if val_loss < best["loss"]:
                 best = {"loss": val_loss, "step": step, "state": copy.deepcopy(net.state_dict())}
             log(json.dumps({"step": step, "train_loss": round(float(np.mean(running)), 4),
@@ -160,33 +170,95 @@ def train_cnn(data: str | Path, out: str | Path, *, resolution: int, split_seed:
     if bar is not None:
         bar.close()
     net.load_state_dict(best["state"])
-    net.eval()
-    val = _evaluate(est, val_maps, val_theta)
-    est.sigma_scale = tuple(float(s) for s in calibration_scale(val["mean"], val["std"], val_theta))
-    z = np.abs(val["mean"] - val_theta) / (val["std"] * np.asarray(est.sigma_scale))
-    minutes = (time.perf_counter() - t_start) / 60
     est.info = {
         "data": {"maps": str(cmd.maps_path or data), "n_sims": int(n_sims),
                  "split_seed": int(split_seed), "fractions": list(fractions), "train_sims": int(split.train.size),
                  "val_sims": split.val.tolist(), "resolution": int(resolution)},
         "training": {"steps": int(steps), "batch": int(batch), "lr": float(lr), "seed": int(seed),
                      "best_step": int(best["step"]), "best_val_loss": float(best["loss"]),
-                     "minutes": round(minutes, 2), "device": str(dev)},
-        "metrics": {"validation": {"n_maps": int(val_maps.shape[0]), "rms_rel_error": val["rms_rel_error"],
-                                   "coverage68_raw": val["coverage68_raw"],
-                                   "coverage68_calibrated": np.mean(z <= 1.0, axis=0).tolist()}},
+                     "minutes": round((time.perf_counter() - t_start) / 60, 2), "device": str(dev)},
     }
+    return finalise(est, train_maps, val_maps, val_theta, out, seed=seed, log=log)
+
+
+def recompute_batch_norm(est, maps, seed: int = 0, batch: int = 256) -> None:
+    """Set every batch-norm layer's running mean and variance to their exact averages over ``maps``
+    ``(N, r, r)`` log10 Σ (each in a random one of the 8 rotations/flips), the network's weights
+    fixed. During training they follow the changing weights with a lag, and predictions in eval
+    mode were measured far worse than in training mode on the same maps (RMS error 0.24 against
+    0.15 of the prior width after 200 steps)."""
+    import torch
+    from torch import nn
+
+    layers = [m for m in est.network.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not layers:
+        return
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+    rng = np.random.default_rng(seed)
+    device = next(est.network.parameters()).device
+    est.network.train()
+    with torch.no_grad():
+        for start in range(0, maps.shape[0], batch):
+            x = est.normalization.encode(torch.from_numpy(np.asarray(maps[start:start + batch])))[:, None]
+            est.network(_dihedral_batch(x, rng.integers(0, 8, x.shape[0])).to(device))
+    for m in layers:
+        m.momentum = 0.1
+    est.network.eval()
+
+
+def finalise(est, train_maps, val_maps, val_theta, out, *, seed: int = 0, log=print):
+    """The steps after training: exact batch-norm statistics on the training maps, the calibration
+    factor on σ and the figures on the validation maps, then the folder with its card."""
+    from .cnn import calibration_scale
+
+    recompute_batch_norm(est, train_maps, seed=seed)
+    val = _evaluate(est, val_maps, val_theta)
+    est.sigma_scale = tuple(float(s) for s in calibration_scale(val["mean"], val["std"], val_theta))
+    z = np.abs(val["mean"] - val_theta) / (val["std"] * np.asarray(est.sigma_scale))
+    est.info["metrics"] = {"validation": {"n_maps": int(val_maps.shape[0]), "rms_rel_error": val["rms_rel_error"],
+                                          "coverage68_raw": val["coverage68_raw"],
+                                          "coverage68_calibrated": np.mean(z <= 1.0, axis=0).tolist()},
+                           "batch_norm": "recomputed on the training maps"}
     out = est.save(out)
-    m = est.info["metrics"]["validation"]
+    m, d, t = est.info["metrics"]["validation"], est.info["data"], est.info["training"]
+    widths = est.network.config["widths"]
     (Path(out) / "README.md").write_text(CARD.format(
-        res=resolution, n_levels=len(widths), widths="–".join(map(str, widths)), n_params=sum(p.numel() for p in net.parameters()),
-        data=data, n_train=split.train.size, n_val=split.val.size, steps=steps, batch=batch, lr=lr,
-        best_step=best["step"], minutes=minutes, s0=est.sigma_scale[0], s1=est.sigma_scale[1],
+        res=est.resolution, n_levels=len(widths), widths="–".join(map(str, widths)),
+        n_params=sum(p.numel() for p in est.network.parameters()), data=Path(d["maps"]).parent,
+        n_train=d["train_sims"], n_val=len(d["val_sims"]), steps=t["steps"], batch=t["batch"], lr=t["lr"],
+        best_step=t["best_step"], minutes=t["minutes"], device=t.get("device", "cpu"), s0=est.sigma_scale[0], s1=est.sigma_scale[1],
         n_val_maps=m["n_maps"], rel0=m["rms_rel_error"][0], rel1=m["rms_rel_error"][1],
         cov0=m["coverage68_calibrated"][0], cov1=m["coverage68_calibrated"][1],
-        raw0=m["coverage68_raw"][0], raw1=m["coverage68_raw"][1], seed=seed))
+        raw0=m["coverage68_raw"][0], raw1=m["coverage68_raw"][1], seed=t["seed"]))
     log(json.dumps({"saved": str(out), "sigma_scale": est.sigma_scale, **m}))
     return est
+
+
+def refinalise(folder, data, *, seed: int = 0, log=print):
+    """:func:`finalise` again on a trained folder (its recorded data and split): e.g. one trained
+    before the batch-norm statistics were recomputed."""
+    from explorer.data import find_cmd, load_cmd, split_by_simulation
+    from explorer.data.cmd import MAPS_PER_SIM
+    from explorer.data.transform import to_log10
+
+    from .cnn import CnnEstimator
+
+    est = CnnEstimator.load(folder)
+    d = est.info.get("data") or {}
+    cmd = load_cmd(*find_cmd(data))
+    split = split_by_simulation(int(d["n_sims"]), tuple(d["fractions"]), seed=int(d["split_seed"]))
+    if split.val.tolist() != list(d["val_sims"]):
+        raise ValueError(f"{folder}: its recorded validation simulations do not match {data}")
+
+    def load(sims):
+        return (to_log10(cmd.maps, est.resolution, indices=cmd.map_indices(sims), progress=False),
+                np.repeat(cmd.theta[sims], MAPS_PER_SIM, axis=0))
+
+    train_maps, _ = load(split.train)
+    val_maps, val_theta = load(split.val)
+    return finalise(est, train_maps, val_maps, val_theta, folder, seed=seed, log=log)
 
 
 def run(args) -> int:
@@ -204,6 +276,11 @@ def run(args) -> int:
     n_val, n_test = len(rec.get("val_sims", [])), len(rec.get("test_sims", []))
     n = rec.get("n_sims")
     fractions = (0.9, 0.05, 0.05) if not n else ((n - n_val - n_test) / n, n_val / n, n_test / n)
+    if args.finalise_only:
+        if not args.out:
+            raise ValueError("--finalise-only needs --out FOLDER (a trained CNN estimator)")
+        refinalise(args.out, data, seed=args.seed)
+        return 0
     for name, v in (("--steps", args.steps), ("--batch", args.batch), ("--val-every", args.val_every)):
         if v < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
