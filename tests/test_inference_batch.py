@@ -111,20 +111,39 @@ def test_batch_rows_bad_fields_and_resume(weights, cmd_dir, tmp_path):
 
 @pytest.mark.slow
 def test_dask_cluster_gives_the_sequential_results(weights, cmd_dir, tmp_path, capsys):
+    """One 2-process local cluster for the batch command (through --scheduler) and for the
+    calibration's posteriors; both must equal what one process computes."""
     pytest.importorskip("dask.distributed")
+    from explorer.data import load_cmd, to_log10, find_cmd
+    from explorer.inference import infer
+    from explorer.inference.batch import dask_client, posteriors
+    from explorer.model import load_model
+
     maps = str(cmd_dir / "Maps_Mcdm_PM_LH_z=0.00.npy")
     common = [maps, "--select", "0:60:15", "--weights", str(weights), "--terms", "vlb:4", "--coarse", "3", "3",
               "--fine", "3", "3", "--n-noise", "1", "--quiet"]
     assert main(["infer", *common, "--out", str(tmp_path / "seq"), "--workers", "0"]) == 0
-    assert main(["infer", *common, "--out", str(tmp_path / "dask"), "--workers", "2"]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cmd = load_cmd(*find_cmd(cmd_dir))
+    fields = to_log10(cmd.maps, 16, indices=[3, 40], progress=False)
+    kw = dict(terms="vlb:4", n_noise=1, coarse=(3, 3), fine=(3, 3), temperature=1.0, window_temperature=10.0)
+    with dask_client(2) as (client, threads):
+        assert threads == 1 and len(client.nthreads()) == 2
+        address = client.scheduler.address
+        assert main(["infer", *common, "--out", str(tmp_path / "dask"), "--scheduler", address]) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        on_cluster = posteriors(weights, fields, cmd.theta[[0, 2]], scheduler=address, show=False, **kw)
     assert summary["ok"] == 4 and summary["failed"] == 0
     seq, par = read_rows(tmp_path / "seq"), read_rows(tmp_path / "dask")
     assert [r["id"] for r in seq] == [r["id"] for r in par] and len(seq) == 4
-    numeric = [c for c in COLUMNS if c.startswith(("vlb_", "cnn_")) and c != "vlb_typicality_z"]
+    numeric = [c for c in COLUMNS if c.startswith(("vlb_", "cnn_")) and c != "vlb_typicality_z" and c != "vlb_typicality_p"]
     for a, b in zip(seq, par):
         assert a["status"] == b["status"] == "ok"
         np.testing.assert_allclose([float(a[c]) for c in numeric], [float(b[c]) for c in numeric], rtol=1e-6, atol=1e-9)
+    loaded = load_model(weights)
+    for field, theta, post in zip(fields, cmd.theta[[0, 2]], on_cluster):
+        here = infer(loaded, field, kind="log10", truth=tuple(theta), **kw)
+        np.testing.assert_allclose(post.delta_chi2, here.delta_chi2, rtol=1e-6, atol=1e-9)
+        assert post.truth == here.truth and post.settings["seed"] == here.settings["seed"]
 
 
 def test_infer_command_refuses_batch_misuse(weights, cmd_dir, tmp_path, capsys):

@@ -19,7 +19,7 @@ What comes out, in ``--out DIR``:
   and ``error``, seconds, then mean, σ and the 68 % interval of Ωₘ and σ₈ for each estimator
   (``vlb_``: the diffusion likelihood as ``explorer infer`` computes it; ``pk_``: the P(k)
   baseline; ``cnn_``: the CNN estimator, when the weights carry one), Δχ² at the truth, the
-  typicality z and the notes. A row is appended (and flushed) as each field finishes.
+  typicality z and p and the notes. A row is appended (and flushed) as each field finishes.
 * ``fields/ID.json``: the whole result of each field, the JSON ``explorer infer --json`` writes.
 
 Running again with the same ``--out`` skips the fields whose row says "ok" and retries the failed
@@ -38,6 +38,7 @@ noise draws come from its own values (:func:`.vlb.field_seed`), not from the ord
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -57,7 +58,7 @@ ESTIMATORS = ("vlb", "pk", "cnn")
 STATS = ("mean", "std", "lo68", "hi68")
 COLUMNS = (["id", "source", "map_index", "truth_omega_m", "truth_sigma_8", "status", "error", "seconds"]
            + [f"{e}_{p}_{s}" for e in ESTIMATORS for p in PARAM_NAMES for s in STATS]
-           + ["vlb_delta_chi2_truth", "vlb_typicality_z", "notes"])
+           + ["vlb_delta_chi2_truth", "vlb_typicality_z", "vlb_typicality_p", "notes"])
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ def row_of(spec: FieldSpec, doc: dict | None, seconds: float, error: str | None 
     if post.truth is not None:
         row["vlb_delta_chi2_truth"] = round(post.delta_chi2_truth(), 3)
     row["vlb_typicality_z"] = post.settings.get("typicality_z", "")
+    row["vlb_typicality_p"] = post.settings.get("typicality_p", "")
     row["notes"] = " | ".join(post.notes)
     return row
 
@@ -373,47 +375,99 @@ def run_batch(specs: list[FieldSpec], out: str | Path, options: dict, *, workers
             "table": str(table.path)}
 
 
-def _run_dask(todo, options, workers, scheduler, finish) -> None:
+@contextlib.contextmanager
+def dask_client(workers: int, scheduler: str | None = None):
+    """(client, torch threads per task): the cluster at ``scheduler``, else a local cluster of
+    ``workers`` single-threaded processes, closed on exit. Threads is None on a given cluster (its
+    workers keep their own setting; Dask's nannies start them with OMP_NUM_THREADS=1)."""
     import logging
 
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        client, cluster = Client(scheduler), None
-        threads = None
+        client, cluster, threads = Client(scheduler), None, None
     else:
         if workers < 1:
-            raise ValueError(f"--workers must be >= 0, got {workers}")
+            raise ValueError(f"a local Dask cluster needs workers >= 1, got {workers}")
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
         client, threads = Client(cluster), 1
-    opts = {**options, "threads": threads, "progress": None}
     try:
-        n_slots = max(1, sum(client.nthreads().values()))
-        window = 2 * n_slots  # fields in flight: the rest wait here, not in the cluster's memory
-        pending = iter(todo)
-        futures = as_completed()
-
-        def submit_next() -> bool:
-            spec = next(pending, None)
-            if spec is None:
-                return False
-            futures.add(client.submit(run_one, spec, _read_or_error(spec), opts, pure=False,
-                                      key=f"infer-{spec.id}-{time.monotonic_ns()}"))
-            return True
-
-        for _ in range(window):
-            if not submit_next():
-                break
-        for fut in futures:
-            try:
-                row, doc = fut.result()
-            except Exception as err:  # a worker died or the task failed outside run_one's net
-                spec = next(s for s in todo if fut.key.startswith(f"infer-{s.id}-"))
-                row, doc = row_of(spec, None, 0.0, f"{type(err).__name__}: {err}"), None
-            finish(row, doc)
-            submit_next()
+        yield client, threads
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def dask_map(client, fn, items, name: str = "task"):
+    """Run ``fn(*item)`` for each item of ``items`` on the cluster; yield ``(index, result, error)`` as
+    tasks finish (error: the exception, result None). At most twice the cluster's threads are in
+    flight, so the items not yet sent wait here (and are made lazily, e.g. read from disk)."""
+    from dask.distributed import as_completed
+
+    window = 2 * max(1, sum(client.nthreads().values()))
+    pending = enumerate(items)
+    futures, index = as_completed(), {}
+
+    def submit_next() -> None:
+        nxt = next(pending, None)
+        if nxt is not None:
+            fut = client.submit(fn, *nxt[1], pure=False, key=f"{name}-{nxt[0]}-{time.monotonic_ns()}")
+            index[fut.key] = nxt[0]
+            futures.add(fut)
+
+    for _ in range(window):
+        submit_next()
+    for fut in futures:
+        try:
+            yield index.pop(fut.key), fut.result(), None
+        except Exception as err:  # the task raised, or its worker died
+            yield index.pop(fut.key, -1), None, err
+        submit_next()
+
+
+def _run_dask(todo, options, workers, scheduler, finish) -> None:
+    with dask_client(workers, scheduler) as (client, threads):
+        opts = {**options, "threads": threads, "progress": None}
+        items = ((spec, _read_or_error(spec), opts) for spec in todo)
+        for i, result, err in dask_map(client, run_one, items, name="infer"):
+            if err is not None:  # a failure outside run_one's net (e.g. the worker died)
+                result = row_of(todo[i], None, 0.0, f"{type(err).__name__}: {err}"), None
+            finish(*result)
+
+
+# ---- raw posteriors for `explorer calibrate` ---------------------------------------------------------
+
+def _posterior_task(field, truth, kw: dict, weights: str, threads):
+    """The ``infer`` posterior of one field as a dict (on a worker)."""
+    import torch
+
+    from .grid import infer
+
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    loaded = _models(weights, "cpu")[0]
+    return infer(loaded, field, truth=truth, **kw).to_dict()
+
+
+def posteriors(weights, fields, truths, *, workers: int = 2, scheduler: str | None = None, show: bool = True,
+               desc: str = "fields", **kw) -> list:
+    """:func:`.grid.infer` of every field (``fields: (N, r, r)`` log10 at the model resolution, with
+    ``truths``; ``kw`` as for ``infer``) on Dask, in order: what `explorer calibrate --workers N`
+    computes. A failed field raises (calibration needs them all)."""
+    from tqdm.auto import tqdm
+
+    from .posterior import Posterior
+
+    out = [None] * len(fields)
+    kw = {"kind": "log10", **kw, "progress": None}
+    with dask_client(workers, scheduler) as (client, threads):
+        items = ((f, tuple(t), kw, str(weights), threads) for f, t in zip(fields, truths))
+        with tqdm(total=len(fields), desc=desc, unit="field", disable=not show) as bar:
+            for i, result, err in dask_map(client, _posterior_task, items, name="posterior"):
+                if err is not None:
+                    raise RuntimeError(f"{desc}: field {i} failed on the cluster: {type(err).__name__}: {err}") from err
+                out[i] = Posterior.from_dict(result)
+                bar.update(1)
+    return out

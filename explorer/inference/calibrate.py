@@ -184,8 +184,15 @@ def _record(map_index: int, vlb: Posterior, pk: Posterior) -> dict:
     return {"map": map_index, "truth": list(vlb.truth), "vlb_calibrated": brief(vlb), "pk": brief(pk)}
 
 
-def _posteriors(loaded, maps, thetas, desc: str, show: bool, **kw) -> list[Posterior]:
+def _posteriors(loaded, maps, thetas, desc: str, show: bool, cluster=None, **kw) -> list[Posterior]:
+    """``infer`` of each field, here or (``cluster = (workers, scheduler, weights folder)``) on Dask."""
     from tqdm.auto import tqdm
+
+    if cluster is not None:
+        from .batch import posteriors
+
+        return posteriors(cluster[2], maps, thetas, workers=cluster[0], scheduler=cluster[1], show=show,
+                          desc=desc, **kw)
 
     out = []
     for field, theta in tqdm(list(zip(maps, thetas)), desc=desc, unit="field", disable=not show):
@@ -249,9 +256,11 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
               noise_seed: int | None = None,
               split_seed: int = 0, max_fields: int | None = None, write: bool = True, show: bool = True,
               start_sigma: float = DEFAULT_START_SIGMA, skip_coverage: bool = False,
-              grids=None, from_grids=None) -> dict:
+              grids=None, from_grids=None, workers: int = 0, scheduler: str | None = None) -> dict:
     """Run steps 1-3 of the module docstring (``fit_on_train_split``, ``fit_temperatures``,
-    ``evaluate_coverage``); writes their results into the weights folder; returns the JSON-able report."""
+    ``evaluate_coverage``); writes their results into the weights folder; returns the JSON-able report.
+    ``workers`` > 0 or ``scheduler``: the fields' posteriors are computed on Dask
+    (:func:`.batch.posteriors`), the same numbers as in this process."""
     from explorer.data import find_cmd, load_cmd
     from explorer.model import load_model
 
@@ -269,7 +278,8 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
         test_sims, valid_sims = test_sims[:max_fields], valid_sims[:max_fields]
     if test_sims.size < 3 or valid_sims.size < 3:
         raise ValueError(f"need >= 3 calibration and evaluation fields, got {test_sims.size} and {valid_sims.size}")
-    kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=noise_seed)
+    kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=noise_seed,
+              cluster=(workers, scheduler, weights) if workers or scheduler else None)
 
     baseline, start = fit_on_train_split(loaded, train_cmd, train_sims, start_sigma)         # 1.
     if write:

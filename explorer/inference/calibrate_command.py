@@ -38,6 +38,9 @@ def add_arguments(parser) -> None:
                         help="keep every field's raw VLB surface here (for --from-grids)")
     parser.add_argument("--from-grids", default=None, metavar="FILE.npz",
                         help="refit and re-evaluate from saved surfaces, without network evaluations")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="compute the fields' posteriors on a local Dask cluster of N processes (default 0: here)")
+    parser.add_argument("--scheduler", default=None, help="... or on the Dask cluster at this address")
     parser.add_argument("--start-only", action="store_true",
                         help="only fit the P(k) baseline and the Gaussian start (seconds), no coverage run")
 
@@ -45,6 +48,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from explorer.paths import resolve_weights
 
+    if args.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers}")
     for flag, path in (("--json", args.json), ("--grids", args.grids)):
         if path is not None and not Path(path).parent.is_dir():
             raise ValueError(f"{flag}: directory {Path(path).parent} does not exist")
@@ -57,7 +62,7 @@ def run(args) -> int:
                        noise_seed=args.noise_seed,
                        split_seed=args.split_seed, max_fields=args.max_fields, write=not args.no_write,
                        start_sigma=args.start_sigma, skip_coverage=args.start_only,
-                       grids=args.grids, from_grids=args.from_grids)
+                       grids=args.grids, from_grids=args.from_grids, workers=args.workers, scheduler=args.scheduler)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json is not None:

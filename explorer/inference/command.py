@@ -209,6 +209,9 @@ def run(args) -> int:
         print("CNN estimator (Gaussian mean ± σ):")
         for name, t in zip(PARAM_NAMES, truth_vals):
             print("  " + _line(name, cnn_est[name], t))
+    if "typicality_z" in post.settings:
+        print(f"typicality: z = {post.settings['typicality_z']:+.2f}, p = {post.settings['typicality_p']:.3g} "
+              "(the bound at the best fit against held-out simulated maps; |z| > 3 is atypical)")
     for note in post.notes:
         print(f"note: {note}")
     if json_path is not None:

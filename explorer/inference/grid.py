@@ -272,6 +272,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         z = typicality.z_score(post.settings["chi2_min_raw"] / 2, (post.omega_m[best[0]], post.sigma_8[best[1]]),
                                typical)
         post.settings["typicality_z"] = round(z, 2)
+        post.settings["typicality_p"] = round(typicality.p_value(z, typical), 4)
         warning = typicality.note(z)
         if warning:
             post.notes = (*post.notes, warning)
