@@ -35,7 +35,7 @@ from explorer.params import PARAM_LABELS, PRIOR
 
 from . import game_rules
 from .game_rules import Outcome, Puzzle, Scoreboard
-from .style import CMAP, GENERATED, GUESS, K_LABEL, P_LABEL, REFERENCE, map_clim
+from .style import CMAP, CNN, GENERATED, GUESS, K_LABEL, P_LABEL, REFERENCE, map_clim
 
 if TYPE_CHECKING:  # compute imports torch; a page only reads its results
     from explorer.inference.posterior import Posterior
@@ -136,16 +136,16 @@ def infer_page(inference: compute.Inference, *, model: str = "") -> Figure:
         f"{SYMBOL[n]} = {post.estimates[n]['max']:.3f}" for n in SYMBOL)
     fig, body = _page(title, model, _infer_text(post, base is not None))
     left, rest = _body(fig, body).subgridspec(1, 2, width_ratios=(1, 2.4), wspace=0.12)
-    rows = _estimate_rows(post, base)
+    rows = _estimate_rows(post, base, inference.cnn)
     main, _, lower = rest.subgridspec(3, 1, hspace=0, height_ratios=(
         body[1] - body[0] - _table_height(len(rows)) - 0.45, 0.45, _table_height(len(rows))))
     field = inference.field_log10
     _map_grid(fig, left, [([field], [f"“{inference.name}” ({field.shape[0]}² pixels)"])], map_clim(field),
               _infer_facts(post))
     middle, right = main.subgridspec(1, 2, width_ratios=(1.15, 1), wspace=0.45)
-    _contour_panel(fig, middle, post, base, truth=post.truth)
+    _contour_panel(fig, middle, post, base, truth=post.truth, cnn=inference.cnn)
     for spec, name in zip(right.subgridspec(2, 1, hspace=0.85), SYMBOL):
-        _marginal_panel(fig.add_subplot(spec, label=f"marginal {name}"), post, base, name)
+        _marginal_panel(fig.add_subplot(spec, label=f"marginal {name}"), post, base, name, cnn=inference.cnn)
     _table(fig.add_subplot(lower, label="estimates"), ["", "Ωₘ: max [68 %]", "σ₈: max [68 %]"], rows)
     return fig
 
@@ -383,9 +383,9 @@ def _emulate_caption(result: compute.Emulation, reference: np.ndarray | None) ->
 
 
 def _contour_panel(fig: Figure, spec: SubplotSpec, post: Posterior | None, baseline: Posterior | None, *,
-                   truth=None, guess=None, box=None) -> None:
+                   truth=None, guess=None, box=None, cnn=None) -> None:
     """−2ΔlnL̂ with 1/2/3σ contours (white), the baseline's 1/2σ (green), the maximum ×, the truth ★ and
-    the guess ◆, and the legend in the bottom ``LEGEND`` inches of ``spec``; over
+    the guess ◆, the CNN's mean ± σ (``cnn``: its estimates), and the legend in the bottom ``LEGEND`` inches of ``spec``; over
     ``box = ((lo, hi), (lo, hi))``, else the posterior's grid."""
     height = spec.get_position(fig).height * PAGE[1]
     ax = fig.add_subplot(spec.subgridspec(2, 1, height_ratios=(height - LEGEND, LEGEND), hspace=0)[0], label="contours")
@@ -406,6 +406,10 @@ def _contour_panel(fig: Figure, spec: SubplotSpec, post: Posterior | None, basel
         ax.contour(baseline.omega_m, baseline.sigma_8, baseline.delta_chi2.T, levels=list(baseline.levels[:2]),
                    colors=REFERENCE, linestyles=SIGMA_STYLES[:2], linewidths=1.5)
         handles.append(Line2D([], [], color=REFERENCE, lw=1.5, label="P(k) 1/2σ"))
+    if cnn is not None:
+        ax.errorbar(cnn["omega_m"]["mean"], cnn["sigma_8"]["mean"], xerr=cnn["omega_m"]["std"],
+                    yerr=cnn["sigma_8"]["std"], marker="o", color=CNN, mec="white", ms=7, capsize=3, ls="none")
+        handles.append(Line2D([], [], marker="o", color=CNN, mec="white", ls="none", label="CNN ± 1σ"))
     for point, marker, color, size, label in ((truth, "*", TRUTH, 16, "truth"), (guess, "D", GUESS, 9, "guess")):
         if point is not None:
             ax.plot(*point, marker=marker, color=color, ms=size, mec="white", ls="none", label=label)
@@ -437,8 +441,9 @@ def _maximum(post: Posterior) -> tuple[float, float]:
     return post.estimates["omega_m"]["max"], post.estimates["sigma_8"]["max"]
 
 
-def _marginal_panel(ax, post: Posterior, baseline: Posterior | None, name: str) -> None:
-    """The marginal density of ``name`` with its 68 % interval shaded, the baseline's and the truth."""
+def _marginal_panel(ax, post: Posterior, baseline: Posterior | None, name: str, cnn=None) -> None:
+    """The marginal density of ``name`` with its 68 % interval shaded, the baseline's, the CNN's
+    Gaussian and the truth."""
     est, j = post.estimates[name], 0 if name == "omega_m" else 1
     ax.axvspan(est["lo68"], est["hi68"], color=GENERATED, alpha=0.15, lw=0)
     for p, color, ls, label in ((post, GENERATED, "-", "diffusion"), (baseline, REFERENCE, "--", "P(k)")):
@@ -446,6 +451,11 @@ def _marginal_panel(ax, post: Posterior, baseline: Posterior | None, name: str) 
             grid = getattr(p, name)
             ax.plot(grid, getattr(p, f"marginal_{name}") / np.gradient(grid), color=color, ls=ls, lw=1.8,
                     label=label)
+    if cnn is not None:
+        grid = getattr(post, name)
+        m, s = cnn[name]["mean"], cnn[name]["std"]
+        ax.plot(grid, np.exp(-0.5 * ((grid - m) / s) ** 2) / (np.sqrt(2 * np.pi) * s), color=CNN, ls=":", lw=1.8,
+                label="CNN")
     ax.axvline(est["max"], color=GENERATED, ls="--", lw=1)
     if post.truth is not None:
         ax.axvline(post.truth[j], color=TRUTH, lw=1.5, label="truth")
@@ -456,10 +466,11 @@ def _marginal_panel(ax, post: Posterior, baseline: Posterior | None, name: str) 
            legend=j == 0)
 
 
-def _estimate_rows(post: Posterior, baseline: Posterior | None) -> list[list[str]]:
-    rows = [[label] + [f"{p.estimates[n]['max']:.3f} [{p.estimates[n]['lo68']:.3f}, {p.estimates[n]['hi68']:.3f}]"
-                       for n in SYMBOL]
-            for label, p in (("diffusion model", post), ("P(k) baseline", baseline)) if p is not None]
+def _estimate_rows(post: Posterior, baseline: Posterior | None, cnn=None) -> list[list[str]]:
+    ests = (("diffusion model", post.estimates), ("P(k) baseline", baseline.estimates if baseline else None),
+            ("CNN (mean ± σ)", cnn))
+    rows = [[label] + [f"{e[n]['max']:.3f} [{e[n]['lo68']:.3f}, {e[n]['hi68']:.3f}]" for n in SYMBOL]
+            for label, e in ests if e is not None]
     if post.truth is not None:
         rows.append(["truth"] + [f"{v:.3f}" for v in post.truth])
     return rows
