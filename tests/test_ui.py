@@ -347,17 +347,24 @@ def test_response_failure_is_logged_and_shown(context, caplog):
 
 @pytest.fixture(scope="module")
 def infer_context(tiny_weights, tiny_reference, tiny_examples, tmp_path_factory):
-    """The tiny model, with a P(k) baseline fitted on the tiny reference set in its folder."""
-    from explorer.data import load_cmd, find_cmd, to_log10
+    """The tiny model, with a P(k) baseline fitted on the tiny reference set and a random CNN in its folder."""
+    import torch
+
+    from explorer.data import Normalization, load_cmd, find_cmd, to_log10
     from explorer.inference import PkBaseline
+    from explorer.inference.cnn import CnnEstimator, MomentNet
     from explorer.model import Emulator
 
     folder = tmp_path_factory.mktemp("weights_pk") / "weights"
     shutil.copytree(tiny_weights, folder)
     cmd = load_cmd(*find_cmd(tiny_reference))
     PkBaseline.fit(cmd.maps_theta(), to_log10(cmd.maps, 16), n_bins=4, degree=2).save(folder / "pk_baseline.json")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        CnnEstimator(MomentNet(16, (4, 8), hidden=8).eval(), Normalization(9.0, 15.0)).save(folder / "cnn")
     ctx = AppContext(settings=Settings(weights=folder), emulator=Emulator.from_folder(folder, device="cpu"),
-                     examples=load_examples(tiny_examples), pk_baseline=folder / "pk_baseline.json")
+                     examples=load_examples(tiny_examples), pk_baseline=folder / "pk_baseline.json",
+                     cnn=folder / "cnn")
     return ctx
 
 
@@ -387,21 +394,31 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     post = tab.result.posterior
     assert post.truth == (0.25, 0.75) and post.delta_chi2.shape == (post.omega_m.size, post.sigma_8.size)
     overlay = tab.posterior_pane.object
-    paths = overlay.select(hv.Contours) or overlay.select(hv.Path)
-    assert len(paths) >= 3 + 3  # 1/2/3σ of the VLB and of the P(k) baseline
+    paths = [el for el in overlay if isinstance(el, (hv.Contours, hv.Path))]
+    assert len(paths) == 3 + 3  # 1/2/3σ of the VLB and of the P(k) baseline
     assert any(isinstance(el, hv.Points) and el.label == "truth" for el in overlay)
     name = tab.result.name.split(" (")[0]  # every figure says whose field it is (without its truth)
     assert overlay.opts.get().kwargs["title"].startswith(f"{name}: ")
     assert tab.field_pane.object.opts.get().kwargs["title"].startswith(f"{name} (")
     assert all(p.object is not None for p in tab.marginal_panes)
     assert "Ωₘ, max [68 %]" in tab.estimates.object and "P(k) baseline" in tab.estimates.object
+    cnn = tab.result.cnn  # the CNN's point with its ±1σ bars, its row and its Gaussian marginal
+    assert "CNN estimator (mean)" in tab.estimates.object and f"{cnn['omega_m']['mean']:.3f}" in tab.estimates.object
+    bars = [el for el in overlay if isinstance(el, hv.Segments)]
+    assert len(bars) == 1 and np.allclose(bars[0].array()[0], [cnn["omega_m"]["mean"] - cnn["omega_m"]["std"],
+                                                               cnn["sigma_8"]["mean"], cnn["omega_m"]["mean"] + cnn["omega_m"]["std"],
+                                                               cnn["sigma_8"]["mean"]])
+    assert any(isinstance(el, hv.Curve) and el.label == "CNN" for el in tab.marginal_panes[0].object)
 
     tab.show_baseline = False  # the toggle redraws without the baseline's three contours
-    fewer = tab.posterior_pane.object.select(hv.Contours) or tab.posterior_pane.object.select(hv.Path)
+    fewer = [el for el in tab.posterior_pane.object if isinstance(el, (hv.Contours, hv.Path))]
     assert len(fewer) == len(paths) - 3 and "P(k) baseline" not in tab.estimates.object
+    assert not [el for el in tab.posterior_pane.object if isinstance(el, hv.Segments)]
+    assert "CNN" not in tab.estimates.object
 
     saved = json.loads(tab._result_json().getvalue())
     assert saved["posterior"]["truth"] == [0.25, 0.75] and saved["pk_baseline"]["method"] == "pk"
+    assert saved["cnn"]["sigma_8"]["std"] == pytest.approx(cnn["sigma_8"]["std"])
     assert tab._json.filename == f"posterior_{tab.result.name.rsplit('.', 1)[0].replace(' ', '_')[:60]}.json"
 
 
