@@ -157,3 +157,12 @@ def test_infer_command_refuses_batch_misuse(weights, cmd_dir, tmp_path, capsys):
     assert main(["infer", maps, "--out", str(tmp_path / "file"), "--weights", str(weights)]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_foreign_table_is_refused_before_anything_is_written(weights, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a results table"):
+        run_batch([], out, {**OPTIONS, "weights": str(weights)}, workers=0, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["results.csv"]

@@ -99,8 +99,10 @@ def _selection(select: str, cmd) -> np.ndarray:
 
 
 def _cmd_specs(cmd, select: str) -> list[FieldSpec]:
+    from explorer.data import MAPS_PER_SIM
+
     stem = cmd.maps_path.stem
-    return [FieldSpec(f"{stem}-{i:05d}", str(cmd.maps_path), int(i), tuple(float(v) for v in cmd.theta[i // 15]))
+    return [FieldSpec(f"{stem}-{i:05d}", str(cmd.maps_path), int(i), tuple(float(v) for v in cmd.theta[i // MAPS_PER_SIM]))
             for i in _selection(select, cmd)]
 
 
@@ -291,7 +293,8 @@ class Table:
 
     def __init__(self, out: Path):
         self.path = out / RESULTS
-        self.rows = read_table(self.path)
+        self.rows = read_table(self.path)  # refuses a foreign file before anything is written
+        (out / "fields").mkdir(parents=True, exist_ok=True)
         _write_table(self.path, self.rows.values())  # compacted: one row per id
         self._f = self.path.open("a", newline="")
         self._w = csv.DictWriter(self._f, fieldnames=COLUMNS, extrasaction="ignore")
@@ -330,7 +333,6 @@ def run_batch(specs: list[FieldSpec], out: str | Path, options: dict, *, workers
     {"fields", "skipped", "ok", "failed", "seconds", "seconds_per_field", "table"}.
     """
     out = Path(out)
-    (out / "fields").mkdir(parents=True, exist_ok=True)
     table = Table(out)
     todo = [s for s in specs if not table.done(s, out)]
     skipped = len(specs) - len(todo)
