@@ -166,3 +166,19 @@ def test_a_foreign_table_is_refused_before_anything_is_written(weights, tmp_path
     with pytest.raises(ValueError, match="not a results table"):
         run_batch([], out, {**OPTIONS, "weights": str(weights)}, workers=0, progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["results.csv"]
+
+
+def test_one_field_prints_all_three_estimators(weights, tmp_path, capsys):
+    field = tmp_path / "f.npy"
+    np.save(field, fake_density_maps([(0.3, 0.8)], 32, seed=9)[0])
+    assert main(["infer", str(field), "--weights", str(weights), "--truth", "0.3", "0.8", "--terms", "vlb:4",
+                 "--coarse", "3", "3", "--fine", "3", "3", "--n-noise", "1", "--quiet",
+                 "--json", str(tmp_path / "post.json"), "--plot", str(tmp_path / "post.png")]) == 0
+    text = capsys.readouterr().out
+    assert "CNN estimator (Gaussian mean ± σ):" in text
+    doc = json.loads((tmp_path / "post.json").read_text())
+    cnn = doc["cnn"]["omega_m"]
+    assert cnn["hi68"] - cnn["lo68"] == pytest.approx(2 * cnn["std"]) and f"{cnn['mean']:.4f}" in text
+    assert main(["infer", str(field), "--weights", str(weights), "--no-cnn", "--terms", "vlb:4", "--coarse", "3", "3",
+                 "--fine", "3", "3", "--n-noise", "1", "--quiet"]) == 0
+    assert "CNN" not in capsys.readouterr().out
