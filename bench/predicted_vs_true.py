@@ -97,7 +97,7 @@ def plot(rows, summary, path: Path) -> None:
                 ax.set_title(ESTIMATORS[est], fontsize=10)
     n = summary["n_fields"]
     fig.suptitle(f"Predicted vs true on {n} held-out simulations (one 64² map each; mean with its 68 % interval; "
-                 f"VLB figures: mean ± spread over {summary['vlb']['omega_m']['replicates']} noise replicates)",
+                 f"VLB figures: mean ± spread over {summary['vlb']['omega_m']['replicates']} noise replicate(s))",
                  fontsize=10)
     fig.savefig(path, dpi=110)
 

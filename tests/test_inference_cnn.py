@@ -93,7 +93,7 @@ def test_training_recovers_parameters_encoded_in_the_maps(tmp_path):
     est = train_cnn(tmp_path / "data", tmp_path / "cnn", resolution=16, fractions=(0.8, 0.1, 0.1), steps=200,
                     batch=32, lr=3e-3, widths=(8, 16), val_every=100, seed=0, progress=False, log=logs.append)
     assert len(logs) == 3 and json.loads(logs[-1])["saved"] == str(tmp_path / "cnn")
-    m = est.info["metrics"]["validation"]
+    m = est.info["metrics"]["calibration"]
     # the fake maps' mean is 11 + 2 Ωₘ and their log contrast 0.35 σ₈: both readable from one map
     assert m["rms_rel_error"][0] < 0.15 and m["rms_rel_error"][1] < 0.08, m
     assert m["coverage68_calibrated"] == pytest.approx([0.683, 0.683], abs=0.05)

@@ -6,8 +6,9 @@ Same data as the diffusion model: its CMD directory, its split by simulation (th
 fractions are read from the diffusion weights' ``explorer.json``, and the validation simulations are
 checked against the ones recorded there), its working resolution, and its augmentation (a random
 one of the 8 rotations/flips per map). The validation simulations choose the best step (lowest
-moment loss) and then fit the calibration factor on σ (:func:`cnn.calibration_scale`); the test
-simulations are never read. Writes the estimator folder (:mod:`explorer.inference.cnn`) with a
+moment loss). The calibration factor on σ (:func:`cnn.calibration_scale`) is fitted on the
+validation and test simulations together, the split `explorer calibrate` fits the diffusion
+likelihood's temperature on (never trained on by either model). Writes the estimator folder (:mod:`explorer.inference.cnn`) with a
 model card and prints one JSON line per validation.
 """
 
@@ -34,13 +35,13 @@ resolution know.
 | | |
 |---|---|
 | network | {n_levels} levels of two 3×3 convolutions with circular padding ({widths}), batch norm, leaky ReLU; an average over positions; 2 dense layers; {n_params:,} parameters |
-| data | {data} ({n_train} training simulations × 15 maps; validation {n_val} simulations; the test simulations never read) |
+| data | {data} ({n_train} training simulations × 15 maps; validation {n_val} simulations; calibration: the validation and test simulations, {n_cal} × 15 maps) |
 | augmentation | a random rotation/flip per map in training; the 8 averaged in prediction |
 | training | {steps} steps, batch {batch}, AdamW lr {lr}, cosine decay; best step {best_step} by validation loss; {minutes:.1f} minutes on {device} |
 | batch norm | running statistics recomputed exactly on the training maps after training (they lag the weights during it) |
-| calibration | σ × ({s0:.3f}, {s1:.3f}) for (Ωₘ, σ₈), so ±σ covers 68.3 % of the validation maps |
+| calibration | σ × ({s0:.3f}, {s1:.3f}) for (Ωₘ, σ₈), so ±σ covers 68.3 % of the calibration maps |
 
-Validation maps ({n_val_maps}, calibrated): RMS relative error Ωₘ {rel0:.2%}, σ₈ {rel1:.2%}; 68 % coverage
+Calibration maps ({n_val_maps}, calibrated): RMS relative error Ωₘ {rel0:.2%}, σ₈ {rel1:.2%}; 68 % coverage
 Ωₘ {cov0:.0%}, σ₈ {cov1:.0%} (before calibration {raw0:.0%}, {raw1:.0%}). Figures on the 50 held-out
 `assets/valid` simulations are in the project README (predicted vs true).
 
@@ -178,7 +179,8 @@ def train_cnn(data: str | Path, out: str | Path, *, resolution: int, split_seed:
                      "best_step": int(best["step"]), "best_val_loss": float(best["loss"]),
                      "minutes": round((time.perf_counter() - t_start) / 60, 2), "device": str(dev)},
     }
-    return finalise(est, train_maps, val_maps, val_theta, out, seed=seed, log=log)
+    cal_maps, cal_theta = load(np.sort(np.concatenate([split.val, split.test])))
+    return finalise(est, train_maps, cal_maps, cal_theta, out, seed=seed, log=log)
 
 
 def recompute_batch_norm(est, maps, seed: int = 0, batch: int = 256) -> None:
@@ -210,24 +212,25 @@ def recompute_batch_norm(est, maps, seed: int = 0, batch: int = 256) -> None:
 
 def finalise(est, train_maps, val_maps, val_theta, out, *, seed: int = 0, log=print):
     """The steps after training: exact batch-norm statistics on the training maps, the calibration
-    factor on σ and the figures on the validation maps, then the folder with its card."""
+    factor on σ and the figures on the calibration maps ``val_maps`` (the validation and test
+    simulations), then the folder with its card."""
     from .cnn import calibration_scale
 
     recompute_batch_norm(est, train_maps, seed=seed)
     val = _evaluate(est, val_maps, val_theta)
     est.sigma_scale = tuple(float(s) for s in calibration_scale(val["mean"], val["std"], val_theta))
     z = np.abs(val["mean"] - val_theta) / (val["std"] * np.asarray(est.sigma_scale))
-    est.info["metrics"] = {"validation": {"n_maps": int(val_maps.shape[0]), "rms_rel_error": val["rms_rel_error"],
+    est.info["metrics"] = {"calibration": {"n_maps": int(val_maps.shape[0]), "rms_rel_error": val["rms_rel_error"],
                                           "coverage68_raw": val["coverage68_raw"],
                                           "coverage68_calibrated": np.mean(z <= 1.0, axis=0).tolist()},
                            "batch_norm": "recomputed on the training maps"}
     out = est.save(out)
-    m, d, t = est.info["metrics"]["validation"], est.info["data"], est.info["training"]
+    m, d, t = est.info["metrics"]["calibration"], est.info["data"], est.info["training"]
     widths = est.network.config["widths"]
     (Path(out) / "README.md").write_text(CARD.format(
         res=est.resolution, n_levels=len(widths), widths="–".join(map(str, widths)),
         n_params=sum(p.numel() for p in est.network.parameters()), data=Path(d["maps"]).parent,
-        n_train=d["train_sims"], n_val=len(d["val_sims"]), steps=t["steps"], batch=t["batch"], lr=t["lr"],
+        n_train=d["train_sims"], n_val=len(d["val_sims"]), n_cal=m["n_maps"] // 15, steps=t["steps"], batch=t["batch"], lr=t["lr"],
         best_step=t["best_step"], minutes=t["minutes"], device=t.get("device", "cpu"), s0=est.sigma_scale[0], s1=est.sigma_scale[1],
         n_val_maps=m["n_maps"], rel0=m["rms_rel_error"][0], rel1=m["rms_rel_error"][1],
         cov0=m["coverage68_calibrated"][0], cov1=m["coverage68_calibrated"][1],
@@ -257,8 +260,8 @@ def refinalise(folder, data, *, seed: int = 0, log=print):
                 np.repeat(cmd.theta[sims], MAPS_PER_SIM, axis=0))
 
     train_maps, _ = load(split.train)
-    val_maps, val_theta = load(split.val)
-    return finalise(est, train_maps, val_maps, val_theta, folder, seed=seed, log=log)
+    cal_maps, cal_theta = load(np.sort(np.concatenate([split.val, split.test])))
+    return finalise(est, train_maps, cal_maps, cal_theta, folder, seed=seed, log=log)
 
 
 def run(args) -> int:
