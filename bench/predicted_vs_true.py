@@ -12,7 +12,8 @@ diffusion rows need not be recomputed when the CNN is retrained.
 
 Prints JSON: per estimator and parameter, RMS relative error, bias, mean |z| (|mean − truth| / σ), 68 %
 coverage (truth inside the central 68 % interval), each as mean ± spread over the replicates for the
-diffusion likelihood, and the field with the largest |z|; the ratios of the diffusion likelihood's
+diffusion likelihood (and the mean |relative error|, the statistic of ``bench_coverage.py``), and the
+field with the largest |z|; the ratios of the diffusion likelihood's
 and the P(k) baseline's RMS relative error to the CNN's on the same fields. The figure (Figure 3 of
 the seed paper, rows 2–3) shows replicate ``--replicates[0]``: points with 68 % error bars.
 """
@@ -50,6 +51,7 @@ def metrics(a: dict) -> dict:
     z = np.abs(err) / np.maximum(a["std"], 1e-12)
     worst = int(np.argmax(z))
     return {"n": int(err.size), "rms_rel_error": float(np.sqrt(np.mean((err / a["truth"]) ** 2))),
+            "mean_abs_rel_error": float(np.mean(np.abs(err) / a["truth"])),
             "bias": float(np.mean(err)), "mean_abs_z": float(np.mean(z)),
             "coverage68": float(np.mean((a["lo68"] <= a["truth"]) & (a["truth"] <= a["hi68"]))),
             "worst": {"id": a["id"][worst], "truth": float(a["truth"][worst]), "mean": float(a["mean"][worst]),
@@ -157,8 +159,8 @@ def main(argv=None) -> int:
                     if arrays(tables[r], est, name)["id"]]
             if not reps:
                 continue
-            summary[est][name] = {k: spread([m[k] for m in reps]) for k in ("rms_rel_error", "bias", "mean_abs_z",
-                                                                             "coverage68")}
+            summary[est][name] = {k: spread([m[k] for m in reps]) for k in ("rms_rel_error", "mean_abs_rel_error",
+                                                                             "bias", "mean_abs_z", "coverage68")}
             summary[est][name]["replicates"] = len(reps)
             summary[est][name]["worst_field"] = max((m["worst"] for m in reps), key=lambda w: w["z"])
     if summary["cnn"]:
