@@ -66,6 +66,8 @@ def test_collect_names_fields_of_files_folders_and_cmd_sets(cmd_dir, tmp_path):
     (tmp_path / "notes.txt").write_text("not a field")
     specs = collect([tmp_path])
     assert [s.id for s in specs] == ["f0.npy", "f1.npy"] and specs[0].truth is None
+    (tmp_path / "examples.json").write_text(json.dumps([{"file": "f1.npy", "omega_m": 0.3, "sigma_8": 0.8}]))
+    assert [s.truth for s in collect([tmp_path])] == [None, (0.3, 0.8)]
     with pytest.raises(ValueError, match="select"):
         collect([maps], "every other")
     with pytest.raises(ValueError, match="out of range"):

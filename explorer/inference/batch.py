@@ -7,7 +7,8 @@
 What is a field (:func:`collect`):
 
 * a field file (.npy, .npz, .fits; as for one field), or several on the command line;
-* a folder: its field files, sorted by name, or, when it holds a CMD set (``Maps_*.npy`` +
+* a folder: its field files, sorted by name (truths from an ``examples.json`` beside them, the
+  app's examples format, when there is one), or, when it holds a CMD set (``Maps_*.npy`` +
   ``params_*.txt``), that set's maps;
 * a CMD maps file (``Maps_{field}_{suite}_{set}_z=0.00.npy``, its params file beside it gives the
   truths), with ``--select``: ``all``, ``one-per-sim`` (one map per simulation, the maps
@@ -106,6 +107,18 @@ def _cmd_specs(cmd, select: str) -> list[FieldSpec]:
             for i in _selection(select, cmd)]
 
 
+def _folder_truths(folder: Path) -> dict:
+    """{file name: (Ωₘ, σ₈)} from the folder's ``examples.json`` (the app's examples format), if any."""
+    index = folder / "examples.json"
+    if not index.is_file():
+        return {}
+    try:
+        entries = json.loads(index.read_text())
+        return {str(e["file"]): (float(e["omega_m"]), float(e["sigma_8"])) for e in entries}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{index}: not a list of {{file, omega_m, sigma_8}} entries ({err})") from None
+
+
 def collect(paths, select: str | None = None) -> list[FieldSpec]:
     """The fields named by ``paths`` (files, folders, CMD maps files; module docstring), in order.
 
@@ -137,7 +150,8 @@ def collect(paths, select: str | None = None) -> list[FieldSpec]:
             files = sorted(f for f in p.iterdir() if _is_field_file(f))
             if not files:
                 raise ValueError(f"{raw}: no field files ({', '.join(FIELD_SUFFIXES)}) and no CMD set in this folder")
-            specs += [FieldSpec(f.name, str(f)) for f in files]
+            truths = _folder_truths(p)
+            specs += [FieldSpec(f.name, str(f), None, truths.get(f.name)) for f in files]
         else:
             specs.append(FieldSpec(p.name, str(p)))
     if select is not None and not used_select:
