@@ -30,14 +30,11 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
 
-    from explorer.inference.batch import collect, run_batch
-    from explorer.inference.defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS
+    from explorer.inference.batch import collect, default_options, run_batch
 
     weights = resolve_weights(args.weights)
     specs = collect([resolve_assets() / "valid"], "one-per-sim")[:args.fields]
-    options = {"weights": str(weights), "device": "cpu", "kind": "auto", "terms": DEFAULT_TERMS,
-               "n_noise": DEFAULT_N_NOISE, "coarse": list(DEFAULT_COARSE), "fine": list(DEFAULT_FINE), "seed": None,
-               "calibrated": True, "per_timestep": False, "baseline": True, "cnn": True}
+    options = default_options(weights)
     report = {"weights": str(weights), "fields": len(specs)}
     tables = {}
     with tempfile.TemporaryDirectory() as tmp:

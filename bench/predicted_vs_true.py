@@ -46,6 +46,23 @@ def arrays(rows, est: str, name: str) -> dict:
             "std": get(f"{est}_{name}_std"), "lo68": get(f"{est}_{name}_lo68"), "hi68": get(f"{est}_{name}_hi68")}
 
 
+def add_cnn_columns(rows, specs, cnn) -> None:
+    """Fill the ``cnn_*`` columns of table ``rows`` (matched by id) from one batched prediction on the
+    fields of ``specs`` (mean ± σ as the 68 % interval)."""
+    from explorer.data import prepare_field
+    from explorer.inference.batch import read_spec
+
+    maps = np.stack([prepare_field(read_spec(s), cnn.resolution, "auto").log10 for s in specs])
+    mean, std = cnn.predict(maps)
+    by_id = {s.id: (m, d) for s, m, d in zip(specs, mean, std)}
+    for row in rows:
+        if row["id"] in by_id:
+            m, d = by_id[row["id"]]
+            for j, name in enumerate(PARAM_NAMES):
+                row.update({f"cnn_{name}_mean": m[j], f"cnn_{name}_std": d[j], f"cnn_{name}_lo68": m[j] - d[j],
+                            f"cnn_{name}_hi68": m[j] + d[j]})
+
+
 def metrics(a: dict) -> dict:
     err = a["mean"] - a["truth"]
     z = np.abs(err) / np.maximum(a["std"], 1e-12)
@@ -117,17 +134,13 @@ def main(argv=None) -> int:
     p.add_argument("--cnn", default=None, help="CNN estimator folder (default: WEIGHTS/cnn)")
     args = p.parse_args(argv)
 
-    from explorer.data import prepare_field
-    from explorer.inference.batch import collect, read_spec, run_batch
+    from explorer.inference.batch import collect, default_options, run_batch
     from explorer.inference.cnn import CnnEstimator, find_cnn
-    from explorer.inference.defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS
 
     weights = resolve_weights(args.weights)
     valid = Path(args.valid) if args.valid else resolve_assets() / "valid"
     specs = collect([valid], args.select)
-    options = {"weights": str(weights), "device": "cpu", "kind": "auto", "terms": DEFAULT_TERMS,
-               "n_noise": DEFAULT_N_NOISE, "coarse": list(DEFAULT_COARSE), "fine": list(DEFAULT_FINE), "seed": None,
-               "calibrated": True, "per_timestep": False, "baseline": True, "cnn": False}
+    options = default_options(weights, cnn=False)  # the CNN: evaluated below, in one call
     start = time.perf_counter()
     tables, runs = {}, {}
     for r in args.replicates:
@@ -136,16 +149,8 @@ def main(argv=None) -> int:
     cnn_dir = args.cnn or find_cnn(weights)
     if cnn_dir:
         cnn = CnnEstimator.load(cnn_dir)
-        maps = np.stack([prepare_field(read_spec(s), cnn.resolution, "auto").log10 for s in specs])
-        mean, std = cnn.predict(maps)
-        by_id = {s.id: (m, d) for s, m, d in zip(specs, mean, std)}
         for rows in tables.values():
-            for row in rows:
-                if row["id"] in by_id:
-                    m, d = by_id[row["id"]]
-                    for j, name in enumerate(PARAM_NAMES):
-                        row.update({f"cnn_{name}_mean": m[j], f"cnn_{name}_std": d[j], f"cnn_{name}_lo68": m[j] - d[j],
-                                    f"cnn_{name}_hi68": m[j] + d[j]})
+            add_cnn_columns(rows, specs, cnn)
         summary_cnn = {"folder": str(cnn_dir), "sigma_scale": list(cnn.sigma_scale)}
     else:
         summary_cnn = None

@@ -30,7 +30,7 @@ import numpy as np
 from explorer.params import PARAM_LABELS, PARAM_NAMES
 from explorer.paths import resolve_assets, resolve_weights
 
-from predicted_vs_true import ESTIMATORS, arrays, load_rows, metrics
+from predicted_vs_true import ESTIMATORS, add_cnn_columns, arrays, load_rows, metrics
 
 
 def alter(log10: np.ndarray, kind: str, level: float, rng: np.random.Generator) -> np.ndarray:
@@ -56,10 +56,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
-    from explorer.data import find_cmd, load_cmd, prepare_field, to_log10, write_cmd
-    from explorer.inference.batch import collect, read_spec, run_batch
+    from explorer.data import find_cmd, load_cmd, to_log10, write_cmd
+    from explorer.inference.batch import collect, default_options, run_batch
     from explorer.inference.cnn import CnnEstimator, find_cnn
-    from explorer.inference.defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS
 
     weights = resolve_weights(args.weights)
     valid = load_cmd(*find_cmd(resolve_assets() / "valid"))
@@ -69,9 +68,7 @@ def main(argv=None) -> int:
     resolution = load_model(weights).resolution
     log10 = to_log10(valid.maps, resolution, indices=np.arange(15 * n_sims), progress=False).astype(np.float64)
     params = valid.params[:n_sims]
-    options = {"weights": str(weights), "device": "cpu", "kind": "log10", "terms": DEFAULT_TERMS,
-               "n_noise": DEFAULT_N_NOISE, "coarse": list(DEFAULT_COARSE), "fine": list(DEFAULT_FINE), "seed": None,
-               "calibrated": True, "per_timestep": False, "baseline": True, "cnn": False}
+    options = default_options(weights, kind="log10", cnn=False)
     cnn_dir = find_cnn(weights)
     cnn = CnnEstimator.load(cnn_dir) if cnn_dir else None
     conditions = [("clean", 0.0)] + [("noise", v) for v in args.noise] + [("smooth", v) for v in args.smooth]
@@ -94,14 +91,7 @@ def main(argv=None) -> int:
             run_batch(specs, folder, {**options, "kind": "density"}, workers=args.workers)
             rows = load_rows(folder / "results.csv")
         if cnn is not None:
-            fields = np.stack([prepare_field(read_spec(s), cnn.resolution, "auto").log10 for s in specs])
-            mean, std = cnn.predict(fields)
-            by_id = {s.id: (m, d) for s, m, d in zip(specs, mean, std)}
-            for row in rows:
-                m, d = by_id[row["id"]]
-                for j, pname in enumerate(PARAM_NAMES):
-                    row.update({f"cnn_{pname}_mean": m[j], f"cnn_{pname}_std": d[j],
-                                f"cnn_{pname}_lo68": m[j] - d[j], f"cnn_{pname}_hi68": m[j] + d[j]})
+            add_cnn_columns(rows, specs, cnn)
         entry = {"kind": kind, "level": level}
         for est in ESTIMATORS:
             entry[est] = {pname: {k: v for k, v in metrics(arrays(rows, est, pname)).items() if k != "worst"}

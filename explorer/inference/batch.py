@@ -198,6 +198,15 @@ def _models(weights: str, device: str):
     return _MODELS[key]
 
 
+def default_options(weights, **overrides) -> dict:
+    """The options of :func:`analyse` that ``explorer infer`` uses by default, for ``weights``."""
+    from .defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS
+
+    return {"weights": str(weights), "device": "cpu", "kind": "auto", "terms": DEFAULT_TERMS,
+            "n_noise": DEFAULT_N_NOISE, "coarse": list(DEFAULT_COARSE), "fine": list(DEFAULT_FINE), "seed": None,
+            "calibrated": True, "per_timestep": False, "baseline": True, "cnn": True, **overrides}
+
+
 def analyse(field, options: dict, truth=None, models=None) -> dict:
     """Everything ``explorer infer`` computes for one field, as the JSON document it writes.
 
