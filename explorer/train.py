@@ -135,7 +135,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     meta = {"data": _data_info(cfg, cmd, split), "train_config": asdict(cfg)}
 
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not progress or rank != 0)
-    log = _Log(run / "log.jsonl", cfg, world, record, bar) if rank == 0 else None
+    log = _Log(run / "log.jsonl", cfg, world, record, bar, device) if rank == 0 else None
     start, epoch = time.perf_counter(), 0
     out_of_time = lambda: cfg.max_minutes and time.perf_counter() - start > 60 * cfg.max_minutes  # noqa: E731
     try:
@@ -217,7 +217,7 @@ def _init_model(cfg: TrainConfig, norm, train_set, ckpt_path: Path, rank: int):
         norm = Normalization(model.normalization.lo, model.normalization.hi)
         if model.network.config.sample_size != cfg.resolution:
             model.network.register_to_config(sample_size=cfg.resolution)  # fully convolutional: any size
-        record.update(cpu_hours=float(previous.get("cpu_hours", 0.0)),
+        record.update(cpu_hours=float(previous.get("cpu_hours", 0.0)), gpu_hours=float(previous.get("gpu_hours", 0.0)),
                       steps_before=int(previous.get("steps", 0)), init=str(cfg.init))
     else:
         model = Denoiser(build_network(cfg), schedule_from_spec(seed_schedule_spec(1000)), norm)
@@ -279,11 +279,14 @@ def _train_step(net, model, ema, opt, x0, theta, step: int, cfg: TrainConfig) ->
 
 class _Log:
     """RUN/log.jsonl (rank 0): the mean loss, learning rate and throughput every ``log_every`` steps,
-    validation figures; adds the CPU-hours to ``record``."""
+    validation figures; adds the compute to ``record``: CPU-hours (wall time x threads x processes)
+    on the CPU, GPU-hours (wall time x GPUs) on CUDA."""
 
-    def __init__(self, path: Path, cfg: TrainConfig, world: int, record: dict, bar):
+    def __init__(self, path: Path, cfg: TrainConfig, world: int, record: dict, bar, device=torch.device("cpu")):
         self.file, self.cfg, self.world, self.record, self.bar = open(path, "a"), cfg, world, record, bar
         self.threads, self.last, self.losses = torch.get_num_threads(), time.perf_counter(), []
+        self.hours_key = "gpu_hours" if torch.device(device).type == "cuda" else "cpu_hours"
+        self.per_process = 1 if self.hours_key == "gpu_hours" else self.threads
 
     def loss(self, step: int, value: float) -> None:
         self.losses.append(value)
@@ -291,7 +294,8 @@ class _Log:
             return
         now = time.perf_counter()
         rate = len(self.losses) * self.cfg.batch_size * self.world / (now - self.last)
-        self.record["cpu_hours"] += (now - self.last) * self.threads * self.world / 3600
+        self.record[self.hours_key] = self.record.get(self.hours_key, 0.0) + \
+            (now - self.last) * self.per_process * self.world / 3600
         self.last = now
         entry = {"step": step, "loss": float(np.mean(self.losses)), "lr": _lr_at(step, self.cfg),
                  "maps_per_s": rate, "time": time.time()}
@@ -335,7 +339,8 @@ def export(ema, folder: Path, meta: dict, step: int, record: dict) -> None:
     from explorer.model import save_model
 
     training = {"steps": record.get("steps_before", 0) + step, "steps_this_run": step,
-                "cpu_hours": round(record.get("cpu_hours", 0.0), 3), "best_validation": record.get("best"),
+                "cpu_hours": round(record.get("cpu_hours", 0.0), 3), "gpu_hours": round(record.get("gpu_hours", 0.0), 4),
+                "best_validation": record.get("best"),
                 "warm_start_from": record.get("init")}
     save_model(folder, ema, {**meta, "training": training})
 

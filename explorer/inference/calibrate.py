@@ -276,7 +276,7 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
     valid_sims = np.arange(valid_cmd.n_sims)
     if max_fields is not None:
         test_sims, valid_sims = test_sims[:max_fields], valid_sims[:max_fields]
-    if test_sims.size < 3 or valid_sims.size < 3:
+    if not skip_coverage and (test_sims.size < 3 or valid_sims.size < 3):  # before anything is written
         raise ValueError(f"need >= 3 calibration and evaluation fields, got {test_sims.size} and {valid_sims.size}")
     kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=noise_seed,
               cluster=(workers, scheduler, weights) if workers or scheduler else None)

@@ -35,6 +35,9 @@ def add_arguments(parser):
     parser.add_argument("--stop", type=int, default=None,
                         help="only simulations [0, STOP) of the set (a prefix of the same recipe)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    parser.add_argument("--device", default="cpu",
+                        help="where --recipe and custom sets run: cpu (default), cuda, or auto (CUDA if present); "
+                             "--assets always runs on the CPU")
     parser.add_argument("--parts", type=Path, default=None,
                         help="where unmerged simulations are kept (default: OUT, or data/assets-parts "
                              "with --assets)")
@@ -49,7 +52,7 @@ def _recipes():
 def run(args) -> int:
     import torch
 
-    from explorer.sim.sets import SetRecipe, generate, merge
+    from explorer.sim.sets import SetRecipe, generate
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,7 +71,9 @@ def run(args) -> int:
                            map_size=args.map_size, suite=args.suite)
     else:
         raise ValueError("say what to simulate: --recipe NAME, --assets, or --n-sims N")
-    generate(recipe, args.parts or args.out, shard=shard, stop=args.stop)
+    from explorer.model.device import pick_device
+
+    generate(recipe, args.parts or args.out, shard=shard, stop=args.stop, device=pick_device(args.device))
     _merge_if_complete(recipe, args.out, args.parts, args.stop)
     return 0
 

@@ -43,24 +43,25 @@ class PMConfig:
             raise ValueError(f"a_start={self.a_start} must lie in (0, 1)")
 
 
-def linear_field(cosmo: Cosmology, n: int, box_size: float, seed: int) -> torch.Tensor:
+def linear_field(cosmo: Cosmology, n: int, box_size: float, seed: int, device="cpu") -> torch.Tensor:
     """Gaussian linear overdensity at z = 0 on an n³ lattice, rfftn coefficients (n, n, n//2+1).
 
     The white noise comes from numpy's PCG64 with `seed`, so a seed gives the same field on every
-    platform; the same seed at two cosmologies gives the same phases (as in CAMELS 1P sets).
+    platform and device; the same seed at two cosmologies gives the same phases (as in CAMELS 1P
+    sets). The FFT runs on `device`.
     """
     noise = np.random.default_rng(seed).standard_normal((n, n, n)).astype(np.float32)
     kx, ky, kz = wavevectors(n, box_size, dtype=torch.float64)
     k = torch.sqrt(kx**2 + ky**2 + kz**2)
     cell_volume = (box_size / n) ** 3
-    amplitude = np.sqrt(cosmo.linear_power(k.numpy()) / cell_volume)
-    return torch.fft.rfftn(torch.from_numpy(noise)) * torch.from_numpy(amplitude).to(torch.float32)
+    amplitude = torch.from_numpy(np.sqrt(cosmo.linear_power(k.numpy()) / cell_volume)).to(torch.float32)
+    return torch.fft.rfftn(torch.from_numpy(noise).to(device)) * amplitude.to(device)
 
 
 def lpt_displacements(delta_k: torch.Tensor, box_size: float) -> tuple[torch.Tensor, torch.Tensor]:
     """First- and second-order displacement fields Ψ₁, Ψ₂: each (3, n, n, n) in Mpc/h."""
     n = delta_k.shape[0]
-    kx, ky, kz = wavevectors(n, box_size)
+    kx, ky, kz = wavevectors(n, box_size, device=delta_k.device)
     ks = (kx, ky, kz)
     k2 = kx**2 + ky**2 + kz**2
     k2[0, 0, 0] = 1.0
@@ -78,29 +79,30 @@ def lpt_displacements(delta_k: torch.Tensor, box_size: float) -> tuple[torch.Ten
     return psi1, psi2
 
 
-def lattice(n: int, box_size: float) -> torch.Tensor:
+def lattice(n: int, box_size: float, device="cpu") -> torch.Tensor:
     """Unperturbed positions q of an n³ lattice: (n³, 3) in Mpc/h, in C order of (i, j, l)."""
-    axis = torch.arange(n, dtype=torch.float32) * (box_size / n)
+    axis = torch.arange(n, dtype=torch.float32, device=device) * (box_size / n)
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"))
     return grid.reshape(3, -1).T.contiguous()
 
 
-def run_pm(cosmo: Cosmology, seed: int, config: PMConfig = PMConfig()) -> torch.Tensor:
+def run_pm(cosmo: Cosmology, seed: int, config: PMConfig = PMConfig(), device="cpu") -> torch.Tensor:
     """Evolve one realisation to z = 0 and return the particle displacements s = x − q.
 
-    Returns (3, n_p, n_p, n_p) float32 in Mpc/h, on the Lagrangian lattice of `lattice`, wrapped
-    to [−L/2, L/2) — a smooth periodic field wherever streams have not crossed.
+    Returns (3, n_p, n_p, n_p) float32 in Mpc/h on `device` (where every step runs: "cuda" on a GPU),
+    on the Lagrangian lattice of `lattice`, wrapped to [−L/2, L/2) — a smooth periodic field wherever
+    streams have not crossed.
     """
     n, box = config.n_particles, config.box_size
-    delta_k = linear_field(cosmo, n, box, seed)
+    delta_k = linear_field(cosmo, n, box, seed, device)
     psi1, psi2 = (p.reshape(3, -1).T for p in lpt_displacements(delta_k, box))
-    q = lattice(n, box)
+    q = lattice(n, box, device)
 
     a_steps = np.linspace(config.a_start, 1.0, config.n_steps + 1)
     a0 = a_steps[0]
-    d1, d2 = cosmo.growth(a0)[0], cosmo.growth_2lpt(a0)[0][0]
-    dd1, dd2 = cosmo.growth_derivative(a0)[0], cosmo.growth_2lpt(a0)[1][0]
-    a3e = a0**3 * cosmo.efunc(a0)
+    d1, d2 = float(cosmo.growth(a0)[0]), float(cosmo.growth_2lpt(a0)[0][0])  # plain floats: any device
+    dd1, dd2 = float(cosmo.growth_derivative(a0)[0]), float(cosmo.growth_2lpt(a0)[1][0])
+    a3e = float(a0**3 * cosmo.efunc(a0))
     x = q + d1 * psi1 + d2 * psi2
     p = a3e * (dd1 * psi1 + dd2 * psi2)
 

@@ -30,7 +30,7 @@ def upsample_displacements(s: torch.Tensor, factor: int) -> torch.Tensor:
     s_k[:, h] = 0
     s_k[:, :, h] = 0
     s_k[..., h] = 0
-    big = torch.zeros((3, m, m, m // 2 + 1), dtype=s_k.dtype)
+    big = torch.zeros((3, m, m, m // 2 + 1), dtype=s_k.dtype, device=s_k.device)
     for rows_src, rows_dst in ((slice(0, h), slice(0, h)), (slice(h, n), slice(m - h, m))):
         for cols_src, cols_dst in ((slice(0, h), slice(0, h)), (slice(h, n), slice(m - h, m))):
             big[:, rows_dst, cols_dst, : h + 1] = s_k[:, rows_src, cols_src, : h + 1]
@@ -76,7 +76,7 @@ def cdm_maps(displacements: torch.Tensor, cosmo: Cosmology, box_size: float = 25
     """
     s = upsample_displacements(displacements, upsample)
     n = s.shape[-1]
-    positions = torch.remainder(lattice(n, box_size) + s.reshape(3, -1).T, box_size)
+    positions = torch.remainder(lattice(n, box_size, s.device) + s.reshape(3, -1).T, box_size)
     tracer_mass = cosmo.omega_cdm * RHO_CRIT * box_size**3 / n**3
     maps = paint_slab_maps(positions, box_size, map_size, n_slabs, tracer_mass)
     if fill_empty:

@@ -15,11 +15,11 @@ import math
 import torch
 
 
-def wavevectors(n: int, box_size: float, dtype=torch.float32) -> tuple[torch.Tensor, ...]:
+def wavevectors(n: int, box_size: float, dtype=torch.float32, device="cpu") -> tuple[torch.Tensor, ...]:
     """(kx, ky, kz) of an rfftn of an n³ mesh, broadcastable to (n, n, n//2+1), in h/Mpc."""
     kf = 2.0 * math.pi / box_size
-    k_full = torch.fft.fftfreq(n, d=1.0 / n).to(dtype) * kf
-    k_half = torch.fft.rfftfreq(n, d=1.0 / n).to(dtype) * kf
+    k_full = torch.fft.fftfreq(n, d=1.0 / n, device=device).to(dtype) * kf
+    k_half = torch.fft.rfftfreq(n, d=1.0 / n, device=device).to(dtype) * kf
     return k_full.view(n, 1, 1), k_full.view(1, n, 1), k_half.view(1, 1, n // 2 + 1)
 
 
@@ -73,7 +73,7 @@ def gravity(positions: torch.Tensor, n_mesh: int, box_size: float) -> torch.Tens
     counts = cic_paint(grid, n_mesh, corners=corners)
     delta = counts / counts.mean() - 1.0
     delta_k = torch.fft.rfftn(delta)
-    kx, ky, kz = wavevectors(n_mesh, box_size, dtype=positions.dtype)
+    kx, ky, kz = wavevectors(n_mesh, box_size, dtype=positions.dtype, device=positions.device)
     k2 = kx**2 + ky**2 + kz**2
     k2[0, 0, 0] = 1.0
     potential_k = delta_k / k2  # = −ψ̂

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from explorer.data.cmd import MAPS_PER_SIM, write_cmd
 from explorer.data.transform import block_average
@@ -90,14 +89,18 @@ RECIPES["examples"] = SetRecipe("examples", "EX", 4, seed=5, map_size=128, theta
 
 
 def simulate_one(omega_m: float, sigma_8: float, seed: int, map_size: int = 128,
-                 pm: PMConfig = PMConfig()) -> np.ndarray:
-    """Run one stand-in simulation: (15, map_size, map_size) float32 Σ_cdm [(M_⊙/h)/(Mpc/h)²]."""
+                 pm: PMConfig = PMConfig(), device="cpu") -> np.ndarray:
+    """Run one stand-in simulation: (15, map_size, map_size) float32 Σ_cdm [(M_⊙/h)/(Mpc/h)²].
+
+    ``device``: where the N-body steps and the painting run ("cuda" on a GPU); the initial white
+    noise is numpy's on every device, so a seed gives the same universe up to float rounding.
+    """
     paint = 128
     if paint % map_size:
         raise ValueError(f"map_size={map_size} must divide the painted size {paint}")
     cosmo = Cosmology(omega_m, sigma_8)
-    maps = cdm_maps(run_pm(cosmo, seed, pm), cosmo, box_size=pm.box_size, map_size=paint)
-    return block_average(maps.numpy().astype(np.float64), paint // map_size).astype(np.float32)
+    maps = cdm_maps(run_pm(cosmo, seed, pm, device), cosmo, box_size=pm.box_size, map_size=paint)
+    return block_average(maps.cpu().numpy().astype(np.float64), paint // map_size).astype(np.float32)
 
 
 def part_path(parts_root, recipe: SetRecipe, i: int) -> Path:
@@ -106,8 +109,8 @@ def part_path(parts_root, recipe: SetRecipe, i: int) -> Path:
 
 
 def generate(recipe: SetRecipe, parts_root, shard: tuple[int, int] = (0, 1),
-             stop: int | None = None, progress: bool = True) -> list[int]:
-    """Simulate the missing parts of `recipe` in this shard; returns the indices simulated."""
+             stop: int | None = None, progress: bool = True, device="cpu") -> list[int]:
+    """Simulate the missing parts of `recipe` in this shard (on ``device``); returns the indices simulated."""
     index, count = shard
     if not 0 <= index < count:
         raise ValueError(f"shard={index}/{count}: need 0 <= I < N")
@@ -118,7 +121,7 @@ def generate(recipe: SetRecipe, parts_root, shard: tuple[int, int] = (0, 1),
 
     done = []
     for i in tqdm(todo, desc=f"simulate {recipe.name} {index}/{count}", disable=not progress):
-        maps = simulate_one(*params[i], recipe.sim_seed(i), recipe.map_size, recipe.pm)
+        maps = simulate_one(*params[i], recipe.sim_seed(i), recipe.map_size, recipe.pm, device)
         path = part_path(parts_root, recipe, i)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")

@@ -1,0 +1,85 @@
+"""bench/gpu_train.sh: the one-command GPU training, run on the CPU with tiny settings (issue #14 item 4).
+
+Every phase runs (simulate, train both networks from the shipped weights, assemble, evaluate side by
+side, figures) without the app's packages: panel, holoviews, bokeh, dask and astropy are made
+unimportable, as on a GPU node that only has PyTorch's image.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCKED = ("panel", "holoviews", "bokeh", "dask", "distributed", "astropy")
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_weights_evaluation_and_figures_without_the_app_packages(tmp_path):
+    from explorer.model import load_model
+    from explorer.model.weights import read_metadata
+
+    block = tmp_path / "block"
+    for name in BLOCKED:
+        (block / name).mkdir(parents=True)
+        (block / name / "__init__.py").write_text(f"raise ImportError('{name} is not on a GPU node')\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(block), "PYTHON": "python"}
+    env.pop("EXPLORER_WEIGHTS", None)
+    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_train.sh"), str(out), "1", "--tiny"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for phase in ("simulate", "train", "assemble", "evaluate", "figures"):
+        assert f"[{phase}] done" in done.stdout
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["environment"]["device"] == "cpu"
+    assert set(summary["phases"]) == {"simulate", "train", "assemble", "evaluate", "figures"}
+    assert summary["phases"]["simulate"]["simulations"] == 22
+    from explorer.data import find_cmd, load_cmd
+    from explorer.sim.sets import RECIPES
+
+    cmd = load_cmd(*find_cmd(out / "data"))
+    assert cmd.n_sims == 22  # the train recipe's first 22 cosmologies
+    np.testing.assert_allclose(cmd.theta, RECIPES["train"].params()[:22], rtol=1e-5)
+
+    # Both networks warm-started from the shipped weights and took their one step.
+    shipped = load_model(ROOT / "weights")
+    for name, init in (("full", ROOT / "weights"), ("small", ROOT / "weights" / "small")):
+        record = read_metadata(out / "runs" / name / "last")["training"]
+        assert record["steps_this_run"] == 1
+        assert Path(record["warm_start_from"]) == init
+        assert record["steps"] == read_metadata(init)["training"]["steps"] + 1
+
+    # The assembled folder: the new full network, the small one attached as the sampling default,
+    # the shipped sampler and CNN, a Gaussian start and P(k) baseline fitted on the simulated set.
+    new = load_model(out / "weights")
+    assert new.network.config.block_out_channels == shipped.network.config.block_out_channels
+    moved = [k for k, v in new.network.state_dict().items()
+             if not np.allclose(v.numpy(), shipped.network.state_dict()[k].numpy())]
+    assert moved, "the new full network equals the shipped one: training did not reach it"
+    meta = read_metadata(out / "weights")
+    shipped_sampler = read_metadata(ROOT / "weights")["sampler"]
+    assert meta["sampler"] == shipped_sampler
+    assert read_metadata(out / "weights" / "small")["gaussian_start"] == meta["gaussian_start"]
+    assert "calibration" not in meta  # the likelihood is not recalibrated, and the card says so
+    assert "not calibrated" in (out / "weights" / "GPU_TRAINING.md").read_text()
+    assert (out / "weights" / "cnn" / "config.json").exists()
+    assert (out / "weights" / "pk_baseline.json").exists()
+
+    # Evaluated side by side with the same seeds; figures are PNG files.
+    for name in ("shipped", "new"):
+        result = json.loads((out / f"eval_{name}.json").read_text())
+        assert result["seeds"] == [0] and result["n_cosmologies"] == 2
+        assert np.isfinite(summary["evaluation"][name]["fidelity_loo"]["mean"])
+    assert json.loads((out / "eval_shipped.json").read_text())["weights"] == str(ROOT / "weights")
+    for png in ("train_loss.png", "fidelity.png"):
+        assert (out / "figures" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_usage_error_without_an_output_folder():
+    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_train.sh")], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage" in done.stderr
