@@ -281,14 +281,17 @@ OVERFLOW_JS = """() => {
 
 
 def overflow(page, tab: str, size) -> dict | None:
-    """What sticks out to the right of ``tab`` at the current viewport (None: nothing); screenshots it."""
+    """What sticks out to the right of ``tab`` at the current viewport (None: nothing); screenshots it
+    at the laptop size and wherever something sticks out."""
     found, previous, deadline = None, {}, time.monotonic() + 10.0
     while found != previous and time.monotonic() < deadline:  # two equal measurements: layout settled
         previous = found
         page.wait_for_timeout(300)
         found = page.evaluate(OVERFLOW_JS)
-    page.screenshot(path=ARTIFACTS / f"browser_layout_{size[0]}_{tab.split()[0].lower()}.png")
-    return found if found["scroll"] > found["width"] or found["bad"] else None
+    problem = found if found["scroll"] > found["width"] or found["bad"] else None
+    if problem or size[0] <= 1280:
+        page.screenshot(path=ARTIFACTS / f"browser_layout_{size[0]}_{tab.split()[0].lower()}.png")
+    return problem
 
 
 def test_every_tab_fits_a_projector_and_a_laptop_also_in_presenter_mode(browser_page):
