@@ -1,5 +1,7 @@
 """Samplers on a tiny random model: seeds reproduce, strided-at-T is DDPM, θ checks, Emulator."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -35,7 +37,10 @@ def model(schedule):
 
 def draw(model, schedule, seed, method, **kw):
     steps = None if method == "ddpm" else 4
-    if method.endswith("-gauss"):  # a Gaussian start whose σ* lies above every level: all 4 run
+    if method == "distilled":  # a network made by `explorer distill` knows its levels
+        model = copy.copy(model)
+        model.metadata = {**model.metadata, "distillation": {"levels": [15, 8, 3, 0]}}
+    if method.endswith("-gauss") or method == "distilled":  # a Gaussian start whose σ* lies above every level: all 4 run
         kw.setdefault("gaussian_start", GaussianStart.fit(
             np.random.default_rng(0).uniform([0.1, 0.6], [0.5, 1.0], (40, 2)),
             np.random.default_rng(1).normal(0, 0.3, (40, 16, 16)), ((0.1, 0.5), (0.6, 1.0)), sigma=1e6, degree=1))

@@ -29,4 +29,11 @@ SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
                 "stochastic DPM-Solver++ order 2 on Karras noise levels (diffusers)"),
     SamplerInfo("sde-dpmsolver++-karras-gauss", 30, True,
                 "Gaussian-field start at sigma*, then stochastic DPM-Solver++ on the Karras levels below it"),
+    SamplerInfo("ddim-gauss", 8, False,
+                "Gaussian-field start at sigma*, then DDIM (eta = 0) on `steps` Karras levels below it, one call each"),
+    SamplerInfo("distilled", None, False,
+                "a network made by `explorer distill`: DDIM from the Gaussian start on the levels it was trained for"),
 )}
+
+#: methods that start from the weights' Gaussian field at sigma* (``gaussian_start``)
+GAUSSIAN_START_METHODS = tuple(name for name in SAMPLERS if name.endswith("-gauss") or name == "distilled")

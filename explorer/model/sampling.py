@@ -19,6 +19,10 @@ Methods (``SAMPLERS`` holds each one's default number of steps):
   x_t at the first level ≤ σ* is drawn from the Gaussian model of the data (a Gaussian random field
   with the training maps' power spectrum and mean at θ, :mod:`explorer.model.gaussian`, passed as
   ``gaussian_start``). With σ* = 3, 30 levels cost 14 network calls.
+- ``"ddim-gauss"``: the same Gaussian start, then deterministic DDIM (η = 0) on ``steps`` Karras
+  levels below σ*, one network call each, the last returning x̂_0 (:mod:`.distill`).
+- ``"distilled"``: the same, on the levels a network made by ``explorer distill`` (progressive
+  distillation, Salimans & Ho 2022) was trained for (its ``distillation.levels``).
 
 Every method clips x̂_0 to ``clip`` (the data range in normalised units) at every step.
 
@@ -45,7 +49,8 @@ from .schedule import NoiseSchedule, spaced_timesteps
 from .weights import WeightsError, load_model
 
 
-from .samplers import SAMPLERS, SamplerInfo  # noqa: E402  (re-exported)
+from .samplers import GAUSSIAN_START_METHODS, SAMPLERS, SamplerInfo  # noqa: E402  (re-exported)
+from .distill import ddim_levels, distilled_levels, gaussian_start_x, karras_levels  # noqa: E402
 
 from explorer.params import PARAM_NAMES  # noqa: E402,F401  (re-exported)
 
@@ -214,17 +219,23 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
     shape = (theta.shape[0], 1, int(h), int(w))
 
     T = denoiser.schedule.T
+    if method == "distilled":
+        levels = distilled_levels(denoiser)
+        if steps is not None and steps != len(levels):
+            raise ValueError(f"this distilled network takes exactly {len(levels)} steps, got {steps!r}")
+        steps = len(levels)
     steps = SAMPLERS[method].default_steps if steps is None else steps
     if method == "ddpm":
         if steps not in (None, T):
             raise ValueError(f"steps must be None or T={T} for method 'ddpm' (use 'ddpm-strided'), got {steps!r}")
         steps = T
-    if int(steps) != steps or not 2 <= steps <= T:
-        raise ValueError(f"steps must be an integer in [2, {T}], got {steps!r}")
+    few = method in ("ddim-gauss", "distilled")  # one network call per level: a single level is allowed
+    if int(steps) != steps or not (1 if few else 2) <= steps <= T:
+        raise ValueError(f"steps must be an integer in [{1 if few else 2}, {T}], got {steps!r}")
     clip = _check_clip(clip, denoiser)
     if isinstance(gaussian_start, str) and gaussian_start == "auto":
         gaussian_start = denoiser.gaussian_start
-    if method.endswith("-gauss"):
+    if method in GAUSSIAN_START_METHODS:
         if gaussian_start is None:
             raise ValueError(f"method {method!r} needs a gaussian_start (fitted by `explorer calibrate` and stored "
                              "in the weights' explorer.json); use 'sde-dpmsolver++-karras' without one")
@@ -239,6 +250,11 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
         if method in ("ddpm", "ddpm-strided"):
             x = _ancestral(denoiser, theta, shape, spaced_timesteps(T, int(steps)), gen, device, bf16, clip,
                            progress)
+        elif few:
+            if method == "ddim-gauss":
+                levels = karras_levels(denoiser.schedule, int(steps), gaussian_start.sigma)
+            x = gaussian_start_x(denoiser, gaussian_start, theta, levels[0], shape, gen, device)
+            x = ddim_levels(denoiser, theta, x, levels, bf16, clip, progress)
         else:
             x = _diffusers_loop(denoiser, method, theta, shape, int(steps), gen, device, bf16, clip,
                                 progress, gaussian_start if method.endswith("-gauss") else None)
@@ -261,7 +277,7 @@ class Emulator:
         method = sampler.get("method", "ddpm-strided")
         if method not in SAMPLERS:
             raise ValueError(f"sampler method {method!r} in the weights metadata is not one of {sorted(SAMPLERS)}")
-        if method.endswith("-gauss") and loaded.gaussian_start is None:
+        if method in GAUSSIAN_START_METHODS and loaded.gaussian_start is None:
             raise ValueError(f"the weights' default sampler {method!r} needs metadata['gaussian_start']; "
                              "run `explorer calibrate` on the training data")
         self.default_method: str = method
@@ -275,6 +291,7 @@ class Emulator:
             check_same_maps(loaded, small)
             self.networks["small"] = small
         self.default_network: str = "small" if small is not None else "full"
+        self.folder: Path | None = None  # set by from_folder: other sub-folder networks load on request
 
     @classmethod
     def from_folder(cls, folder: str | Path | None = None, device: str | torch.device = "auto",
@@ -294,7 +311,23 @@ class Emulator:
                 raise WeightsError(f"{Path(folder) / 'explorer.json'}: sampler.network must name a sub-folder, "
                                    f"got {sub!r}")
             small = load_model(Path(folder) / sub, device=device)
-        return cls(loaded, bf16=bf16, small=small)
+        emu = cls(loaded, bf16=bf16, small=small)
+        emu.folder = Path(folder)
+        return emu
+
+    def network(self, name: str) -> Denoiser:
+        """The network ``name``: "full", "small", or another sub-folder of the weights folder holding
+        a network for the same maps (e.g. "fast", a few-call network made by ``explorer distill``),
+        loaded on first use."""
+        if name not in self.networks and self.folder is not None and is_folder_name(name) \
+                and (self.folder / name / "explorer.json").is_file():
+            other = load_model(self.folder / name, device=self.loaded.device)
+            check_same_maps(self.loaded, other)
+            self.networks[name] = other
+        if name not in self.networks:
+            raise ValueError(f"network must be one of {sorted(self.networks)} (or a sub-folder of the weights "
+                             f"holding one) for these weights, got {name!r}")
+        return self.networks[name]
 
     @property
     def resolution(self) -> int:
@@ -316,13 +349,10 @@ class Emulator:
         check_in_prior([[omega_m, sigma_8]], self.param_ranges)
         if int(n) != n or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        network = self.default_network if network is None else network
-        if network not in self.networks:
-            raise ValueError(f"network must be one of {sorted(self.networks)} for these weights, got {network!r}")
+        lm = self.network(self.default_network if network is None else network)
         method = self.default_method if method is None else method
         if steps is None and method == self.default_method:
             steps = self.default_steps
-        lm = self.networks[network]
         x = sample(lm, [omega_m, sigma_8], n=int(n), seed=seed, method=method, steps=steps, device=lm.device,
                    bf16=self.bf16, clip=self.clip, progress=progress, gaussian_start=self.loaded.gaussian_start)
         return lm.decode(x)
