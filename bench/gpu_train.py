@@ -64,7 +64,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1000, 2000], help="sampler seeds of the evaluation")
     p.add_argument("--eval-reserve", type=float, default=None,
                    help="minutes kept for assembling and evaluating (default 2 on CUDA)")
-    p.add_argument("--gpus", type=int, default=1, help="GPUs for the full network (DDP through torchrun when > 1)")
+    p.add_argument("--gpus", type=int, default=1,
+                   help="GPUs for the full network (DDP through torchrun when > 1; on a CPU: processes)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cuda, cpu")
     p.add_argument("--tiny", action="store_true",
                    help="smoke run on any machine: 22 tiny simulations, a few steps, 2 cosmologies, 2 sampler steps")

@@ -1,7 +1,7 @@
 """bench/gpu_train.sh: the one-command GPU training, run on the CPU with tiny settings (issue #14 item 4).
 
-Every phase runs (simulate, train both networks from the shipped weights, assemble, evaluate side by
-side, figures) without the app's packages: panel, holoviews, bokeh, dask and astropy are made
+Every phase runs (simulate, train both networks from the shipped weights, the full one on two DDP
+processes through torchrun, assemble, evaluate side by side, figures) without the app's packages: panel, holoviews, bokeh, dask and astropy are made
 unimportable, as on a GPU node that only has PyTorch's image.
 """
 
@@ -29,7 +29,7 @@ def test_tiny_run_writes_weights_evaluation_and_figures_without_the_app_packages
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(block), "PYTHON": "python"}
     env.pop("EXPLORER_WEIGHTS", None)
-    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_train.sh"), str(out), "1", "--tiny"],
+    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_train.sh"), str(out), "1", "--tiny", "--gpus", "2"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for phase in ("simulate", "train", "assemble", "evaluate", "figures"):
@@ -45,6 +45,15 @@ def test_tiny_run_writes_weights_evaluation_and_figures_without_the_app_packages
     cmd = load_cmd(*find_cmd(out / "data"))
     assert cmd.n_sims == 22  # the train recipe's first 22 cosmologies
     np.testing.assert_allclose(cmd.theta, RECIPES["train"].params()[:22], rtol=1e-5)
+
+    # The full network ran on 2 DDP processes (torchrun, gloo on the CPU) in lock-step: one log line
+    # per step, from rank 0 only, and rank 0's checkpoint.
+    assert "torch.distributed.run" in (out / "runs" / "full" / "command.txt").read_text()
+    log = [json.loads(x) for x in (out / "runs" / "full" / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log if "loss" in e] == [1]
+    import torch
+
+    assert torch.load(out / "runs" / "full" / "checkpoint.pt", weights_only=True)["step"] == 1
 
     # Both networks warm-started from the shipped weights and took their one step.
     shipped = load_model(ROOT / "weights")
