@@ -2,9 +2,6 @@
 two CPU processes in lock-step) runs in tests/test_gpu_train.py."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
