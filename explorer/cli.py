@@ -28,7 +28,7 @@ COMMANDS = {
                          "refit a weights folder's map-mean model (its scatter may depend on theta) on its training maps"),
     "train-cnn": ("explorer.inference.cnn_train",
                   "train the CNN moment-network estimator on the diffusion model's training split"),
-    "distill": ("explorer.model.distill",
+    "distill": ("explorer.model.distill_command",
                 "distil the sampling network into a few-call sampler (progressive distillation, resumable)"),
     "calibrate": ("explorer.inference.calibrate_command",
                   "fit the P(k) baseline and the likelihood calibration, measure coverage (JSON)"),

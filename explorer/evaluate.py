@@ -297,8 +297,8 @@ def add_arguments(parser):
     parser.add_argument("--n-generated", type=int, default=15, help="generated maps per cosmology (default 15)")
     parser.add_argument("--method", default=None, help="sampler (default: the weights' default)")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the weights' default)")
-    parser.add_argument("--network", choices=("small", "full"), default=None,
-                        help="network (default: the weights' default network)")
+    parser.add_argument("--network", default=None,
+                        help="network: small, full or another sub-folder of the weights (default: the weights' default)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1000, 2000],
                         help="sampler seeds: cosmology c is generated with seed S + c for each S; every figure is "
                              "reported per seed and as mean and spread over seeds (default 0 1000 2000)")
@@ -319,16 +319,17 @@ def run(args) -> int:
     if args.twins:
         _, newseed = _reference_sets(args.twins, emu.resolution, "twins", args.n_cosmologies)
 
+    method, steps, network = emu.resolve(args.method, args.steps, args.network)
+
     def emulate(om, s8, n, seed):
-        return emu.sample(om, s8, n=n, seed=seed, method=args.method, steps=args.steps, network=args.network)
+        return emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps, network=network)
 
     results = {}
     with tqdm(total=len(theta) * len(args.seeds), desc="evaluate") as bar:
         for seed in args.seeds:
             results[seed] = fidelity(emulate, theta, truth, newseed, n_generated=args.n_generated, seed=seed,
                                      progress=lambda done, total: bar.update(1))
-    out = {"weights": str(args.weights), "method": args.method or emu.default_method,
-           "steps": args.steps or emu.default_steps, "network": args.network or emu.default_network,
+    out = {"weights": str(args.weights), "method": method, "steps": steps, "network": network,
            "n_cosmologies": len(theta), "n_generated": args.n_generated, **over_seeds(results)}
     text = json.dumps(out, indent=1)
     print(text)

@@ -145,6 +145,16 @@ def test_ddim_gauss_and_distilled_samplers_and_explorer_distill_end_to_end(tmp_p
     assert calls == [1, 2] and maps.shape == (2, N, N) and np.isfinite(maps).all()
     with pytest.raises(ValueError, match="exactly 2 steps"):
         emu.sample(0.3, 0.8, n=1, seed=1, steps=4)
+    # as a sub-folder of the main weights ("fast"), it samples with its own levels unless told otherwise
+    import shutil
+
+    shutil.copytree(student_folder, teacher_folder / "fast")
+    main = Emulator.from_folder(teacher_folder, device="cpu", bf16=False)
+    assert main.resolve(None, None, "fast") == ("distilled", 2, "fast")
+    assert main.resolve(None, None, None) == ("ddim-gauss", 4, "full")
+    assert np.array_equal(main.sample(0.3, 0.8, n=2, seed=1, network="fast"), maps)
+    with pytest.raises(ValueError, match="sub-folder"):
+        main.sample(0.3, 0.8, n=1, seed=1, network="nowhere")
     # resumable: a second call finds the finished stage and does no more work
     before = (out / "log.jsonl").read_text()
     assert distill(teacher_folder, tiny_reference, out, start_levels=4, final_levels=2, steps=3) == student_folder

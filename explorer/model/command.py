@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--ddpm", action="store_true", help="ancestral DDPM over all T steps (paper mode)")
     parser.add_argument("--method", choices=sorted(SAMPLERS), default=None,
                         help="sampler (default: the weights' sampler, else ddpm-strided)")
-    parser.add_argument("--network", choices=("small", "full"), default=None,
-                        help="network to sample with (default: the weights' default, 'small' for the shipped "
-                             "weights; --ddpm paper mode uses 'full', the network inference uses)")
+    parser.add_argument("--network", default=None,
+                        help="network to sample with: small, full, or another sub-folder of the weights holding "
+                             "one (e.g. fast, made by `explorer distill`) (default: the weights' default, 'small' "
+                             "for the shipped weights; --ddpm paper mode uses 'full', the network inference uses)")
     parser.add_argument("--weights", type=Path, default=None, help="weights folder (default: $EXPLORER_WEIGHTS, else the shipped weights/ next to the package)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
@@ -62,12 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
     weights = resolve_weights(args.weights)
     emulator = Emulator.from_folder(weights, device=args.device, bf16=args.bf16)
-    method = emulator.default_method if method is None else method
-    if steps is None:
-        steps = emulator.default_steps if method == emulator.default_method else SAMPLERS[method].default_steps
+    network = args.network or ("full" if args.ddpm else emulator.default_network)
+    method, steps, network = emulator.resolve(method, steps, network)
     if method == "ddpm":
         steps = emulator.loaded.schedule.T
-    network = args.network or ("full" if args.ddpm else emulator.default_network)
     start = time.perf_counter()
     maps = emulator.sample(args.omega_m, args.sigma_8, n=args.n, seed=args.seed, method=method, steps=steps,
                            network=network)

@@ -315,6 +315,26 @@ class Emulator:
         emu.folder = Path(folder)
         return emu
 
+    def resolve(self, method: str | None = None, steps: int | None = None,
+                network: str | None = None) -> tuple[str, int | None, str]:
+        """The (method, steps, network) a call with these arguments samples with: None network is
+        :attr:`default_network`; None method is the weights' default, except on a network made by
+        ``explorer distill``, which samples with its own levels ("distilled"); None steps is the
+        weights' default for their default method, the distilled network's level count, else
+        ``SAMPLERS[method].default_steps``."""
+        network = self.default_network if network is None else network
+        if method is None:
+            own = (self.network(network).metadata.get("sampler") or {}).get("method")
+            method = "distilled" if own == "distilled" else self.default_method
+        if steps is None:
+            if method == "distilled":
+                steps = len(distilled_levels(self.network(network)))
+            elif method == self.default_method:
+                steps = self.default_steps
+            else:
+                steps = SAMPLERS[method].default_steps if method in SAMPLERS else None
+        return method, steps, network
+
     def network(self, name: str) -> Denoiser:
         """The network ``name``: "full", "small", or another sub-folder of the weights folder holding
         a network for the same maps (e.g. "fast", a few-call network made by ``explorer distill``),
@@ -349,10 +369,8 @@ class Emulator:
         check_in_prior([[omega_m, sigma_8]], self.param_ranges)
         if int(n) != n or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        lm = self.network(self.default_network if network is None else network)
-        method = self.default_method if method is None else method
-        if steps is None and method == self.default_method:
-            steps = self.default_steps
+        method, steps, network = self.resolve(method, steps, network)
+        lm = self.network(network)
         x = sample(lm, [omega_m, sigma_8], n=int(n), seed=seed, method=method, steps=steps, device=lm.device,
                    bf16=self.bf16, clip=self.clip, progress=progress, gaussian_start=self.loaded.gaussian_start)
         return lm.decode(x)
