@@ -120,7 +120,10 @@ def plot(report: dict, path: Path) -> None:
     fig = Figure(figsize=(12, 6.5), layout="constrained")
     axes = fig.subplots(2, 3)
     conds = report["conditions"]
-    names = list(conds)
+    # clean in the middle: noise grows to the left, smoothing to the right
+    level = lambda n: float(n.split("_")[1])  # noqa: E731
+    names = (sorted((n for n in conds if n.startswith("noise")), key=level, reverse=True) + ["clean"]
+             + sorted((n for n in conds if n.startswith("smooth")), key=level))
     colors = ("#d95f02", "#1b9e77", "#7570b3")
     for i, pname in enumerate(PARAM_NAMES):
         for j, (figure, label) in enumerate((("bias", "bias"), ("rms_rel_error", "RMS relative error"),
@@ -128,7 +131,11 @@ def plot(report: dict, path: Path) -> None:
             ax = axes[i, j]
             for c, est in zip(colors, ESTIMATORS):
                 y = [conds[n][est].get(pname, {}).get(figure, np.nan) for n in names]
-                ax.plot(range(len(names)), y, "o-", color=c, label=ESTIMATORS[est])
+                # one line from "clean" through each kind of alteration (noise, smoothing), not across kinds
+                for kind in ("noise", "smooth"):
+                    idx = [k for k, n in enumerate(names) if n == "clean" or n.startswith(kind)]
+                    ax.plot(idx, [y[k] for k in idx], "o-" if kind == "noise" else "s--", color=c,
+                            label=ESTIMATORS[est] if kind == "noise" else None)
             if figure == "coverage68":
                 ax.axhspan(0.60, 0.76, color="0.9", zorder=0)
                 ax.axhline(0.683, color="0.5", lw=1, ls="--")
@@ -138,8 +145,8 @@ def plot(report: dict, path: Path) -> None:
             ax.set_ylabel(f"{label}, {PARAM_LABELS[pname]}")
             if i == 0 and j == 0:
                 ax.legend(fontsize=8)
-    fig.suptitle(f"Robustness on {report['n_fields']} held-out fields: white noise (dex in log10 Σ) and "
-                 "Gaussian smoothing (pixels) added before inference", fontsize=10)
+    fig.suptitle(f"Robustness on {report['n_fields']} held-out fields: white noise (dex in log10 Σ, left) and "
+                 "Gaussian smoothing (pixels, right) added before inference", fontsize=10)
     fig.savefig(path, dpi=110)
 
 
