@@ -623,3 +623,18 @@ def test_handout_is_the_shown_tab_and_waits_for_a_result(context, monkeypatch):
     png = run(app._handout()).getvalue()
     assert png.startswith(b"\x89PNG") and button.filename.startswith(f"guess_the_universe_seed{app.game.seed}_round1")
     app.stop()
+
+
+def test_sampler_menu_offers_the_fast_network_only_where_the_weights_have_one(tmp_path):
+    from types import SimpleNamespace
+
+    from explorer.ui.compute import SAMPLER_CHOICES, sampler_choices
+
+    fast = [label for label, s in SAMPLER_CHOICES.items() if s.network == "fast"]
+    assert len(fast) == 1
+    emu = SimpleNamespace(networks={"full": None, "small": None}, folder=tmp_path)
+    assert fast[0] not in sampler_choices(emu)
+    assert len(sampler_choices(emu)) == len(SAMPLER_CHOICES) - 1
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "fast" / "explorer.json").write_text("{}")
+    assert sampler_choices(emu) == list(SAMPLER_CHOICES)

@@ -33,12 +33,13 @@ class Sampler:
 
     method: str | None = None
     steps: int | None = None
-    network: str | None = None  # "small" or "full"
+    network: str | None = None  # "small", "full" or another sub-folder network ("fast")
 
 
 #: The app's sampler menu: label -> setting (the compute functions take the setting, not the label).
 SAMPLER_CHOICES = {
     "fast (model default)": Sampler(),
+    "fast network: 4 distilled DDIM calls (fastest)": Sampler(None, None, "fast"),
     "full network: Gaussian start + 30 Karras levels (slower)": Sampler("sde-dpmsolver++-karras-gauss", 30, "full"),
     "DDPM, 25 strided steps (fastest, rough)": Sampler("ddpm-strided", 25),
     "DDPM, 50 strided steps": Sampler("ddpm-strided", 50),
@@ -51,6 +52,18 @@ SAMPLER_CHOICES = {
     "DDIM, 50 steps": Sampler("ddim", 50),
     "DDPM, 1000 steps (paper mode, full network, slow)": Sampler("ddpm", None, "full"),
 }
+
+
+def sampler_choices(emulator) -> list[str]:
+    """The menu labels of :data:`SAMPLER_CHOICES` these weights can run: an entry naming a network
+    the weights folder lacks (e.g. "fast", made by ``explorer distill``) is left out."""
+    folder = getattr(emulator, "folder", None)
+
+    def available(network):
+        return network is None or network in getattr(emulator, "networks", ("full",)) or (
+            folder is not None and (folder / network / "explorer.json").is_file())
+
+    return [label for label, s in SAMPLER_CHOICES.items() if available(s.network)]
 
 
 @dataclass(frozen=True, eq=False)

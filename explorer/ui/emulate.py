@@ -82,6 +82,7 @@ class EmulateTab(Tab):
         super().__init__(**params)
         self.context = context
         self.emulator = context.emulator
+        self.param.sampler.objects = compute.sampler_choices(self.emulator)
         (om_lo, om_hi), (s8_lo, s8_hi) = self.emulator.param_ranges
         self.param.omega_m.bounds, self.param.sigma_8.bounds = (om_lo, om_hi), (s8_lo, s8_hi)
         self._presets = presets(self.emulator.param_ranges)

@@ -44,6 +44,7 @@ class ResponseTab(Tab):
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
         self.context = context
+        self.param.sampler.objects = compute.sampler_choices(context.emulator)
         self.result: compute.ParameterResponse | None = None
         self._progress = pn.indicators.Progress(value=0, max=100, visible=self.param.busy,
                                                 sizing_mode="stretch_width")
