@@ -33,6 +33,7 @@ if compgen -G "$ROOT/.whl/*.whl" > /dev/null; then
     export PYTHONPATH="$OUT/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-"$PY" -c "import torch, diffusers, colossus" || {
-    echo "missing packages: run bench/gpu_wheels.sh where there is a network and bring .whl/ along" >&2; exit 3; }
+# found without importing them (an import of torch and diffusers costs seconds)
+"$PY" -c "import importlib.util as u, sys; m = [n for n in ('torch', 'diffusers', 'colossus') if u.find_spec(n) is None]; print('missing: ' + ', '.join(m), file=sys.stderr) if m else None; sys.exit(bool(m))" || {
+    echo "run bench/gpu_wheels.sh where there is a network and bring .whl/ along" >&2; exit 3; }
 exec "$PY" "$ROOT/bench/gpu_train.py" "$OUT" --minutes "$MINUTES" "$@"
