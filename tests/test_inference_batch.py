@@ -4,6 +4,7 @@ one process."""
 
 import csv
 import json
+import os
 import shutil
 
 import numpy as np
@@ -130,6 +131,10 @@ def test_dask_cluster_gives_the_sequential_results(weights, cmd_dir, tmp_path, c
     kw = dict(terms="vlb:4", n_noise=1, coarse=(3, 3), fine=(3, 3), temperature=1.0, window_temperature=10.0)
     with dask_client(2) as (client, threads):
         assert threads == 1 and len(client.nthreads()) == 2
+        # the workers keep torch's buffers in the heap (Dask's own 64 KiB trim threshold cost ~2x)
+        env = client.run(lambda: {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")})
+        assert all(e == {"MALLOC_TRIM_THRESHOLD_": str(2 ** 30), "MALLOC_MMAP_THRESHOLD_": str(2 ** 25)}
+                   for e in env.values())
         address = client.scheduler.address
         assert main(["infer", *common, "--out", str(tmp_path / "dask"), "--scheduler", address]) == 0
         summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
