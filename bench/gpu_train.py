@@ -179,14 +179,18 @@ def train_command(args, name: str, data: Path, run: Path, minutes: float, device
     return [sys.executable, "-m", "explorer", "train", *opts]
 
 
-def last_log(run: Path) -> dict:
-    """The last loss line of a run's log.jsonl ({} before the first)."""
+def loss_lines(run: Path) -> list[dict]:
+    """The loss lines of a run's log.jsonl (none before the first)."""
     path = run / "log.jsonl"
     if not path.exists():
-        return {}
-    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    losses = [x for x in lines if "loss" in x]
-    return losses[-1] if losses else {}
+        return []
+    return [e for e in map(json.loads, filter(str.strip, path.read_text().splitlines())) if "loss" in e]
+
+
+def last_log(run: Path) -> dict:
+    """The last loss line of a run's log.jsonl ({} before the first)."""
+    lines = loss_lines(run)
+    return lines[-1] if lines else {}
 
 
 def train_both(args, device, data: Path, runs: Path, minutes: float) -> dict:
@@ -307,9 +311,8 @@ def figures(runs: Path, results: dict, folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name in ("full", "small"):
-        lines = [json.loads(x) for x in (runs / name / "log.jsonl").read_text().splitlines() if x.strip()]
-        lines = [x for x in lines if "loss" in x]
-        ax.plot([x["step"] for x in lines], [x["loss"] for x in lines], label=f"{name} network")
+        lines = loss_lines(runs / name)
+        ax.plot([x["step"] for x in lines], [x["loss"] for x in lines], ".-", label=f"{name} network")
     ax.set(xlabel="optimiser step of this run", ylabel="training loss (mean over 25 steps)", yscale="log",
            title="Training from the shipped weights")
     ax.legend()
@@ -318,15 +321,16 @@ def figures(runs: Path, results: dict, folder: Path) -> list[str]:
     plt.close(fig)
 
     keys = [k for k in ("fidelity_loo", "fidelity_newseed") if k in results["shipped"]["summary"]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for x, name in enumerate(("shipped", "new")):
             per_seed = list(results[name]["summary"][key]["per_seed"].values())
             ax.scatter([x] * len(per_seed), per_seed, color="k", s=12, zorder=3)
             ax.bar(x, sum(per_seed) / len(per_seed), color=("#999999", "#1b9e77")[x], width=0.6)
         ax.axhline(1.0, color="k", lw=0.8, ls=":")
-        ax.set(xticks=[0, 1], xticklabels=["shipped", "new"], ylabel=key.replace("_", " "),
-               title=f"{key.split('_')[1]} (dots: seeds)")
+        against = {"fidelity_loo": "leave-one-out floor", "fidelity_newseed": "new-seed simulations"}[key]
+        ax.set(xticks=[0, 1], xticklabels=["shipped", "new"], ylabel=f"fidelity vs {against}",
+               title="dots: sampler seeds")
     fig.suptitle("Fidelity on the twin cosmologies (lower is better; 1 = as good as a new simulation)", fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / "fidelity.png", dpi=120)

@@ -16,13 +16,13 @@ edge or atypical) — what a user would have been told.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
 from bench_gof import OTHER_SIMULATORS, other_simulator_maps
+from predicted_vs_true import ESTIMATORS, arrays, load_rows, metrics
 
 
 def write_set(kind: str, folder: Path, n_sims: int) -> None:
@@ -38,21 +38,18 @@ def write_set(kind: str, folder: Path, n_sims: int) -> None:
 
 
 def summary(table: Path) -> dict:
-    rows = [r for r in csv.DictReader(open(table)) if r["status"] == "ok"]
-    z = np.array([float(r["vlb_typicality_z"]) for r in rows])
-    p = np.array([float(r["vlb_typicality_p"]) for r in rows])
-    out = {"n": len(rows), "typicality_z_median": round(float(np.median(z)), 2),
+    rows = load_rows(table)
+    ok = [r for r in rows if r["status"] == "ok"]
+    z = np.array([float(r["vlb_typicality_z"]) for r in ok])
+    p = np.array([float(r["vlb_typicality_p"]) for r in ok])
+    out = {"n": len(ok), "typicality_z_median": round(float(np.median(z)), 2),
            "typicality_z_range": [round(float(z.min()), 2), round(float(z.max()), 2)],
            "flagged_at_abs_z_3": int((np.abs(z) > 3).sum()), "p_below_0.01": int((p < 0.01).sum()),
-           "maximum_on_a_prior_edge": sum("prior's edge" in r["notes"] for r in rows),
-           "any_note": sum(bool(r["notes"].strip()) for r in rows)}
-    for est in ("vlb", "pk", "cnn"):
+           "maximum_on_a_prior_edge": sum("prior's edge" in r["notes"] for r in ok),
+           "any_note": sum(bool(r["notes"].strip()) for r in ok)}
+    for est in ESTIMATORS:
         for par in ("omega_m", "sigma_8"):
-            t = np.array([float(r[f"truth_{par}"]) for r in rows])
-            m, lo, hi = (np.array([float(r[f"{est}_{par}_{q}"]) for r in rows]) for q in ("mean", "lo68", "hi68"))
-            out[f"{est}_{par}"] = {"bias": round(float(np.mean(m - t)), 4),
-                                   "rms_rel_error": round(float(np.sqrt(np.mean(((m - t) / t) ** 2))), 3),
-                                   "coverage68": round(float(np.mean((t >= lo) & (t <= hi))), 3)}
+            out[f"{est}_{par}"] = metrics(arrays(rows, est, par))  # bias, RMS rel. error, coverage, ...
     return out
 
 

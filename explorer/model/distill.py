@@ -73,10 +73,8 @@ def _a_s(schedule, t: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]
 
 def ddim_step(x: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor, schedule) -> torch.Tensor:
     """One DDIM (η = 0) step from level ``t`` to ``t_next`` (−1: the end, x₀) given x̂₀ (per sample)."""
-    a, s = _a_s(schedule, t, x.device)
     a2, s2 = _a_s(schedule, t_next, x.device)
-    eps = (x - a * x0) / s
-    return a2 * x0 + s2 * eps
+    return a2 * x0 + s2 * schedule.eps_from_x0(x, t, x0)
 
 
 def ddim_levels(den, theta: torch.Tensor, x: torch.Tensor, levels, bf16=None, clip=None, progress=None) -> torch.Tensor:
@@ -92,9 +90,11 @@ def ddim_levels(den, theta: torch.Tensor, x: torch.Tensor, levels, bf16=None, cl
     return x
 
 
-def gaussian_start_x(den, start, theta: torch.Tensor, t0: int, shape, gen: torch.Generator, device) -> torch.Tensor:
-    """x_{t0} = √ᾱ x₀^G + √(1−ᾱ) ε with x₀^G from the Gaussian start (drawn first, then ε, from ``gen``)."""
-    ab = float(den.schedule.alpha_bar[int(t0)])
+def gaussian_start_x(start, theta: torch.Tensor, alpha_bar: float, shape, gen: torch.Generator,
+                     device) -> torch.Tensor:
+    """x_t = √ᾱ x₀^G + √(1−ᾱ) ε at the level with ``alpha_bar``, x₀^G from the Gaussian start (drawn
+    first, then ε, both from the CPU ``gen``): the first state of every Gaussian-start sampler."""
+    ab = float(alpha_bar)
     x0 = start.draw(theta.cpu().numpy(), gen).to(device)
     noise = torch.randn(shape, generator=gen, dtype=torch.float32).to(device)
     return ab ** 0.5 * x0 + (1.0 - ab) ** 0.5 * noise
@@ -130,12 +130,12 @@ def distill_loss(student, teacher, x0, theta, teacher_levels, gen, clip) -> torc
     lv = torch.as_tensor(np.r_[teacher_levels, -1], dtype=torch.long, device=x0.device)
     i = torch.randint(0, k, (x0.shape[0],), generator=gen).to(x0.device)
     t, t_mid, t_next = lv[2 * i], lv[2 * i + 1], lv[2 * i + 2]
-    a, s = _a_s(student.schedule, t, x0.device)
-    x = a * x0 + s * torch.randn(x0.shape, generator=gen).to(x0.device)
+    x = student.schedule.q_sample(x0, t, torch.randn(x0.shape, generator=gen).to(x0.device))
     with torch.no_grad():
         target = _targets(teacher, x, theta, t, t_mid, t_next, clip)
     eps = student(x, t, theta)  # with gradient (Denoiser.forward: network + analytic map mean)
-    x0_hat = (x - s * eps) / a
+    x0_hat = student.schedule.predict_x0(x, t, eps)
+    a, s = _a_s(student.schedule, t, x0.device)
     weight = torch.clamp(a ** 2 / s ** 2, min=1.0)
     return (weight * (x0_hat - target) ** 2).mean()
 
@@ -202,8 +202,8 @@ def _save_student(ema, teacher_folder: Path, folder: Path, levels, teacher_level
                        "note": "progressive distillation of DDIM from the Gaussian start (explorer distill)"}
     meta["distillation"] = {"levels": [int(t) for t in levels], "teacher_levels": [int(t) for t in teacher_levels],
                             "teacher": str(teacher_folder), **record}
-    ema.metadata = {k: v for k, v in meta.items()}
-    save_model(folder, ema, meta)
+    ema.metadata = meta  # replaces the teacher's (its sampler, metrics, distillation) as a whole
+    save_model(folder, ema)
 
 
 def distill(weights, data, out, *, start_levels: int = 16, final_levels: int = 4, steps: int = 1500,

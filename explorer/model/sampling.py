@@ -130,8 +130,7 @@ def _diffusers_loop(den, method, theta, shape, steps, gen, device, bf16, clip, p
         below = sigmas <= start.sigma
         first = int(np.argmax(below)) if below.any() else len(sigmas) - 1
         ab = 1.0 / (1.0 + float(sigmas[first]) ** 2)  # the scheduler's own ᾱ at that level, σ² = (1−ᾱ)/ᾱ
-        x0 = start.draw(theta.cpu().numpy(), gen).to(device)
-        x = ab ** 0.5 * x0 + (1.0 - ab) ** 0.5 * _noise(shape, gen, device)
+        x = gaussian_start_x(start, theta, ab, shape, gen, device)
     timesteps = scheduler.timesteps[first:]
     total = len(timesteps)
     for done, t in enumerate(timesteps, start=1):
@@ -253,7 +252,8 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
         elif few:
             if method == "ddim-gauss":
                 levels = karras_levels(denoiser.schedule, int(steps), gaussian_start.sigma)
-            x = gaussian_start_x(denoiser, gaussian_start, theta, levels[0], shape, gen, device)
+            ab = denoiser.schedule.alpha_bar[levels[0]]
+            x = gaussian_start_x(gaussian_start, theta, ab, shape, gen, device)
             x = ddim_levels(denoiser, theta, x, levels, bf16, clip, progress)
         else:
             x = _diffusers_loop(denoiser, method, theta, shape, int(steps), gen, device, bf16, clip,
