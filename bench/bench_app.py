@@ -11,6 +11,10 @@ Debian's Chromium with playwright and measures:
 - ``page_to_first_render_s``: the same from opening the page on a warm server (a second session);
 - ``slider_to_screen_s``: slider release -> new maps *and* statistics drawn (the figures' data in
   the browser changed and settled), median and all ``--repeats`` values;
+- ``slider_to_maps_s``: slider release -> the maps' image data in the browser last changed (the
+  final maps drawn; statistics may still follow);
+- ``preview_while_dragging``: a 4-second drag of the σ₈ slider: previews drawn per second, the
+  first one's delay and the longest gap between two;
 - ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours drawn.
 
 Also the server's resident memory after each phase (flat across repeated runs and sessions is the
@@ -39,18 +43,55 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 N_FIGURES = 9  # maps, references, P(k), z-score, χ², histogram, 3 structure panels
 
-FINGERPRINT_JS = """() => {
-    const out = [];
-    for (const doc of Bokeh.documents) for (const m of doc.all_models) {
-        if (m.constructor.__name__ !== 'ColumnDataSource') continue;
-        for (const key of Object.keys(m.data)) {
-            const col = m.data[key];
-            if (!col || !col.length) continue;
-            const x = col[0];
-            out.push(typeof x === 'number' ? x : (x && x.length ? x[0] : 0));
+#: An in-page watcher: the page's own clock stamps every change, so the measurement does not load
+#: the browser (polling Playwright text selectors every 30 ms kept one of the two cores busy and
+#: slowed the server's sampling by ~40 %). Every 25 ms it compares object identities only: the
+#: status line's text, each data source's columns (image sources: the maps), and the preview's title.
+WATCH_JS = """() => {
+    const w = window.__watch = {release: null, statusT: null, mapsT: null, anyT: null, previews: []};
+    const columns = (m) => Object.values(m.data).flatMap(  // in-place patches swap columns or images
+        (v) => v && v.length && typeof v[0] === 'object' ? [v, ...Array.from(v)] : [v]);
+    const changed = (a, b) => a.length !== b.length || a.some((v, i) => v !== b[i]);
+    const mapsPrint = () => Array.from(w.images).map((source) => {  // the middle pixel of each map
+        let x = source.data.image;
+        while (x && typeof x !== 'number' && x.length) x = x[x.length >> 1];
+        return x; }).join(',');
+    const scan = () => {
+        w.status = null; w.sources = []; w.images = new Set(); w.preview = null;
+        for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+            const name = m.constructor.__name__;
+            if (name === 'ColumnDataSource') w.sources.push([m, columns(m)]);
+            else if (name === 'GlyphRenderer' && m.glyph.constructor.__name__ === 'Image') w.images.add(m.data_source);
+            else if (typeof m.text === 'string' && m.text.includes('map(s) at')) w.status = m;
+            else if (m.title && m.renderers && (m.title.text || '').startsWith('preview')) w.preview = m.title;
         }
-    }
-    return out.join(',') }"""
+        w.statusText = w.status ? w.status.text : '';
+        w.maps = mapsPrint();
+        w.previewText = w.preview ? w.preview.text : '';
+        w.nModels = Bokeh.documents.reduce((n, d) => n + d.all_models.size, 0);
+    };
+    scan();
+    document.addEventListener('pointerup', () => { w.release = performance.now(); }, true);
+    clearInterval(window.__watchTimer);
+    window.__watchTimer = setInterval(() => {
+        const now = performance.now();
+        if (Bokeh.documents.reduce((n, d) => n + d.all_models.size, 0) !== w.nModels) {  // figures rebuilt
+            w.anyT = now; scan();
+        }
+        if (w.status && w.status.text !== w.statusText) {
+            w.statusText = w.status.text;
+            if (w.statusText.includes('sampled in')) w.statusT = now;
+        }
+        for (const pair of w.sources) if (changed(columns(pair[0]), pair[1])) {
+            pair[1] = columns(pair[0]); w.anyT = now;
+        }
+        const maps = mapsPrint();
+        if (maps !== w.maps) { w.maps = maps; w.mapsT = now; w.anyT = now; }
+        if (w.preview && w.preview.text !== w.previewText) { w.previewText = w.preview.text; w.previews.push(now); }
+    }, 25);
+    return true }"""
+READ_JS = """() => { const w = window.__watch; return {release: w.release, statusT: w.statusT, mapsT: w.mapsT,
+    anyT: w.anyT, previews: w.previews, now: performance.now(), statusText: w.statusText} }"""
 COUNT_JS = """(name) => { let n = 0;
     for (const doc of Bokeh.documents) for (const m of doc.all_models) if (m.constructor.__name__ === name) n++;
     return n }"""
@@ -72,23 +113,24 @@ def wait_first_render(page, timeout_ms: int) -> None:
     page.wait_for_function(f"() => ({COUNT_JS})('Figure') >= {N_FIGURES}", timeout=timeout_ms)
 
 
-def wait_settled(page, before: str, old_status: str, t_release: float, timeout: float,
-                 quiet: float = 0.5) -> float:
-    """Seconds from ``t_release`` until a new run finished (status line) and the figures' data,
-    changed from ``before``, stopped changing for ``quiet`` seconds (the time of the last change)."""
+def watch(page) -> None:
+    """Install the in-page watcher (:data:`WATCH_JS`); stamps start now."""
+    page.evaluate(WATCH_JS)
+
+
+def wait_settled(page, timeout: float, quiet: float = 0.5) -> tuple[float, float | None]:
+    """After a slider release seen by :func:`watch`: (seconds from the release until the figures'
+    data last changed, once the status line reported the new run and nothing changed for ``quiet``
+    seconds; seconds until the maps' image data last changed by then)."""
     deadline = time.monotonic() + timeout
-    last, t_last, done = before, None, False
     while time.monotonic() < deadline:
-        now = page.evaluate(FINGERPRINT_JS)
-        t = time.monotonic()
-        if not done:
-            text = page.locator(STATUS).inner_text()
-            done = text != old_status and "sampled in" in text
-        if now != last:
-            last, t_last = now, t
-        elif done and t_last is not None and t - t_last > quiet:
-            return t_last - t_release
-        page.wait_for_timeout(30)
+        page.wait_for_timeout(200)
+        w = page.evaluate(READ_JS)
+        if w["release"] is None or w["statusT"] is None or w["anyT"] is None:
+            continue
+        if w["now"] - max(w["anyT"], w["statusT"]) > quiet * 1000:
+            maps = None if w["mapsT"] is None else (w["mapsT"] - w["release"]) / 1000
+            return (max(w["anyT"], w["statusT"]) - w["release"]) / 1000, maps
     raise TimeoutError("the figures did not update")
 
 
@@ -101,6 +143,26 @@ def drag(page, index: int, dx: float) -> float:
     page.mouse.move(x + dx, y, steps=4)
     page.mouse.up()
     return time.monotonic()
+
+
+def slow_drag(page, index: int, dx: float, seconds: float, steps: int = 40) -> dict:
+    """Drag slider ``index`` by ``dx`` pixels over ``seconds`` without releasing, counting the
+    previews drawn meanwhile (the preview figure's title changes with each); then release."""
+    box = page.locator(".noUi-handle").nth(index).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    watch(page)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    t0 = page.evaluate("() => performance.now()")
+    for i in range(1, steps + 1):
+        page.mouse.move(x + dx * i / steps, y)
+        page.wait_for_timeout(1000 * seconds / steps)
+    seen = [(t - t0) / 1000 for t in page.evaluate(READ_JS)["previews"]]
+    page.mouse.up()
+    gaps = [b - a for a, b in zip(seen, seen[1:])]
+    return {"drag_s": seconds, "previews": len(seen), "previews_per_s": round(len(seen) / seconds, 2),
+            "first_preview_s": round(seen[0], 2) if seen else None,
+            "longest_gap_s": round(max(gaps), 2) if gaps else None}
 
 
 def default_field(examples: Path) -> Path | None:
@@ -171,18 +233,26 @@ def main(argv=None) -> int:
                 other.close()
                 page.wait_for_timeout(1000)  # let the server drop the closed session
                 rss.append(rss_mb(proc.pid))
-            out["page_to_first_render_s"] = {"median": statistics.median(sessions), "all": sessions}
+            out["page_to_first_render_s"] = {"median": statistics.median(sessions) if sessions else None,
+                                             "all": sessions}
             out["rss_mb_after_each_extra_session"] = rss
 
-            times = []
+            times, map_times = [], []
             for i in range(args.repeats):
-                page.wait_for_timeout(500)
-                before, old_status = page.evaluate(FINGERPRINT_JS), page.locator(STATUS).inner_text()
-                t_release = drag(page, 0, 40 if i % 2 == 0 else -40)
-                times.append(round(wait_settled(page, before, old_status, t_release, args.timeout), 2))
+                page.wait_for_timeout(1000)
+                watch(page)
+                drag(page, 0, 40 if i % 2 == 0 else -40)
+                settled, maps = wait_settled(page, args.timeout)
+                times.append(round(settled, 2))
+                map_times.append(None if maps is None else round(maps, 2))
                 slider_rss.append(rss_mb(proc.pid))
             out["slider_to_screen_s"] = {"median": statistics.median(times), "all": times}
+            drawn = [t for t in map_times if t is not None]
+            out["slider_to_maps_s"] = {"median": statistics.median(drawn) if drawn else None, "all": map_times}
             out["rss_mb_after_each_slider"] = slider_rss
+            page.wait_for_timeout(1000)
+            out["preview_while_dragging"] = slow_drag(page, 1, 60, 4.0)
+            wait_settled(page, args.timeout)
             out["status_last"] = page.locator(STATUS).inner_text()
 
             if field is not None and field.is_file() and args.infers > 0:

@@ -24,8 +24,9 @@ import pytest
 from explorer.ui import compute
 from explorer.ui.app import ExplorerApp, build_app
 from explorer.ui.panes import live_plots
-from explorer.ui.context import REPO, AppContext, Settings, get_context, load_examples, torch_threads
-from explorer.ui.emulate import EmulateTab
+from explorer.ui.context import (REPO, AppContext, Settings, ThreadPerJob, get_context, load_examples,
+                                 torch_threads)
+from explorer.ui.emulate import PREVIEW_PLACEHOLDER, EmulateTab
 from explorer.ui.infer import InferTab
 from explorer.ui.jobs import JobSlot, Superseded
 from explorer.ui.reference import OnePSet, ReferenceSet
@@ -94,6 +95,31 @@ def test_settings_arguments_win_over_environment(tmp_path):
 def test_torch_threads_setting():
     assert torch_threads(environ={"EXPLORER_TORCH_THREADS": "3"}) == 3
     assert torch_threads(environ={}) is None
+
+
+def test_each_job_runs_on_a_thread_that_ends_with_it_and_at_most_workers_at_once():
+    pool = ThreadPerJob(2, "test")
+    gate, started = threading.Event(), []
+
+    def job(i):
+        started.append(threading.current_thread())
+        gate.wait(10)
+        return i
+
+    futures = [pool.submit(job, i) for i in range(3)]
+    deadline = time.monotonic() + 10
+    while len(started) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(started) == 2  # the third job waits for a free slot
+    gate.set()
+    assert [f.result(timeout=10) for f in futures] == [0, 1, 2]
+    assert len(set(started)) == 3  # a new thread per job ...
+    for thread in started:
+        thread.join(timeout=10)
+        assert not thread.is_alive()  # ... which ended with it (and with it torch's OpenMP team)
+    with pytest.raises(ZeroDivisionError):
+        pool.submit(lambda: 1 / 0).result(timeout=10)
 
 
 def test_context_is_built_once_per_process(app_environment, monkeypatch):
@@ -244,6 +270,62 @@ def test_value_error_is_a_user_error_shown_without_a_traceback(context, caplog):
     assert not tab.busy and not tab._progress.visible
     records = [r for r in caplog.records if r.name == "explorer.ui.emulate"]
     assert records and all(r.exc_info is None and r.levelname == "INFO" for r in records)
+
+
+def spy_map(omega_m, sigma_8, seed, n=1) -> np.ndarray:
+    """The maps ``SpyEmulator.sample`` returns for these arguments."""
+    rng = np.random.default_rng(seed)
+    return (11.5 + 2 * omega_m + 0.3 * sigma_8 * rng.standard_normal((n, 16, 16))).astype(np.float32)
+
+
+def test_dragging_previews_one_quick_map_of_the_newest_position(context):
+    release = threading.Event()
+    context.emulator = spy = SpyEmulator(hold=release)  # the first preview blocks until released
+    tab = EmulateTab(context)
+    om_slider, _ = tab.controls()[1:3]
+
+    async def scenario():
+        om_slider.value = 0.35       # dragging: the slider's value moves, the parameter (release) does not
+        while not spy.calls:
+            await asyncio.sleep(0.01)
+        om_slider.value = 0.36       # while the first preview runs: only the newest position is previewed next
+        om_slider.value = 0.37
+        await asyncio.sleep(0.05)
+        assert len(spy.calls) == 1
+        release.set()
+        while tab._previewing:
+            await asyncio.sleep(0.01)
+
+    run(scenario())
+    assert tab.omega_m == 0.3 and tab.result is None  # no full sampling while dragging
+    assert [c["omega_m"] for c in spy.calls] == [0.35, 0.37]
+    assert spy.calls[-1] == dict(omega_m=0.37, sigma_8=0.8, n=1, seed=0, method="ddpm-strided", steps=10,
+                                 network=None)  # the spy has no Gaussian start: the fallback preview sampler
+    shown = tab.preview_pane.object
+    np.testing.assert_array_equal(shown.data, spy_map(0.37, 0.8, 0)[0][::-1])  # map_image's row order
+    assert hv.Store.lookup_options("bokeh", shown, "plot").kwargs["title"].startswith("preview: Ωₘ 0.370, σ₈ 0.800")
+
+
+def test_release_cancels_a_running_preview_and_samples(context):
+    release = threading.Event()
+    context.emulator = spy = SpyEmulator(hold=release)
+    tab = EmulateTab(context)
+    om_slider, _ = tab.controls()[1:3]
+
+    async def scenario():
+        om_slider.value = 0.4
+        while not spy.calls:
+            await asyncio.sleep(0.01)
+        tab.omega_m = 0.4            # the release: samples, and the running preview stops
+        while tab.result is None:
+            await asyncio.sleep(0.01)
+        release.set()
+
+    run(scenario())
+    title = hv.Store.lookup_options("bokeh", tab.preview_pane.object, "plot").kwargs["title"]
+    assert spy.superseded and title == PREVIEW_PLACEHOLDER  # the stale preview was never drawn
+    assert [(c["omega_m"], c["n"]) for c in spy.calls] == [(0.4, 1), (0.4, 4)]
+    assert tab.result.omega_m == 0.4 and len(images(tab.maps_row.object)) == 4
 
 
 def test_busy_while_sampling_and_off_after_it(context):
@@ -574,6 +656,23 @@ def test_release_memory_trims_the_heap_on_glibc():
         assert trimmed is True  # malloc_trim ran
     else:
         assert trimmed is False
+
+
+def test_a_new_colour_range_updates_the_maps_in_place():
+    from bokeh.document import Document
+    from bokeh.models import LinearColorMapper
+
+    from explorer.ui import plots
+    from explorer.ui.panes import LivePlot
+
+    rng = np.random.default_rng(0)
+    titles = [f"generated #{i + 1}" for i in range(4)]
+    live = LivePlot()
+    live.update(plots.map_row(rng.normal(11, 0.5, (4, 16, 16)), titles, (10.0, 13.0)))
+    pipe, root = live._pipe, live.pane.get_root(Document())
+    live.update(plots.map_row(rng.normal(11, 0.5, (4, 16, 16)), titles, (9.0, 14.0)))  # another reference's range
+    assert live._pipe is pipe  # the same figure: no new layout in the browser
+    assert {(m.low, m.high) for m in root.select({"type": LinearColorMapper})} == {(9.0, 14.0)}
 
 
 def test_presenter_mode_scales_plot_fonts_and_hides_the_secondary_plots(context):

@@ -66,6 +66,26 @@ def sampler_choices(emulator) -> list[str]:
     return [label for label, s in SAMPLER_CHOICES.items() if available(s.network)]
 
 
+#: The preview drawn while a slider is dragged: one map, Gaussian start and 10 Karras levels (5
+#: network calls, 0.13-0.15 s on 2 cores; its pixel σ matched the default's in the maps looked at).
+PREVIEW_SAMPLER = Sampler("sde-dpmsolver++-karras-gauss", 10)
+#: ... for weights without a Gaussian start (no ``gaussian_start`` in their metadata)
+PREVIEW_FALLBACK = Sampler("ddpm-strided", 10)
+
+
+def preview_sampler(emulator) -> Sampler:
+    """:data:`PREVIEW_SAMPLER` where the weights have a Gaussian start, else :data:`PREVIEW_FALLBACK`."""
+    start = getattr(getattr(emulator, "loaded", None), "gaussian_start", None)
+    return PREVIEW_SAMPLER if start is not None else PREVIEW_FALLBACK
+
+
+def preview(emulator, *, omega_m: float, sigma_8: float, seed: int, progress: Progress | None = None) -> np.ndarray:
+    """One quick map ``(H, W) float32`` log10 Σ at (Ωₘ, σ₈) with :func:`preview_sampler` (no statistics)."""
+    sampler = preview_sampler(emulator)
+    return emulator.sample(omega_m, sigma_8, n=1, seed=seed, method=sampler.method, steps=sampler.steps,
+                           progress=progress, network=sampler.network)[0]
+
+
 @dataclass(frozen=True, eq=False)
 class Comparison:
     """Statistics of generated maps against reference maps of (nearly) the same cosmology; without

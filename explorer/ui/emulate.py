@@ -2,7 +2,10 @@
 
 Sampling starts when a slider is released (``throttled``), or the seed, number of maps or
 sampler changes; it runs on the worker pool and a newer request supersedes a running one
-(``jobs.start_job`` / ``jobs.run_job``). The statistics are those of the seed paper:
+(``jobs.start_job`` / ``jobs.run_job``). The maps are drawn first and the statistics in a later
+message, so the browser paints the maps while the server draws the rest. While a slider is dragged,
+a preview (one map, :func:`compute.preview`, ~0.15 s) follows it: one preview runs at a time and the
+newest slider position is previewed next, so the preview keeps up with the hand at any speed. The statistics are those of the seed paper:
 P(k) with mean ± σ bands and per-k z-scores (Figure 1), χ²ᵣ of each map beside the leave-one-out
 floor, pixel histograms with envelopes (Figure 4) and the connected-region census.
 
@@ -13,9 +16,11 @@ draws a fresh one at every change; a collapsed card explains the jargon (:mod:`.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import random
+import time
 
 import holoviews as hv
 import numpy as np
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 N_SHOWN = 8   # generated maps drawn (all of them are downloadable and enter the statistics)
 N_REF_SHOWN = 4
 CUSTOM = "custom (the sliders)"
+PREVIEW_PLACEHOLDER = "preview: drag a slider"
 SEED_NOTE = ("When Ωₘ or σ₈ change, **same seed**: the model starts from the same noise, so Ωₘ and σ₈ "
              "reshape one cosmic web and its layout stays; the reference maps are other simulations, with "
              "their own initial conditions, so theirs changes. **Fresh seed**: new noise at every change.")
@@ -100,8 +106,13 @@ class EmulateTab(Tab):
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._reference_info = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._chi2_text = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._slot = JobSlot(on_progress=self._report)
+        self._slot = JobSlot(on_progress=self._report, min_interval=1.0)
         self._sim_slot = JobSlot()
+        self._preview_slot = JobSlot()
+        self._previewing = False  # a preview job runs (the drag watcher loops until none is pending)
+        self._preview_next: tuple[float, float] | None = None  # the newest slider position not yet previewed
+        self._sliders: tuple = ()  # (Ωₘ, σ₈) slider widgets: their unthrottled values drive the preview
+        self.preview_pane = LivePlot()
         self.maps_row = LivePlot()
         self.ref_row = LivePlot()
         self.power_pane = LivePlot()
@@ -131,12 +142,16 @@ class EmulateTab(Tab):
         """Abandon running jobs (the session closed): they stop at their next progress callback."""
         self._slot.cancel()
         self._sim_slot.cancel()
+        self._preview_slot.cancel()
 
     def controls(self) -> pn.Column:
+        self._sliders = (pn.widgets.FloatSlider.from_param(self.param.omega_m, throttled=True, format="0.000"),
+                         pn.widgets.FloatSlider.from_param(self.param.sigma_8, throttled=True, format="0.000"))
+        for slider in self._sliders:  # ``value`` follows the drag; the parameters follow the release
+            slider.param.watch(self._on_drag, "value")
         return pn.Column(
             "### Parameters",
-            pn.widgets.FloatSlider.from_param(self.param.omega_m, throttled=True, format="0.000"),
-            pn.widgets.FloatSlider.from_param(self.param.sigma_8, throttled=True, format="0.000"),
+            *self._sliders,
             pn.widgets.Select.from_param(self.param.preset),
             pn.Row(pn.widgets.IntInput.from_param(self.param.seed, width=130),
                    pn.widgets.Button.from_param(self.param.new_seed, width=110, margin=(27, 5, 5, 5))),
@@ -162,7 +177,7 @@ class EmulateTab(Tab):
                               title="What do these words mean? seed, P(k), z-score, χ²ᵣ, leave-one-out floor, …"),
                 self._error,
                 self._reference_info,
-                "#### Generated maps", self.maps_row,
+                "#### Generated maps", pn.Row(self.maps_row, self.preview_pane),
                 "#### Reference maps", self.ref_row,
                 pn.Row(pn.Column(self.power_pane, pn.Column(self.zscore_pane, visible=detail)),
                        pn.Column(self.chi2_pane, visible=detail)),  # (a FlexBox drew its figures blank)
@@ -252,8 +267,44 @@ class EmulateTab(Tab):
         return (f"Sampling {self.n_maps} map(s) at Ωₘ = {self.omega_m:.3f}, σ₈ = {self.sigma_8:.3f} "
                 f"({self.sampler}) …")
 
+    # ---- preview while dragging -------------------------------------------------------------------
+    async def _on_drag(self, _event) -> None:
+        """Preview the sliders' current (unreleased) position; one preview job at a time."""
+        omega_m, sigma_8 = (float(s.value) for s in self._sliders)
+        if (omega_m, sigma_8) == (self.omega_m, self.sigma_8):
+            return  # the release itself (or a value set from Python): the sampling job draws it
+        self._preview_next = (omega_m, sigma_8)
+        if self._previewing:
+            return  # the running loop previews the newest position next
+        self._previewing = True
+        try:
+            while self._preview_next is not None:
+                theta, self._preview_next = self._preview_next, None
+                job = start_job(self._preview_slot, self._preview_work, *theta, self.seed)
+                await run_job(job, what=f"preview at {theta}", on_result=self._show_preview,
+                              on_error=lambda err: None, logger=log)
+        finally:
+            self._previewing = False
+
+    def _preview_work(self, job: Job, omega_m: float, sigma_8: float, seed: int):
+        """(Ωₘ, σ₈, (H, W) map, seconds) of one quick map (on a worker)."""
+        start = time.perf_counter()
+        m = compute.preview(self.emulator, omega_m=omega_m, sigma_8=sigma_8, seed=seed, progress=job.progress())
+        return omega_m, sigma_8, m, time.perf_counter() - start
+
+    def _show_preview(self, outcome: tuple) -> None:
+        omega_m, sigma_8, m, seconds = outcome
+        clim = plots.map_clim(self._shown_reference if self._shown_reference is not None else m)
+        self.preview_pane.update(plots.map_image(m, f"preview: Ωₘ {omega_m:.3f}, σ₈ {sigma_8:.3f} ({seconds:.2f} s)",
+                                                 clim, colorbar=False, size=150))
+
+    def _stop_preview(self) -> None:
+        self._preview_next = None
+        self._preview_slot.cancel()
+
     async def refresh(self) -> None:
         """Sample at the current settings and redraw (a newer call supersedes this one)."""
+        self._stop_preview()
         settings = self._settings()
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is not None and prefetched[0] == settings and prefetched[1].current:
@@ -264,12 +315,16 @@ class EmulateTab(Tab):
         await run_job(job, what=f"sampling at {settings}", on_busy=self._busy, on_result=self._sampled,
                       on_error=self._sampling_failed, logger=log)
 
-    def _sampled(self, outcome: tuple) -> None:
+    async def _sampled(self, outcome: tuple) -> None:
         result, reference, text = outcome
         self._status.object = (f"{len(result.maps)} map(s) at Ωₘ = {result.omega_m:.3f}, "
                                f"σ₈ = {result.sigma_8:.3f}, seed {result.seed}: sampled in {result.seconds:.1f} s.")
         with batch_updates():
-            self.show(result, reference, text)
+            self.show_maps(result, reference, text)
+        await asyncio.sleep(0.02)  # the maps' message leaves before the statistics are drawn
+        if self.result is result:  # not replaced meanwhile
+            with batch_updates():
+                self.show_statistics(result)
 
     def _sampling_failed(self, err: Exception) -> None:
         self._status.object = ""
@@ -297,7 +352,12 @@ class EmulateTab(Tab):
         self._error.visible = True
 
     def show(self, result: compute.Emulation, reference: np.ndarray | None, text: str) -> None:
-        """Draw ``result`` (and the reference it was compared with)."""
+        """Draw ``result`` (and the reference it was compared with): maps and statistics."""
+        self.show_maps(result, reference, text)
+        self.show_statistics(result)
+
+    def show_maps(self, result: compute.Emulation, reference: np.ndarray | None, text: str) -> None:
+        """Draw the maps of ``result`` and the reference maps."""
         self._error.visible = False
         self.result = result
         self._reference_info.object = text
@@ -311,7 +371,13 @@ class EmulateTab(Tab):
             self.ref_row.update(None if reference is None else plots.map_row(
                 reference[:N_REF_SHOWN], [f"reference #{i + 1}" for i in range(N_REF_SHOWN)], clim))
             self._shown_reference = reference
-        c = result.comparison  # every statistic was computed on the worker (compute.compare_maps)
+        if self.preview_pane.object is None:  # made now, so the first preview only swaps data (no new layout)
+            self.preview_pane.update(plots.map_image(np.full(result.maps.shape[1:], np.nan, np.float32),
+                                                     PREVIEW_PLACEHOLDER, clim, colorbar=False, size=150))
+
+    def show_statistics(self, result: compute.Emulation) -> None:
+        """Draw the statistics of ``result`` (computed on the worker, ``compute.compare_maps``)."""
+        c = result.comparison
         if not c.has_reference:
             self.power_pane.update(plots.power_plot(c.k, c.power, title="P(k) of the generated maps"))
             self.hist_pane.update(plots.histogram_plot(c.hist))
