@@ -252,7 +252,7 @@ def test_sampling_error_is_shown_and_cleared(context, caplog):
     with caplog.at_level("ERROR", logger="explorer.ui.emulate"):
         run(tab.refresh())
     assert tab._error.visible and tab._error.object == "Sampling failed: CUDA out of memory"
-    assert not tab.busy and not tab._progress.visible and tab.result is None
+    assert not tab.busy and not tab.progress_shown and tab.result is None
     # the server log keeps the traceback; the page shows one line
     logged = [r for r in caplog.records if r.name == "explorer.ui.emulate" and r.exc_info]
     assert logged and logged[0].exc_info[0] is RuntimeError and "Traceback" not in tab._error.object
@@ -267,7 +267,7 @@ def test_value_error_is_a_user_error_shown_without_a_traceback(context, caplog):
     with caplog.at_level("INFO", logger="explorer.ui.emulate"):
         run(tab.refresh())
     assert tab._error.object == "Sampling failed: omega_m=0.7 is outside the prior range" and tab._error.visible
-    assert not tab.busy and not tab._progress.visible
+    assert not tab.busy and not tab.progress_shown
     records = [r for r in caplog.records if r.name == "explorer.ui.emulate"]
     assert records and all(r.exc_info is None and r.levelname == "INFO" for r in records)
 
@@ -337,12 +337,12 @@ def test_busy_while_sampling_and_off_after_it(context):
         job = asyncio.ensure_future(tab.refresh())
         while not spy.calls:
             await asyncio.sleep(0.01)
-        assert tab.busy and tab._progress.visible and tab._status.object.startswith("Sampling 4 map(s)")
+        assert tab.busy and tab.progress_shown and tab._status.object.startswith("Sampling 4 map(s)")
         release.set()
         await job
 
     run(scenario())
-    assert not tab.busy and not tab._progress.visible and tab._status.object.startswith("4 map(s) at")
+    assert not tab.busy and not tab.progress_shown and tab._status.object.startswith("4 map(s) at")
 
 
 def test_simulated_reference_replaces_nearest(context, monkeypatch):
