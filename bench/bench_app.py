@@ -76,7 +76,9 @@ WATCH_JS = """() => {
     window.__watchTimer = setInterval(() => {
         const now = performance.now();
         if (Bokeh.documents.reduce((n, d) => n + d.all_models.size, 0) !== w.nModels) {  // figures rebuilt
+            const maps = w.maps;
             w.anyT = now; scan();
+            if (w.maps !== maps) w.mapsT = now;  // new map figures
         }
         if (w.status && w.status.text !== w.statusText) {
             w.statusText = w.status.text;

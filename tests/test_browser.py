@@ -132,16 +132,6 @@ def wait_for_new_status(page, old: str, timeout: float = 60.0) -> str:
     raise TimeoutError(f"status stayed {old!r}")
 
 
-def drag_slider(page, index: int, dx: float) -> None:
-    handle = page.locator(".noUi-handle").nth(index)
-    box = handle.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + dx, y, steps=4)
-    page.mouse.up()
-
-
 def open_tab(page, name: str) -> None:
     page.locator(".bk-tab", has_text=name).click()
 
@@ -169,12 +159,36 @@ def test_page_loads_without_errors_or_remote_requests(browser_page):
     assert remote_requests(page) == []  # everything is served locally: works offline
 
 
-def test_slider_release_draws_new_maps(browser_page):
+FIGURE_IDS_JS = """() => {
+    const ids = [];
+    for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (m.constructor.__name__ === 'Figure') ids.push(m.id);
+    return ids.sort() }"""
+PREVIEW_TITLE_JS = """() => {
+    for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (m.title && m.renderers && (m.title.text || '').startsWith('preview')) return m.title.text;
+    return null }"""
+
+
+def test_slider_drag_previews_and_release_draws_new_maps_in_the_same_figures(browser_page):
     page = browser_page
-    before = status(page)
-    drag_slider(page, 0, 60)  # Ωₘ
+    before, figures = status(page), page.evaluate(FIGURE_IDS_JS)
+    assert page.evaluate(PREVIEW_TITLE_JS) == "preview: drag a slider"
+    box = page.locator(".noUi-handle").nth(0).bounding_box()  # Ωₘ
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 7):  # a slow drag: the preview follows before the release
+        page.mouse.move(x + 10 * i, y)
+        page.wait_for_timeout(150)
+    page.wait_for_function(f"() => ({PREVIEW_TITLE_JS})().startsWith('preview: Ωₘ')")
+    assert "Ωₘ 0.300" not in page.evaluate(PREVIEW_TITLE_JS) and status(page) == before  # no full sampling yet
+    page.mouse.up()
     after = wait_for_new_status(page, before)
     assert "Ωₘ = 0.300" not in after
+    page.wait_for_timeout(500)
+    # new data in the same Bokeh figures (a new reference's colour range included): nothing rebuilt
+    assert page.evaluate(FIGURE_IDS_JS) == figures
     page.wait_for_timeout(1000)
     page.screenshot(path=ARTIFACTS / "browser_emulate_after_slider.png", full_page=True)
     assert page.errors == []

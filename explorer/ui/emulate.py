@@ -43,6 +43,7 @@ N_SHOWN = 8   # generated maps drawn (all of them are downloadable and enter the
 N_REF_SHOWN = 4
 CUSTOM = "custom (the sliders)"
 PREVIEW_PLACEHOLDER = "preview: drag a slider"
+PREVIEW_SIZE = 190  # pixels: the preview fits the 300-pixel controls column
 PROGRESS_SHOWN, PROGRESS_HIDDEN = {"opacity": "1"}, {"opacity": "0"}
 SEED_NOTE = ("When Ωₘ or σ₈ change, **same seed**: the model starts from the same noise, so Ωₘ and σ₈ "
              "reshape one cosmic web and its layout stays; the reference maps are other simulations, with "
@@ -155,6 +156,7 @@ class EmulateTab(Tab):
         return pn.Column(
             "### Parameters",
             *self._sliders,
+            self.preview_pane,  # right under the sliders it follows
             pn.widgets.Select.from_param(self.param.preset),
             pn.Row(pn.widgets.IntInput.from_param(self.param.seed, width=130),
                    pn.widgets.Button.from_param(self.param.new_seed, width=110, margin=(27, 5, 5, 5))),
@@ -180,7 +182,7 @@ class EmulateTab(Tab):
                               title="What do these words mean? seed, P(k), z-score, χ²ᵣ, leave-one-out floor, …"),
                 self._error,
                 self._reference_info,
-                "#### Generated maps", pn.Row(self.maps_row, self.preview_pane),
+                "#### Generated maps", self.maps_row,
                 "#### Reference maps", self.ref_row,
                 pn.Row(pn.Column(self.power_pane, pn.Column(self.zscore_pane, visible=detail)),
                        pn.Column(self.chi2_pane, visible=detail)),  # (a FlexBox drew its figures blank)
@@ -302,9 +304,10 @@ class EmulateTab(Tab):
 
     def _show_preview(self, outcome: tuple) -> None:
         omega_m, sigma_8, m, seconds = outcome
+        log.debug("preview at (%.3f, %.3f) in %.2f s", omega_m, sigma_8, seconds)
         clim = plots.map_clim(self._shown_reference if self._shown_reference is not None else m)
-        self.preview_pane.update(plots.map_image(m, f"preview: Ωₘ {omega_m:.3f}, σ₈ {sigma_8:.3f} ({seconds:.2f} s)",
-                                                 clim, colorbar=False, size=150))
+        self.preview_pane.update(plots.map_image(m, f"preview: Ωₘ {omega_m:.3f}, σ₈ {sigma_8:.3f}",
+                                                 clim, colorbar=False, size=PREVIEW_SIZE))
 
     def _stop_preview(self) -> None:
         self._preview_next = None
@@ -381,7 +384,8 @@ class EmulateTab(Tab):
             self._shown_reference = reference
         if self.preview_pane.object is None:  # made now, so the first preview only swaps data (no new layout)
             self.preview_pane.update(plots.map_image(np.full(result.maps.shape[1:], np.nan, np.float32),
-                                                     PREVIEW_PLACEHOLDER, clim, colorbar=False, size=150))
+                                                     PREVIEW_PLACEHOLDER, clim, colorbar=False,
+                                                     size=PREVIEW_SIZE))
 
     def show_statistics(self, result: compute.Emulation) -> None:
         """Draw the statistics of ``result`` (computed on the worker, ``compute.compare_maps``)."""
