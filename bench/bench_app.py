@@ -15,6 +15,8 @@ Debian's Chromium with playwright and measures:
   final maps drawn; statistics may still follow);
 - ``preview_while_dragging``: a 4-second drag of the σ₈ slider: previews drawn per second, the
   first one's delay and the longest gap between two;
+- ``concurrent_sessions``: ``--concurrent`` sessions release a slider together: each one's
+  release -> maps and -> statistics, and the worst maps time over the solo median;
 - ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours drawn.
 
 Also the server's resident memory after each phase (flat across repeated runs and sessions is the
@@ -167,6 +169,37 @@ def slow_drag(page, index: int, dx: float, seconds: float, steps: int = 40) -> d
             "longest_gap_s": round(max(gaps), 2) if gaps else None}
 
 
+def concurrent_sliders(ctx, page, url: str, n: int, rounds: int, solo_maps: float | None, ms: int) -> dict:
+    """``n`` sessions (``page`` and ``n - 1`` new pages) release a slider within ~0.2 s of each other,
+    ``rounds`` times: each session's release -> maps and -> every statistic, and the worst ratio to
+    the solo median release -> maps (the target: none waits more than 2x its solo latency)."""
+    pages = [page]
+    for _ in range(n - 1):
+        other = ctx.new_page()
+        other.goto(url, timeout=ms)
+        wait_first_render(other, ms)
+        pages.append(other)
+    maps, screens = [], []
+    for r in range(rounds):
+        for p in pages:
+            p.wait_for_timeout(300)
+        for p in pages:
+            watch(p)
+        for i, p in enumerate(pages):
+            p.bring_to_front()
+            drag(p, 0, 30 if (r + i) % 2 == 0 else -30)
+        for p in pages:
+            settled, m = wait_settled(p, ms / 1000)
+            screens.append(round(settled, 2))
+            maps.append(None if m is None else round(m, 2))
+    for p in pages[1:]:
+        p.close()
+    drawn = [m for m in maps if m is not None]
+    return {"sessions": n, "rounds": rounds, "maps_s": maps, "screen_s": screens,
+            "worst_maps_s": max(drawn) if drawn else None,
+            "worst_over_solo_maps": round(max(drawn) / solo_maps, 2) if drawn and solo_maps else None}
+
+
 def default_field(examples: Path) -> Path | None:
     index = examples / "examples.json"
     if not index.is_file():
@@ -184,6 +217,8 @@ def main(argv=None) -> int:
     p.add_argument("--field", default=None, help="field to drop on the infer tab (default: first example)")
     p.add_argument("--repeats", type=int, default=5, help="slider moves")
     p.add_argument("--sessions", type=int, default=2, help="extra sessions opened and closed")
+    p.add_argument("--concurrent", type=int, default=4,
+                   help="sessions releasing a slider together (0: skip), --repeats rounds")
     p.add_argument("--infers", type=int, default=2, help="times the field is dropped on the infer tab")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds allowed for each phase")
@@ -256,6 +291,9 @@ def main(argv=None) -> int:
             out["preview_while_dragging"] = slow_drag(page, 1, 60, 4.0)
             wait_settled(page, args.timeout)
             out["status_last"] = page.locator(STATUS).inner_text()
+            if args.concurrent > 1:
+                out["concurrent_sessions"] = concurrent_sliders(ctx, page, url, args.concurrent, args.repeats,
+                                                                out["slider_to_maps_s"]["median"], ms)
 
             if field is not None and field.is_file() and args.infers > 0:
                 page.locator(".bk-tab", has_text="Infer").click()

@@ -34,23 +34,25 @@ class Sampler:
     method: str | None = None
     steps: int | None = None
     network: str | None = None  # "small", "full" or another sub-folder network ("fast")
+    slow: bool = False  # seconds or more per map: runs with the long jobs, not in the sliders' queue
 
 
 #: The app's sampler menu: label -> setting (the compute functions take the setting, not the label).
 SAMPLER_CHOICES = {
     "fast (model default)": Sampler(),
     "fast network: 4 distilled DDIM calls (fastest)": Sampler(None, None, "fast"),
-    "full network: Gaussian start + 30 Karras levels (slower)": Sampler("sde-dpmsolver++-karras-gauss", 30, "full"),
+    "full network: Gaussian start + 30 Karras levels (slower)": Sampler("sde-dpmsolver++-karras-gauss", 30, "full",
+                                                                         slow=True),
     "DDPM, 25 strided steps (fastest, rough)": Sampler("ddpm-strided", 25),
     "DDPM, 50 strided steps": Sampler("ddpm-strided", 50),
-    "DDPM, 250 strided steps": Sampler("ddpm-strided", 250),
+    "DDPM, 250 strided steps": Sampler("ddpm-strided", 250, slow=True),
     "Gaussian start + 30 Karras levels (14 network calls)": Sampler("sde-dpmsolver++-karras-gauss", 30),
     "Gaussian start + 20 Karras levels (9 network calls, rougher)": Sampler("sde-dpmsolver++-karras-gauss", 20),
     "stochastic DPM-Solver++, 30 Karras steps": Sampler("sde-dpmsolver++-karras", 30),
     "stochastic DPM-Solver++, 15 Karras steps (faster, rougher)": Sampler("sde-dpmsolver++-karras", 15),
     "stochastic DPM-Solver++, 30 even steps": Sampler("sde-dpmsolver++", 30),
     "DDIM, 50 steps": Sampler("ddim", 50),
-    "DDPM, 1000 steps (paper mode, full network, slow)": Sampler("ddpm", None, "full"),
+    "DDPM, 1000 steps (paper mode, full network, slow)": Sampler("ddpm", None, "full", slow=True),
 }
 
 

@@ -13,9 +13,9 @@ The app is configured by environment variables or by arguments after ``--args``:
     EXPLORER_ONEP       / --onep DIR       1P set for the parameter-response tab (default <repo>/assets/onep)
     EXPLORER_EXAMPLES   / --examples DIR   example fields for the infer tab (default <repo>/assets/examples)
     EXPLORER_DEVICE     / --device NAME    auto (CUDA, then MPS, then CPU), cpu, cuda, ...
-    EXPLORER_WORKERS    / --workers N      jobs running at once per worker pool, shared by all sessions
-                                           (default 2; one pool for sampling, one for inference and
-                                           other long jobs)
+    EXPLORER_WORKERS    / --workers N      long jobs (inference, 1P response, simulation, slow
+                                           samplers) running at once, shared by all sessions (default
+                                           2); quick sampling jobs run one at a time: each uses every core
     EXPLORER_TORCH_THREADS                 torch intra-op threads (default: torch's, one per core)
 
 Command-line arguments win over environment variables. The model is loaded once per process
@@ -209,9 +209,14 @@ class ThreadPerJob:
 
 _EXECUTORS: dict[str, ThreadPerJob] = {}
 _EXECUTOR_LOCK = threading.Lock()
-#: Worker pools: "interactive" for slider sampling, "long" for inference, the 1P response and
-#: simulations, so that long jobs never queue in front of another session's slider.
+#: Worker pools: "interactive" for slider sampling and previews, "long" for inference, the 1P
+#: response, simulations and slow samplers, so that long jobs never queue in front of another
+#: session's slider.
 POOLS = ("interactive", "long")
+#: Jobs at once per pool where fixed: sampling jobs one at a time. Torch already spreads one over
+#: every core; measured on 2 cores, 4 sessions releasing a slider together (4 maps each) got their
+#: maps after 0.9, 1.9, 2.8 and 3.7 s one at a time, after 2.1, 2.2, 4.1 and 4.2 s two at a time.
+POOL_WORKERS = {"interactive": 1}
 
 
 def torch_threads(environ=None) -> int | None:
@@ -223,7 +228,8 @@ def torch_threads(environ=None) -> int | None:
 
 
 def executor(pool: str = "interactive", workers: int = 2) -> ThreadPerJob:
-    """The process-wide pool ``pool`` (created on first use, running ``workers`` jobs at once)."""
+    """The process-wide pool ``pool`` (created on first use, running ``workers`` jobs at once, or
+    :data:`POOL_WORKERS` ``[pool]`` where fixed)."""
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     with _EXECUTOR_LOCK:
@@ -233,7 +239,7 @@ def executor(pool: str = "interactive", workers: int = 2) -> ThreadPerJob:
                 import torch
 
                 torch.set_num_threads(threads)  # process-wide: shared by the workers
-            _EXECUTORS[pool] = ThreadPerJob(workers, pool)
+            _EXECUTORS[pool] = ThreadPerJob(POOL_WORKERS.get(pool, workers), pool)
         return _EXECUTORS[pool]
 
 

@@ -256,6 +256,7 @@ class EmulateTab(Tab):
 
     def _work(self, job: Job, omega_m, sigma_8, n_maps, seed, sampler):
         """(Emulation, reference maps or None, reference description): the sampling job (on a worker)."""
+        job.check()  # superseded while it queued: nothing to do
         reference, text = self._reference_maps(omega_m, sigma_8)
         job.check()
         result = compute.emulate(self.emulator, omega_m=omega_m, sigma_8=sigma_8, n_maps=n_maps, seed=seed,
@@ -266,10 +267,15 @@ class EmulateTab(Tab):
     def _settings(self) -> tuple:
         return (self.omega_m, self.sigma_8, self.n_maps, self.seed, self.sampler)
 
+    @staticmethod
+    def _pool(settings: tuple) -> str:
+        """Slow samplers run with the long jobs, so they never hold up another session's slider."""
+        return "long" if compute.SAMPLER_CHOICES[settings[-1]].slow else "interactive"
+
     def prefetch(self) -> None:
         """Start sampling at the current settings now, while the page loads; ``refresh`` picks it up."""
         settings = self._settings()
-        self._prefetched = (settings, start_job(self._slot, self._work, *settings))
+        self._prefetched = (settings, start_job(self._slot, self._work, *settings, pool=self._pool(settings)))
         self._busy(True)
         self._status.object = self._busy_text()
 
@@ -298,6 +304,7 @@ class EmulateTab(Tab):
 
     def _preview_work(self, job: Job, omega_m: float, sigma_8: float, seed: int):
         """(Ωₘ, σ₈, (H, W) map, seconds) of one quick map (on a worker)."""
+        job.check()
         start = time.perf_counter()
         m = compute.preview(self.emulator, omega_m=omega_m, sigma_8=sigma_8, seed=seed, progress=job.progress())
         return omega_m, sigma_8, m, time.perf_counter() - start
@@ -321,7 +328,7 @@ class EmulateTab(Tab):
         if prefetched is not None and prefetched[0] == settings and prefetched[1].current:
             job = prefetched[1]
         else:
-            job = start_job(self._slot, self._work, *settings)
+            job = start_job(self._slot, self._work, *settings, pool=self._pool(settings))
         self._status.object = self._busy_text()
         await run_job(job, what=f"sampling at {settings}", on_busy=self._busy, on_result=self._sampled,
                       on_error=self._sampling_failed, logger=log)
