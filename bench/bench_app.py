@@ -220,6 +220,8 @@ def main(argv=None) -> int:
     p.add_argument("--concurrent", type=int, default=4,
                    help="sessions releasing a slider together (0: skip), --repeats rounds")
     p.add_argument("--infers", type=int, default=2, help="times the field is dropped on the infer tab")
+    p.add_argument("--infer-network", default=None, choices=("full", "small"),
+                   help="pick this likelihood network on the Infer tab before the drops (default: the tab's)")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds allowed for each phase")
     args = p.parse_args(argv)
@@ -298,6 +300,11 @@ def main(argv=None) -> int:
             if field is not None and field.is_file() and args.infers > 0:
                 page.locator(".bk-tab", has_text="Infer").click()
                 page.wait_for_selector("input[type=file]", state="attached", timeout=ms)
+                if args.infer_network:
+                    menu = page.locator("select", has=page.locator("option", has_text="full network"))
+                    menu.select_option(index=["full", "small"].index(args.infer_network))
+                    page.wait_for_timeout(500)
+                    out["infer_network"] = args.infer_network
                 drops, infer_rss = [], []
                 for i in range(args.infers):  # the same field under a new name each time (a new drop)
                     with tempfile.TemporaryDirectory() as tmp:

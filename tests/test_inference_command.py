@@ -107,6 +107,7 @@ def test_bad_files_are_refused(weights, tmp_path, capsys):
     (["--plot", "out.gif"], "unsupported file type"),
     (["--json", "no/such/dir/out.json"], "does not exist"),
     (["--weights", "no-such-weights"], "does not exist"),
+    (["--network", "no-such-network"], "network must name a sub-folder"),
 ])
 def test_bad_options_are_refused(weights, tmp_path, capsys, monkeypatch, extra, words):
     monkeypatch.chdir(tmp_path)
@@ -115,3 +116,24 @@ def test_bad_options_are_refused(weights, tmp_path, capsys, monkeypatch, extra, 
     assert main(args) == 2
     assert words in capsys.readouterr().err
     assert not (tmp_path / "post.json").exists()
+
+
+def test_network_option_takes_the_likelihood_from_a_sub_folder(weights, tmp_path):
+    import shutil
+
+    with torch.random.fork_rng():
+        torch.manual_seed(1)  # another network for the same maps
+        other = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
+                          attention_levels=1, norm_num_groups=4, attention_head_dim=8)
+    folder = tmp_path / "weights"
+    shutil.copytree(weights, folder)
+    save_model(folder / "other", other, {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(100)})
+    np.save(tmp_path / "f.npy", density())
+    runs = {}
+    for name, extra in (("main", ["--weights", str(folder)]), ("sub", ["--weights", str(folder), "--network", "other"]),
+                        ("direct", ["--weights", str(folder / "other")])):
+        out = tmp_path / f"{name}.json"
+        assert main(["infer", str(tmp_path / "f.npy"), *extra, "--json", str(out), "--seed", "3", *FAST]) == 0
+        runs[name] = np.asarray(json.loads(out.read_text())["posterior"]["delta_chi2"])
+    np.testing.assert_allclose(runs["sub"], runs["direct"], rtol=1e-5, atol=1e-6)  # that network's surface
+    assert not np.allclose(runs["sub"], runs["main"], atol=1e-3)

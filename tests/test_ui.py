@@ -506,6 +506,34 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     assert tab._json.filename == f"posterior_{tab.result.name.rsplit('.', 1)[0].replace(' ', '_')[:60]}.json"
 
 
+def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, small_grids, tmp_path):
+    import torch
+
+    from explorer.model import Emulator, ParamUNet, save_model
+
+    assert list(InferTab(infer_context).param.network.objects.values()) == ["full"]  # no small network
+    folder = tmp_path / "weights"
+    shutil.copytree(infer_context.settings.weights, folder)
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        net = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
+                        attention_levels=1, norm_num_groups=4, attention_head_dim=8)
+    save_model(folder / "small", net, {"normalization": {"lo": 9.0, "hi": 15.0},
+                                       "calibration": {"temperature": 2.0, "terms": "vlb:8", "n_noise": 1}})
+    ctx = AppContext(settings=Settings(weights=folder), emulator=Emulator.from_folder(folder, device="cpu"),
+                     examples=infer_context.examples, pk_baseline=infer_context.pk_baseline)
+    tab = InferTab(ctx)
+    assert list(tab.param.network.objects.values()) == ["full", "small"]
+    tab.param.trigger("run_example")
+    full = tab.result.posterior
+    tab.network = "small"
+    tab.param.trigger("run_example")
+    small = tab.result.posterior
+    assert not tab._error.visible, tab._error.object
+    assert full.temperature == 1.0 and small.temperature == 2.0  # each network's own calibration
+    assert not np.allclose(small.delta_chi2 * 2.0, full.delta_chi2)  # another network's surface
+
+
 def test_per_timestep_contours(infer_context, small_grids):
     tab = InferTab(infer_context, terms="sum:5", per_timestep=True, show_baseline=False)
     tab.param.trigger("run_example")

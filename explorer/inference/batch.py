@@ -179,16 +179,29 @@ def read_spec(spec: FieldSpec) -> np.ndarray:
 _MODELS: dict = {}
 
 
-def _models(weights: str, device: str):
+def likelihood_folder(weights, network: str | None = None) -> Path:
+    """The folder of the network the likelihood uses: ``weights`` itself, or its sub-folder
+    ``network`` (e.g. "small": a smaller network for the same maps, calibrated on its own)."""
+    if network is None:
+        return Path(weights)
+    from explorer.model.sampling import is_folder_name
+
+    folder = Path(weights) / str(network)
+    if not is_folder_name(network) or not (folder / "explorer.json").is_file():
+        raise ValueError(f"network must name a sub-folder of {weights} holding a network, got {network!r}")
+    return folder
+
+
+def _models(weights: str, device: str, network: str | None = None):
     """(diffusion model, P(k) baseline or None, CNN or None), loaded once per process."""
-    key = (weights, device)
+    key = (weights, device, network)
     if key not in _MODELS:
         from explorer.model import load_model
 
         from .cnn import CnnEstimator, find_cnn
         from .pk_baseline import FILENAME, PkBaseline
 
-        loaded = load_model(weights, device=device)
+        loaded = load_model(likelihood_folder(weights, network), device=device)
         pk_file = Path(weights) / FILENAME
         baseline = PkBaseline.load(pk_file) if pk_file.is_file() else None
         cnn_dir = find_cnn(weights)
@@ -202,7 +215,7 @@ def default_options(weights, **overrides) -> dict:
     """The options of :func:`analyse` that ``explorer infer`` uses by default, for ``weights``."""
     from .defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS
 
-    return {"weights": str(weights), "device": "cpu", "kind": "auto", "terms": DEFAULT_TERMS,
+    return {"weights": str(weights), "network": None, "device": "cpu", "kind": "auto", "terms": DEFAULT_TERMS,
             "n_noise": DEFAULT_N_NOISE, "coarse": list(DEFAULT_COARSE), "fine": list(DEFAULT_FINE), "seed": None,
             "calibrated": True, "per_timestep": False, "baseline": True, "cnn": True, **overrides}
 
@@ -221,7 +234,7 @@ def analyse(field, options: dict, truth=None, models=None) -> dict:
     from .grid import check_truth, infer
     from .vlb import field_seed
 
-    loaded, baseline, cnn = models or _models(options["weights"], options.get("device", "cpu"))
+    loaded, baseline, cnn = models or _models(options["weights"], options.get("device", "cpu"), options.get("network"))
     truth = check_truth(truth, loaded.param_ranges)
     prepared = prepare_field(field, loaded.resolution, options.get("kind", "auto"))
     seed = options.get("seed")

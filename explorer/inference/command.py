@@ -44,6 +44,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--noise-replicate", type=int, default=0, metavar="R",
                         help="with the default seed: use the hash of the field + R (other honest noise draws)")
     parser.add_argument("--weights", default=None, help="weights folder (default: $EXPLORER_WEIGHTS, else the shipped weights/ next to the package)")
+    parser.add_argument("--network", default=None,
+                        help="likelihood from this sub-folder network of the weights (e.g. small: ~3x faster, "
+                             "calibrated on its own; README, Figures); default: the weights' own network")
     parser.add_argument("--kind", default="auto", choices=("auto", "density", "log10"), help="what FIELD holds")
     parser.add_argument("--raw", action="store_true", help="do not apply the stored calibration temperature")
     parser.add_argument("--no-baseline", action="store_true", help="skip the P(k) baseline")
@@ -88,7 +91,8 @@ def _line(name: str, e: dict, truth: float | None) -> str:
 
 
 def _options(args) -> dict:
-    return {"weights": str(args.weights), "device": args.device, "kind": args.kind, "terms": args.terms,
+    return {"weights": str(args.weights), "network": args.network, "device": args.device, "kind": args.kind,
+            "terms": args.terms,
             "n_noise": args.n_noise, "coarse": list(args.coarse), "fine": list(args.fine), "seed": args.seed,
             "noise_replicate": args.noise_replicate,
             "calibrated": not args.raw, "per_timestep": args.per_timestep, "baseline": not args.no_baseline,
@@ -106,7 +110,7 @@ def run_many(args) -> int:
     """The batch: every field a row of ``--out``/results.csv (module :mod:`.batch`)."""
     from explorer.paths import resolve_weights
 
-    from .batch import collect, run_batch
+    from .batch import collect, likelihood_folder, run_batch
 
     if args.out is None:
         raise ValueError("several fields, a folder or a CMD maps file need --out DIR for the results table")
@@ -123,7 +127,7 @@ def run_many(args) -> int:
     args.weights = resolve_weights(args.weights)
     from explorer.model import load_model
 
-    load_model(args.weights, device="cpu")  # refuse missing or broken weights before any worker starts
+    load_model(likelihood_folder(args.weights, args.network), device="cpu")  # refuse broken weights before any worker starts
     where = (f"Dask scheduler {args.scheduler}" if args.scheduler else
              "this process" if args.workers == 0 else f"a local Dask cluster of {args.workers} processes")
     print(f"{len(specs)} field(s) -> {out / 'results.csv'}, on {where}", file=sys.stderr)
@@ -140,7 +144,7 @@ def run(args) -> int:
     from explorer.model import load_model
     from explorer.paths import resolve_weights
 
-    from .batch import analyse
+    from .batch import analyse, likelihood_folder
     from .cnn import CnnEstimator, find_cnn
     from .grid import check_truth  # torch: only when the command runs
     from .pk_baseline import FILENAME as PK_FILENAME
@@ -156,7 +160,7 @@ def run(args) -> int:
             raise ValueError(f"{opt} would overwrite the input field {args.field}")
     field = read_field(args.field)
     args.weights = resolve_weights(args.weights)
-    loaded = load_model(args.weights, device=args.device)
+    loaded = load_model(likelihood_folder(args.weights, args.network), device=args.device)
     truth = check_truth(args.truth, loaded.param_ranges)
 
     # 2. the baselines are optional: a missing or broken file only warns

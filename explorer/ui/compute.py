@@ -226,6 +226,20 @@ TERM_CHOICES = {
 }
 
 
+def likelihood_networks(emulator) -> dict[str, str]:
+    """The Infer tab's network menu: label -> network name. "full" always; "small" where the weights
+    carry a small network with a likelihood calibration of its own (``explorer calibrate --weights
+    weights/small``: its temperatures differ from the full network's)."""
+    choices = {"full network (the default)": "full"}
+    try:
+        small = emulator.network("small")
+    except (AttributeError, ValueError):  # no small network in these weights
+        return choices
+    if (small.metadata.get("calibration") or {}).get("temperature") is not None:
+        choices["small network (about 3x faster, calibrated on its own)"] = "small"
+    return choices
+
+
 @dataclass(frozen=True, eq=False)
 class Inference:
     """The posterior of one field from the diffusion model, and from the P(k) baseline if available."""

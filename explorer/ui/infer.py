@@ -38,6 +38,7 @@ class InferTab(Tab):
     kind = param.Selector(default="auto", objects={"auto-detect": "auto", "density Σ": "density",
                                                    "log10 Σ": "log10"}, label="the file holds")
     terms = param.Selector(default=compute.DEFAULT_TERMS, objects=compute.TERM_CHOICES, label="likelihood terms")
+    network = param.Selector(default="full", objects={"full network (the default)": "full"}, label="likelihood network")
     calibrated = param.Boolean(default=True, label="calibrated error bars")
     per_timestep = param.Boolean(default=False, label="per-timestep contours (1σ of each term)")
     show_baseline = param.Boolean(default=True, label="show the baselines (P(k) contours, CNN point)")
@@ -54,6 +55,7 @@ class InferTab(Tab):
         self.param.example.objects = list(names)
         if names:
             self.example = next(iter(names))
+        self.param.network.objects = compute.likelihood_networks(context.emulator)
         self.result: compute.Inference | None = None
         self.dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_MB}MB", height=120,
                                               sizing_mode="stretch_width")
@@ -94,6 +96,7 @@ class InferTab(Tab):
             pn.widgets.Button.from_param(self.param.run_example, color="primary", disabled=not self._examples),
             pn.widgets.Select.from_param(self.param.kind),
             pn.widgets.Select.from_param(self.param.terms),
+            pn.widgets.Select.from_param(self.param.network, disabled=len(self.param.network.objects) < 2),
             pn.widgets.Checkbox.from_param(self.param.calibrated),
             pn.widgets.Checkbox.from_param(self.param.per_timestep),
             pn.widgets.Checkbox.from_param(self.param.show_baseline, disabled=self.context.pk_baseline is None and self.context.cnn is None),
@@ -158,9 +161,12 @@ class InferTab(Tab):
             data = data.encode() if isinstance(data, str) else data  # text/* uploads arrive decoded
             field = read_field(data, filename=name, max_bytes=MAX_BYTES)
         job.check()
+        settings = dict(settings)
+        network = settings.pop("network", "full")
+        loaded = self.context.emulator.loaded if network == "full" else self.context.emulator.network(network)
         try:
             return compute.infer_field(
-                self.context.emulator.loaded, field, name=name, truth=truth, pk_baseline=self.context.pk_baseline,
+                loaded, field, name=name, truth=truth, pk_baseline=self.context.pk_baseline,
                 cnn=self.context.cnn, progress=job.progress(), cancel=lambda: not job.current, **settings)
         except InferenceCancelled:
             raise Superseded(f"inference on {name} cancelled") from None
@@ -171,7 +177,7 @@ class InferTab(Tab):
                   kind: str | None = None) -> None:
         """Read the field (``data`` uploaded as ``name``, or ``path``) and infer; newer calls supersede."""
         settings = dict(kind=kind or self.kind, terms=self.terms, calibrated=self.calibrated,
-                        per_timestep=self.per_timestep)
+                        per_timestep=self.per_timestep, network=self.network)
         job = start_job(self._slot, self._work, name, data, path, truth, settings, pool="long")
         self._error.visible = False
         self._status.object = f"Inferring (Ωₘ, σ₈) from **{name}** …"
