@@ -96,6 +96,17 @@ WATCH_JS = """() => {
     return true }"""
 READ_JS = """() => { const w = window.__watch; return {release: w.release, statusT: w.statusT, mapsT: w.mapsT,
     anyT: w.anyT, previews: w.previews, now: performance.now(), statusText: w.statusText} }"""
+PICK_JS = """(wanted) => {  // choose the entry of the likelihood-network menu whose label starts with wanted
+    const label = (o) => String(Array.isArray(o) ? o[1] : o);
+    for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+        if (!m.constructor.__name__.endsWith('Select') || !Array.isArray(m.options)
+            || !m.options.some((o) => Array.isArray(o) && o[0] === 'full')) continue;  // values full, small
+        const o = m.options.find((o) => label(o).startsWith(wanted));
+        if (o === undefined) return null;
+        m.value = Array.isArray(o) ? o[0] : o;
+        return label(o);
+    }
+    return null }"""
 COUNT_JS = """(name) => { let n = 0;
     for (const doc of Bokeh.documents) for (const m of doc.all_models) if (m.constructor.__name__ === name) n++;
     return n }"""
@@ -301,10 +312,10 @@ def main(argv=None) -> int:
                 page.locator(".bk-tab", has_text="Infer").click()
                 page.wait_for_selector("input[type=file]", state="attached", timeout=ms)
                 if args.infer_network:
-                    menu = page.locator("select", has=page.locator("option", has_text="full network"))
-                    menu.select_option(index=["full", "small"].index(args.infer_network))
+                    out["infer_network"] = page.evaluate(PICK_JS, f"{args.infer_network} network")
+                    if out["infer_network"] is None:
+                        raise RuntimeError(f"no {args.infer_network!r} entry in the Infer tab's network menu")
                     page.wait_for_timeout(500)
-                    out["infer_network"] = args.infer_network
                 drops, infer_rss = [], []
                 for i in range(args.infers):  # the same field under a new name each time (a new drop)
                     with tempfile.TemporaryDirectory() as tmp:
