@@ -558,7 +558,7 @@ def test_bad_file_shows_its_message_and_keeps_the_result(infer_context, name, da
     tab.result = sentinel
     tab.dropper.value = {name: data}
     assert tab._error.visible and message in tab._error.object
-    assert tab.result is sentinel and not tab._progress.visible and not tab.busy
+    assert tab.result is sentinel and not tab.progress_shown and not tab.busy
     assert tab._status.object == f"Could not use **{name}**. The result below is still that of **earlier.npy**."
     assert tab._cancel_button.disabled
     assert not tab.posterior_pane.pane.loading
@@ -613,13 +613,13 @@ def test_cancel_stops_inference(infer_context, monkeypatch):
         job = asyncio.ensure_future(tab.run("field.npy", data=npy_bytes(np.full((32, 32), 1e12))))
         while not started.is_set():
             await asyncio.sleep(0.01)
-        assert not tab._cancel_button.disabled and tab._progress.visible and tab.posterior_pane.pane.loading
+        assert not tab._cancel_button.disabled and tab.progress_shown and tab.posterior_pane.pane.loading
         tab.param.trigger("cancel")
         await job
 
     run(scenario())
     assert tab.result is None and tab._status.object == "Cancelled." and tab._cancel_button.disabled
-    assert not tab.busy and not tab._progress.visible and not tab.posterior_pane.pane.loading
+    assert not tab.busy and not tab.progress_shown and not tab.posterior_pane.pane.loading
     assert not tab._error.visible  # a cancelled inference is no failure
 
 

@@ -33,7 +33,7 @@ from . import compute, plots
 from .context import AppContext
 from .explain import glossary_card
 from .jobs import Job, JobSlot, run_job, start_job
-from .panes import LivePlot, PlotRow, batch_updates
+from .panes import HIDDEN, SHOWN, LivePlot, PlotRow, batch_updates
 from .reference import simulate_reference
 from .tab import Tab
 
@@ -44,7 +44,6 @@ N_REF_SHOWN = 4
 CUSTOM = "custom (the sliders)"
 PREVIEW_PLACEHOLDER = "preview: drag a slider"
 PREVIEW_SIZE = 190  # pixels: the preview fits the 300-pixel controls column
-PROGRESS_SHOWN, PROGRESS_HIDDEN = {"opacity": "1"}, {"opacity": "0"}
 SEED_NOTE = ("When Ωₘ or σ₈ change, **same seed**: the model starts from the same noise, so Ωₘ and σ₈ "
              "reshape one cosmic web and its layout stays; the reference maps are other simulations, with "
              "their own initial conditions, so theirs changes. **Fresh seed**: new noise at every change.")
@@ -102,9 +101,8 @@ class EmulateTab(Tab):
         self._prefetched: tuple[tuple, Job] | None = None  # (settings, job) started by prefetch()
         self._fresh_seed: int | None = None  # a seed drawn for a slider change ("fresh seed" mode)
 
-        # shown and hidden by its opacity: toggling ``visible`` re-laid out every figure of the tab in the
-        # browser, twice per slider release (measured: 1.5 s of Chromium's time per release, 0.5-0.8 s without)
-        self._progress = pn.indicators.Progress(value=0, max=100, styles=PROGRESS_HIDDEN,
+        # shown and hidden by its opacity (panes.SHOWN / HIDDEN: no new layout)
+        self._progress = pn.indicators.Progress(value=0, max=100, styles=HIDDEN,
                                                 sizing_mode="stretch_width", bar_color="primary")
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -202,12 +200,12 @@ class EmulateTab(Tab):
     def _busy(self, busy: bool) -> None:
         if busy:
             self._progress.value = 0
-        self._progress.styles = PROGRESS_SHOWN if busy else PROGRESS_HIDDEN
+        self._progress.styles = SHOWN if busy else HIDDEN
         self.busy = busy
 
     @property
     def progress_shown(self) -> bool:
-        return self._progress.styles == PROGRESS_SHOWN
+        return self._progress.styles == SHOWN
 
     def _simulating(self, busy: bool) -> None:
         self._simulate_button.loading = busy

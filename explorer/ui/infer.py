@@ -23,7 +23,7 @@ from . import compute, plots, posterior
 from .context import AppContext, release_memory
 from .explain import glossary_card
 from .jobs import USER_ERRORS, Job, JobSlot, Superseded, run_job, start_job
-from .panes import LivePlot, batch_updates
+from .panes import HIDDEN, SHOWN, LivePlot, batch_updates
 from .tab import Tab
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class InferTab(Tab):
         self.result: compute.Inference | None = None
         self.dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_MB}MB", height=120,
                                               sizing_mode="stretch_width")
-        self._progress = pn.indicators.Progress(value=0, max=100, visible=self.param.busy,
+        self._progress = pn.indicators.Progress(value=0, max=100, styles=HIDDEN,  # panes.SHOWN / HIDDEN
                                                 sizing_mode="stretch_width")
         self._status = pn.pane.Markdown("Drop a field or pick an example.", sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -187,7 +187,13 @@ class InferTab(Tab):
     def _busy(self, busy: bool) -> None:
         if busy:
             self._progress.value = 0
+        self._progress.styles = SHOWN if busy else HIDDEN
         self.busy = busy
+
+    @property
+    def progress_shown(self) -> bool:
+        return self._progress.styles == SHOWN
+
 
     def _inferred(self, result: compute.Inference) -> None:
         self._status.object = (f"**{result.name}** ({result.kind}): {result.posterior.n_evaluations} network "
