@@ -184,10 +184,10 @@ def likelihood_folder(weights, network: str | None = None) -> Path:
     ``network`` (e.g. "small": a smaller network for the same maps, calibrated on its own)."""
     if network is None:
         return Path(weights)
-    from explorer.model.sampling import is_folder_name
+    from explorer.model.sampling import network_folder
 
-    folder = Path(weights) / str(network)
-    if not is_folder_name(network) or not (folder / "explorer.json").is_file():
+    folder = network_folder(weights, network)
+    if folder is None:
         raise ValueError(f"network must name a sub-folder of {weights} holding a network, got {network!r}")
     return folder
 

@@ -339,9 +339,9 @@ class Emulator:
         """The network ``name``: "full", "small", or another sub-folder of the weights folder holding
         a network for the same maps (e.g. "fast", a few-call network made by ``explorer distill``),
         loaded on first use."""
-        if name not in self.networks and self.folder is not None and is_folder_name(name) \
-                and (self.folder / name / "explorer.json").is_file():
-            other = load_model(self.folder / name, device=self.loaded.device)
+        sub = None if name in self.networks else network_folder(self.folder, name)
+        if sub is not None:
+            other = load_model(sub, device=self.loaded.device)
             check_same_maps(self.loaded, other)
             self.networks[name] = other
         if name not in self.networks:
@@ -379,6 +379,14 @@ class Emulator:
 def is_folder_name(name) -> bool:
     """True for a plain sub-folder name (no path separators, not "." or "..")."""
     return isinstance(name, str) and Path(name).name == name and name not in ("", ".", "..")
+
+
+def network_folder(folder, name) -> Path | None:
+    """``folder / name`` if ``name`` is a plain sub-folder name and that sub-folder holds a network
+    (an ``explorer.json``), else None."""
+    if folder is None or not is_folder_name(name) or not (Path(folder) / name / "explorer.json").is_file():
+        return None
+    return Path(folder) / name
 
 
 def check_same_maps(full: Denoiser, small: Denoiser) -> None:

@@ -33,7 +33,7 @@ from . import compute, plots
 from .context import AppContext
 from .explain import glossary_card
 from .jobs import Job, JobSlot, run_job, start_job
-from .panes import HIDDEN, SHOWN, LivePlot, PlotRow, batch_updates
+from .panes import SHOWN, LivePlot, PlotRow, batch_updates, progress_bar, show_progress
 from .reference import simulate_reference
 from .tab import Tab
 
@@ -98,12 +98,11 @@ class EmulateTab(Tab):
         self.result: compute.Emulation | None = None
         self._simulated: tuple[float, float, int, np.ndarray] | None = None  # (Ωₘ, σ₈, seed, maps)
         self._shown_reference = None
+        self._clim: tuple[float, float] | None = None  # colour range of the maps shown (the preview's too)
         self._prefetched: tuple[tuple, Job] | None = None  # (settings, job) started by prefetch()
         self._fresh_seed: int | None = None  # a seed drawn for a slider change ("fresh seed" mode)
 
-        # shown and hidden by its opacity (panes.SHOWN / HIDDEN: no new layout)
-        self._progress = pn.indicators.Progress(value=0, max=100, styles=HIDDEN,
-                                                sizing_mode="stretch_width", bar_color="primary")
+        self._progress = progress_bar(bar_color="primary")
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._reference_info = pn.pane.Markdown("", sizing_mode="stretch_width")
@@ -198,9 +197,7 @@ class EmulateTab(Tab):
         self._progress.value = int(round(100 * fraction))
 
     def _busy(self, busy: bool) -> None:
-        if busy:
-            self._progress.value = 0
-        self._progress.styles = SHOWN if busy else HIDDEN
+        show_progress(self._progress, busy)
         self.busy = busy
 
     @property
@@ -310,9 +307,9 @@ class EmulateTab(Tab):
     def _show_preview(self, outcome: tuple) -> None:
         omega_m, sigma_8, m, seconds = outcome
         log.debug("preview at (%.3f, %.3f) in %.2f s", omega_m, sigma_8, seconds)
-        clim = plots.map_clim(self._shown_reference if self._shown_reference is not None else m)
         self.preview_pane.update(plots.map_image(m, f"preview: Ωₘ {omega_m:.3f}, σ₈ {sigma_8:.3f}",
-                                                 clim, colorbar=False, size=PREVIEW_SIZE))
+                                                 self._clim or plots.map_clim(m), colorbar=False,
+                                                 size=PREVIEW_SIZE))
 
     def _stop_preview(self) -> None:
         self._preview_next = None
@@ -379,7 +376,7 @@ class EmulateTab(Tab):
         self._reference_info.object = text
         # the colour scale is the reference's: generated maps are read against the truth, and the
         # reference figures are only redrawn when the reference changes
-        clim = plots.map_clim(reference if reference is not None else result.maps)
+        clim = self._clim = plots.map_clim(reference if reference is not None else result.maps)
         shown = result.maps[:N_SHOWN]
         self.maps_row.update(plots.map_row(shown, [f"generated #{i + 1}" for i in range(len(shown))], clim,
                                            size=180 if len(shown) <= 2 else 150))

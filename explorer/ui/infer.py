@@ -23,7 +23,7 @@ from . import compute, plots, posterior
 from .context import AppContext, release_memory
 from .explain import glossary_card
 from .jobs import USER_ERRORS, Job, JobSlot, Superseded, run_job, start_job
-from .panes import HIDDEN, SHOWN, LivePlot, batch_updates
+from .panes import SHOWN, LivePlot, batch_updates, progress_bar, show_progress
 from .tab import Tab
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ class InferTab(Tab):
         self.result: compute.Inference | None = None
         self.dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_MB}MB", height=120,
                                               sizing_mode="stretch_width")
-        self._progress = pn.indicators.Progress(value=0, max=100, styles=HIDDEN,  # panes.SHOWN / HIDDEN
-                                                sizing_mode="stretch_width")
+        self._progress = progress_bar()
         self._status = pn.pane.Markdown("Drop a field or pick an example.", sizing_mode="stretch_width")
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._slot = JobSlot(on_progress=lambda f, _t: setattr(self._progress, "value", int(100 * f)))
@@ -185,9 +184,7 @@ class InferTab(Tab):
                       on_error=lambda err: self._failed(name, err), logger=log)
 
     def _busy(self, busy: bool) -> None:
-        if busy:
-            self._progress.value = 0
-        self._progress.styles = SHOWN if busy else HIDDEN
+        show_progress(self._progress, busy)
         self.busy = busy
 
     @property

@@ -28,6 +28,18 @@ from holoviews.streams import Pipe
 #: without). (Setting ``styles`` on a HoloViews pane failed in Panel 1.9: "Bokeh.stylesheets".)
 SHOWN, HIDDEN = {"opacity": "1"}, {"opacity": "0"}
 
+
+def progress_bar(**params) -> pn.indicators.Progress:
+    """A 0-100 progress bar, hidden (:func:`show_progress` shows it) without leaving the layout."""
+    return pn.indicators.Progress(value=0, max=100, styles=HIDDEN, sizing_mode="stretch_width", **params)
+
+
+def show_progress(bar: pn.indicators.Progress, busy: bool) -> None:
+    """Show ``bar`` from 0 while a job runs, hide it after."""
+    if busy:
+        bar.value = 0
+    bar.styles = SHOWN if busy else HIDDEN
+
 _DEFERRED: contextvars.ContextVar[list | None] = contextvars.ContextVar("explorer_deferred_rebuilds", default=None)
 
 
