@@ -17,7 +17,9 @@ Debian's Chromium with playwright and measures:
   first one's delay and the longest gap between two;
 - ``concurrent_sessions``: ``--concurrent`` sessions release a slider together: each one's
   release -> maps and -> statistics, and the worst maps time over the solo median;
-- ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours drawn.
+- ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours drawn (the
+  refined surface); ``infer_drop_to_first_look_s``: -> the coarse scan's first look drawn (the
+  page's own clock, from just before the drop).
 
 Also the server's resident memory after each phase (flat across repeated runs and sessions is the
 goal, and back near its post-load level once every session has closed), every request that left
@@ -110,6 +112,18 @@ PICK_JS = """(wanted) => {  // choose the entry of the likelihood-network menu w
 COUNT_JS = """(name) => { let n = 0;
     for (const doc of Bokeh.documents) for (const m of doc.all_models) if (m.constructor.__name__ === name) n++;
     return n }"""
+#: Stamps (page clock, ms after the call) when a status line naming ``prefix`` first reads "first
+#: look" (the coarse scan drawn) and "network evaluations in" (the refined surface).
+INFER_WATCH_JS = """(prefix) => { const w = window.__infer = {t0: performance.now(), first: null, final: null};
+    clearInterval(window.__inferTimer);
+    window.__inferTimer = setInterval(() => { const now = performance.now();
+        for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+            if (typeof m.text !== 'string' || !m.text.includes(prefix)) continue;
+            if (w.first === null && m.text.includes('first look')) w.first = now - w.t0;
+            if (w.final === null && m.text.includes('network evaluations in')) w.final = now - w.t0;
+        }
+        if (w.final !== null) clearInterval(window.__inferTimer); }, 50);
+    return true }"""
 STATUS = "text=/map\\(s\\) at Ωₘ/"
 
 
@@ -316,19 +330,25 @@ def main(argv=None) -> int:
                     if out["infer_network"] is None:
                         raise RuntimeError(f"no {args.infer_network!r} entry in the Infer tab's network menu")
                     page.wait_for_timeout(500)
-                drops, infer_rss = [], []
+                drops, first_looks, infer_rss = [], [], []
                 for i in range(args.infers):  # the same field under a new name each time (a new drop)
                     with tempfile.TemporaryDirectory() as tmp:
                         dropped = Path(tmp) / f"drop{i}_{field.name}"
                         dropped.write_bytes(field.read_bytes())
+                        page.evaluate(INFER_WATCH_JS, f"drop{i}_")
                         t = time.monotonic()
                         page.locator("input[type=file]").set_input_files(str(dropped))
                         page.wait_for_selector(f"text=/drop{i}_.*(network evaluations in|Could not use|failed)/",
                                                timeout=ms)
                     page.wait_for_function(f"() => ({COUNT_JS})('MultiLine') >= 3", timeout=ms)
                     drops.append(round(time.monotonic() - t, 2))
+                    first = page.evaluate("() => window.__infer.first")
+                    first_looks.append(None if first is None else round(first / 1000, 2))
                     infer_rss.append(rss_mb(proc.pid))
                 out["infer_drop_to_contours_s"] = {"median": statistics.median(drops), "all": drops}
+                shown = [f for f in first_looks if f is not None]
+                out["infer_drop_to_first_look_s"] = {"median": statistics.median(shown) if shown else None,
+                                                     "all": first_looks}
                 out["infer_field"] = str(field)
                 out["infer_status"] = page.locator("text=/network evaluations in/").first.inner_text()
                 out["rss_mb_after_each_infer"] = infer_rss

@@ -56,18 +56,42 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
 
 
-def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, mean_weight: float = 0.0) -> torch.Tensor:
+def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, mean_weight: float = 0.0,
+                   sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """MSE plus `mean_weight` times the squared error of each map's mean (pred, target: (B, C, H, W)).
 
     Parseval: the per-pixel MSE is the sum over Fourier modes of |error_k|²/(HW)², in which the k = 0
     mode contributes exactly mean(error)². `mean_weight` = w therefore weights that mode (1 + w)
-    times as much as any other mode.
+    times as much as any other mode. `sample_weight` (B,), if given, weights each map's terms (the
+    batch mean of weight × loss; see `timestep_weights`).
     """
     err = pred - target
-    loss = err.pow(2).mean()
+    per_map = err.pow(2).mean(dim=(1, 2, 3))
     if mean_weight:
-        loss = loss + mean_weight * err.mean(dim=(-2, -1)).pow(2).mean()
-    return loss
+        per_map = per_map + mean_weight * err.mean(dim=(-2, -1)).pow(2).mean(dim=1)
+    if sample_weight is not None:
+        per_map = per_map * sample_weight
+    return per_map.mean()
+
+
+def timestep_weights(schedule, t: torch.Tensor, prediction_type: str, weighting: str,
+                     gamma: float = 5.0) -> torch.Tensor | None:
+    """Per-map loss weights of a training recipe at code timesteps ``t`` (None: all 1).
+
+    ``uniform``: Ho et al. (2020), every t alike. ``min-snr``: Hang et al. (2023), "Efficient
+    Diffusion Training via Min-SNR Weighting Strategy" (ICCV), eq. 7-8: the x₀-error weight
+    min(SNR, γ), written for the network's target, i.e. min(SNR, γ)/SNR for ε and
+    min(SNR, γ)/(SNR + 1) for v, with SNR(t) = ᾱ_t/(1 − ᾱ_t). It stops the many nearly noise-free
+    steps (SNR ≫ γ) from dominating the gradient.
+    """
+    if weighting == "uniform":
+        return None
+    if weighting != "min-snr":
+        raise ValueError(f"unknown loss weighting {weighting!r}: 'uniform' or 'min-snr'")
+    alpha_bar = torch.as_tensor(schedule.alpha_bar[t.cpu().numpy()], dtype=torch.float64, device=t.device)
+    snr = alpha_bar / (1.0 - alpha_bar)
+    denominator = snr if prediction_type == "epsilon" else snr + 1.0
+    return (snr.clamp(max=gamma) / denominator).float()
 
 
 def build_data(cfg: TrainConfig):
@@ -268,7 +292,8 @@ def _train_step(net, model, ema, opt, x0, theta, step: int, cfg: TrainConfig) ->
         group["lr"] = _lr_at(step, cfg)
     with autocast(x0.device, enabled=cfg.bf16):
         pred = net(xt, t, theta)
-    loss = diffusion_loss(pred.float(), target, cfg.mean_weight)
+    weights = timestep_weights(schedule, t, model.prediction_type, cfg.loss_weighting, cfg.min_snr_gamma)
+    loss = diffusion_loss(pred.float(), target, cfg.mean_weight, weights)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

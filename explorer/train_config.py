@@ -45,6 +45,9 @@ class TrainConfig:
     # network then gets the mean level wrong by up to ±1.5 dex while its (mean-free) P(k) looks fine.
     # The loss becomes mean((ε̂−ε)²) + mean_weight · mean_over_batch(mean_pixels(ε̂−ε)²).
     mean_weight: float = _f(100.0, "extra loss weight on each map's mean noise (its k = 0 mode)")
+    loss_weighting: str = _f("uniform", "loss weight per timestep: 'uniform' (Ho et al. 2020) or 'min-snr' "
+                                        "(Hang et al. 2023: min(SNR, gamma)/SNR for epsilon)")
+    min_snr_gamma: float = _f(5.0, "gamma of --loss-weighting min-snr")
     mean_head: bool = _f(True, "give each map's mean by a Gaussian map-mean prior instead of the U-Net "
                                "(a warm start from weights without it adds one fitted to the training maps)")
     batch_size: int = _f(16, "maps per optimiser step and process")

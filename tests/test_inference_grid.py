@@ -117,6 +117,32 @@ def test_fine_window_holds_the_widest_marginal():
     assert cut.estimates["omega_m"]["std"] < 0.97 * wide.estimates["omega_m"]["std"]
 
 
+def test_coarse_preview_comes_before_the_fine_grid_and_covers_the_prior():
+    """on_coarse gets the coarse scan, interpolated over the whole box, before any fine point is
+    evaluated; its minimum is near the truth to within a coarse step, and it is labelled."""
+    calls = []
+
+    def objective(theta, progress):
+        calls.append(len(theta))
+        return 0.5 * gaussian_chi2(theta[:, 0], theta[:, 1]).diagonal()[None, :]
+
+    seen = []
+    box = ((0.1, 0.5), (0.6, 1.0))
+    post = scan(objective, box, coarse=(9, 9), fine=(9, 9), interpolate_to=(41, 41), temperature=2.0,
+                on_coarse=lambda p: seen.append((list(calls), p)), method="vlb", truth=(0.31, 0.79))
+    assert len(seen) == 1
+    before, first = seen[0]
+    assert before == [82]  # only the coarse points (and the truth) had been evaluated
+    assert first.omega_m[[0, -1]].tolist() == [0.1, 0.5] and first.sigma_8[[0, -1]].tolist() == [0.6, 1.0]
+    assert first.delta_chi2.shape == (41, 41) and first.settings["stage"] == "coarse"
+    assert first.temperature == 2.0 and first.truth == (0.31, 0.79) and first.n_evaluations == 0
+    assert any("coarse" in n for n in first.notes) and not any("coarse" in n for n in post.notes)
+    step = (0.4 / 8, 0.4 / 8)
+    for name, mu, h in zip(("omega_m", "sigma_8"), MU, step):
+        assert abs(first.estimates[name]["max"] - mu) <= h
+        assert abs(first.estimates[name]["mean"] - post.estimates[name]["mean"]) < h
+
+
 def test_a_maximum_on_the_prior_edge_is_said_plainly():
     box = ((0.1, 0.5), (0.6, 1.0))
     kw = dict(coarse=(9, 9), fine=(9, 9), interpolate_to=None)
@@ -234,9 +260,13 @@ def test_stratified_bound_weights_each_term_by_its_stratum():
 def test_infer_progress_cancel_and_per_timestep():
     f = field_at(0.3, 0.8)
     seen = []
+    first = []
     post = infer(loaded(), f, kind="log10", terms="sum:2", n_noise=1, coarse=(3, 3), fine=(4, 4),
-                 interpolate_to=None, per_timestep=True, progress=lambda d, t: seen.append((d, t)))
+                 interpolate_to=None, per_timestep=True, progress=lambda d, t: seen.append((d, t)),
+                 on_coarse=lambda p: first.append((seen[-1], p)))
     assert seen[-1] == (2 * (9 + 16), 2 * (9 + 16)) == (post.n_evaluations,) * 2
+    assert [done for done, _ in first] == [(2 * 9, 2 * (9 + 16))]  # after the coarse points, once
+    assert first[0][1].n_evaluations == 2 * 9 and first[0][1].terms == "sum:2"
     assert set(post.per_timestep) == {"L0", "L1"} and post.per_timestep["L0"].shape == (4, 4)
     with pytest.raises(InferenceCancelled):
         infer(loaded(), f, kind="log10", cancel=lambda: True)

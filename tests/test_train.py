@@ -9,7 +9,7 @@ import torch
 
 from explorer.data import write_cmd
 from explorer.model import load_model
-from explorer.train import TrainConfig, diffusion_loss, train
+from explorer.train import TrainConfig, diffusion_loss, timestep_weights, train
 
 TINY = dict(resolution=16, channels=(8, 16, 16, 16), norm_groups=4, layers_per_block=1,
             attention_levels=1, batch_size=4, val_fraction=0.25, test_fraction=0.125,
@@ -41,6 +41,27 @@ def test_diffusion_loss_weights_the_map_mean_mode():
     expected = plain + (1 + 100.0) * torch.mean(offsets ** 2)
     assert diffusion_loss(target + wiggle + offsets, target, 100.0).item() == pytest.approx(expected.item(), rel=1e-5)
     assert diffusion_loss(target + offsets, target, 0.0).item() == pytest.approx(torch.mean(offsets ** 2).item(), rel=1e-6)
+
+
+def test_min_snr_weights_follow_hang_et_al():
+    """min(SNR, γ)/SNR for ε and min(SNR, γ)/(SNR + 1) for v; per-map weights scale each map's loss."""
+    from explorer.model.schedule import schedule_from_spec
+
+    schedule = schedule_from_spec({"name": "linear", "T": 1000})
+    t = torch.arange(0, 1000, 37)
+    snr = schedule.alpha_bar[t.numpy()] / (1 - schedule.alpha_bar[t.numpy()])
+    assert snr.max() > 5 > snr.min()  # both branches of the min are exercised
+    eps = timestep_weights(schedule, t, "epsilon", "min-snr", gamma=5.0).numpy()
+    v = timestep_weights(schedule, t, "v_prediction", "min-snr", gamma=5.0).numpy()
+    np.testing.assert_allclose(eps, np.where(snr > 5, 5 / snr, 1.0), rtol=1e-6)
+    np.testing.assert_allclose(v, np.minimum(snr, 5) / (snr + 1), rtol=1e-6)
+    assert timestep_weights(schedule, t, "epsilon", "uniform") is None
+    with pytest.raises(ValueError, match="loss weighting"):
+        timestep_weights(schedule, t, "epsilon", "snr")
+    target = torch.zeros(3, 1, 4, 4)
+    pred = torch.ones(3, 1, 4, 4) * torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1)
+    w = torch.tensor([1.0, 0.5, 0.0])
+    assert diffusion_loss(pred, target, 0.0, w).item() == pytest.approx((1 * 1 + 0.5 * 4 + 0) / 3)
 
 
 def test_train_resume_and_export(tiny_data, tmp_path):

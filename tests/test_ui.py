@@ -506,6 +506,32 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     assert tab._json.filename == f"posterior_{tab.result.name.rsplit('.', 1)[0].replace(' ', '_')[:60]}.json"
 
 
+def test_the_coarse_scan_is_drawn_first_then_refined_in_place(infer_context, small_grids):
+    """While the fine grid is computed, the tab shows the coarse scan's first look (baselines beside
+    it, no spinner over it, downloads and handout off); the refined surface then replaces it."""
+    tab = InferTab(infer_context)
+    seen = []
+    show = tab.show
+
+    def spy(result, final=True):
+        seen.append((result.posterior.settings.get("stage"), final, tab.busy, tab._status.object))
+        show(result, final)
+        if not final:
+            title = tab.posterior_pane.object.opts.get().kwargs["title"]
+            seen[-1] += (title, tab._json.disabled, tab.ready, tab.result.baseline is not None)
+
+    tab.show = spy
+    tab.param.trigger("run_example")
+    assert not tab._error.visible, tab._error.object
+    assert [(stage, final) for stage, final, *_ in seen] == [("coarse", False), (None, True)]
+    _, _, busy, _, title, json_off, ready, with_baseline = seen[0]
+    assert busy and "coarse scan" in title and json_off and not ready and with_baseline
+    coarse_post = tab.result.posterior.coarse
+    assert coarse_post is not None and "network evaluations in" in tab._status.object
+    assert "coarse" not in tab.posterior_pane.object.opts.get().kwargs["title"]
+    assert not tab._json.disabled and tab.ready and not tab.busy
+
+
 def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, small_grids, tmp_path):
     import torch
 

@@ -33,7 +33,7 @@ from .defaults import (DEFAULT_BATCH, DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_HALF
                        DEFAULT_N_NOISE, DEFAULT_TERMS, LEVELS, MASS_68, MASS_95, PARAM_NAMES)
 
 __all__ = ["LEVELS", "Posterior", "InferenceCancelled", "marginals", "interval", "intervals", "interval_68",
-           "scan", "infer"]
+           "scan", "coarse_preview", "infer"]
 
 
 def _check_shape(value, name: str, minimum: int) -> tuple[int, int]:
@@ -59,7 +59,8 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
          fine=DEFAULT_FINE, fine_half_width=DEFAULT_HALF_WIDTH, interpolate_to=DEFAULT_INTERPOLATE,
          temperature: float = 1.0, marginal_temperatures=None, window_temperature: float | None = None,
          evaluations_per_point: int = 0, per_term: bool = False,
-         term_names=None, progress: Progress | None = None, **meta) -> Posterior:
+         term_names=None, progress: Progress | None = None,
+         on_coarse: Callable[[Posterior], None] | None = None, **meta) -> Posterior:
     """Coarse-to-fine grid search of ``objective`` over the prior box (module docstring).
 
     Parameters
@@ -73,6 +74,8 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
         largest of τ, τ_Ωm, τ_σ8, so that no marginal is cut off by the window).
     evaluations_per_point : network evaluations per θ (for ``n_evaluations`` and progress).
     per_term : keep the raw 2ΔL of each term as ``per_timestep`` (names ``term_names``).
+    on_coarse : called once, before the fine grid is evaluated, with a first look at the surface
+        (:func:`coarse_preview`): the coarse scan interpolated over the whole prior.
     meta : further Posterior fields (method, terms, truth, settings, ...).
     """
     (o_lo, o_hi), (s_lo, s_hi) = ((float(a), float(b)) for a, b in param_ranges)
@@ -99,6 +102,10 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
         points = np.vstack([points, np.asarray(truth, dtype=np.float64)[None, :]])
     chi2_all = 2.0 * np.asarray(objective(points, stage(0)), dtype=np.float64).sum(axis=0)
     chi2_c = chi2_all[:nc[0] * nc[1]].reshape(nc)
+    if on_coarse is not None:
+        on_coarse(coarse_preview(om_c, s8_c, chi2_c, interpolate_to or (51, 51), temperature=temperature,
+                                 marginal_temperatures=marginal_temperatures,
+                                 n_evaluations=n_coarse * evaluations_per_point, **meta))
 
     # 2. fine window: ±half width around the coarse minimum, widened to the coarse 3σ region
     i, j = np.unravel_index(np.argmin(chi2_c), nc)
@@ -158,6 +165,22 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
                                settings=settings, truth_delta_chi2=truth_delta, **meta)
 
 
+def coarse_preview(om_c, s8_c, chi2_c, shape, *, temperature: float = 1.0, marginal_temperatures=None,
+                   **meta) -> Posterior:
+    """A first look at the surface from the coarse scan alone: ``chi2_c`` on the coarse grid,
+    interpolated by the same bicubic spline onto ``shape`` points over the whole prior.
+
+    Its contours are only as good as a few points per axis allow (a narrow posterior shows as a
+    blob around the best coarse point); ``settings["stage"]`` is "coarse" and a note says so.
+    """
+    om, s8 = np.linspace(om_c[0], om_c[-1], shape[0]), np.linspace(s8_c[0], s8_c[-1], shape[1])
+    chi2 = _spline(om_c, s8_c, chi2_c, om, s8)
+    notes = (f"first look: the coarse scan of the prior ({om_c.size}×{s8_c.size} points), being refined",)
+    meta = {k: v for k, v in meta.items() if k not in ("notes", "settings")}
+    return Posterior.from_grid(om, s8, chi2, temperature=temperature, marginal_temperatures=marginal_temperatures,
+                               notes=notes, settings={"stage": "coarse"}, **meta)
+
+
 def check_truth(truth, param_ranges) -> tuple[float, float] | None:
     """``truth`` as a float pair inside the prior box, or None; ValueError naming the parameter."""
     if truth is None:
@@ -199,7 +222,8 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
           interpolate_to=DEFAULT_INTERPOLATE, calibrated: bool = True, temperature: float | None = None,
           window_temperature: float | None = None,
           per_timestep: bool = False, truth=None, seed: int | None = None, batch_size: int = DEFAULT_BATCH, bf16: bool = False,
-          progress: Progress | None = None, cancel: Cancel | None = None) -> Posterior:
+          progress: Progress | None = None, cancel: Cancel | None = None,
+          on_coarse: Callable[[Posterior], None] | None = None) -> Posterior:
     """−2ΔlnL̂ of (Ωₘ, σ₈) for one field from the VLB of a trained diffusion model.
 
     Parameters
@@ -227,6 +251,8 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         the surface rough, see ``DEFAULT_*`` above).
     progress : ``progress(done, total)`` in network evaluations; cancel : ``cancel() -> bool``
         polled between batches, True raises :class:`InferenceCancelled`.
+    on_coarse : ``on_coarse(posterior)`` once the coarse scan is done, with a first look at the
+        surface (:func:`coarse_preview`), e.g. to draw it while the fine grid is evaluated.
     """
     from explorer.data import PreparedField, prepare_field, read_field
 
@@ -264,8 +290,8 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
                 interpolate_to=interpolate_to, temperature=tau, marginal_temperatures=marginal_taus,
                 window_temperature=window_temperature,
                 evaluations_per_point=timesteps.size * int(n_noise), per_term=per_timestep,
-                term_names=[f"L{t}" for t in timesteps], progress=progress, method="vlb", terms=terms,
-                truth=truth, notes=notes, settings=settings)
+                term_names=[f"L{t}" for t in timesteps], progress=progress, on_coarse=on_coarse, method="vlb",
+                terms=terms, truth=truth, notes=notes, settings=settings)
     typical = typicality.reference(loaded.metadata, terms, n_noise)
     if typical is not None:  # how typical the field is, from the best fit's bound (no extra call)
         best = np.unravel_index(np.argmin(post.delta_chi2), post.delta_chi2.shape)

@@ -254,19 +254,21 @@ class Inference:
 
 def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = DEFAULT_TERMS,
                 calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int | None = None,
-                pk_baseline=None, cnn=None, progress: Progress | None = None, cancel=None) -> Inference:
+                pk_baseline=None, cnn=None, progress: Progress | None = None, cancel=None,
+                on_coarse=None) -> Inference:
     """Infer (Ωₘ, σ₈) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
 
     ``loaded`` is an ``explorer.model.Denoiser``; ``pk_baseline`` the path of a
-    ``pk_baseline.json`` (None: no baseline); ``cnn`` the folder of a CNN estimator (None: none). Raises ValueError for a field the model cannot use,
+    ``pk_baseline.json`` (None: no baseline); ``cnn`` the folder of a CNN estimator (None: none).
+    The baselines (a fraction of a second) come first, so that ``on_coarse(Inference)``, called
+    once the coarse scan is done, carries them beside the first look at the surface
+    (``explorer.inference.grid.coarse_preview``). Raises ValueError for a field the model cannot use,
     ``InferenceCancelled`` when ``cancel()`` returns True.
     """
     from explorer.data import prepare_field
     from explorer.inference import PkBaseline, infer
 
     prepared = prepare_field(field, loaded.resolution, kind)  # fails fast, before any network call
-    posterior = infer(loaded, prepared, kind=prepared.kind, terms=terms, calibrated=calibrated,
-                      per_timestep=per_timestep, truth=truth, seed=seed, progress=progress, cancel=cancel)
     baseline = None
     if pk_baseline is not None:
         baseline = PkBaseline.load(pk_baseline).posterior(prepared.log10, truth=truth)
@@ -274,7 +276,14 @@ def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", ter
     if cnn is not None:
         estimator = cnn_estimator(str(cnn), str(loaded.device))
         estimate = estimator.estimate(prepare_field(field, estimator.resolution, prepared.kind).log10)
-    return Inference(name, prepared.log10, prepared.kind, posterior, baseline, estimate)
+
+    def result(posterior) -> Inference:
+        return Inference(name, prepared.log10, prepared.kind, posterior, baseline, estimate)
+
+    posterior = infer(loaded, prepared, kind=prepared.kind, terms=terms, calibrated=calibrated,
+                      per_timestep=per_timestep, truth=truth, seed=seed, progress=progress, cancel=cancel,
+                      on_coarse=None if on_coarse is None else (lambda post: on_coarse(result(post))))
+    return result(posterior)
 
 
 @functools.lru_cache(maxsize=2)

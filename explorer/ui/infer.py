@@ -8,6 +8,7 @@ network batches.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -45,7 +46,9 @@ class InferTab(Tab):
     example = param.Selector(default=None, objects=[], allow_None=True, label="bundled example")
     run_example = param.Event(label="Infer from the example")
     cancel = param.Event(label="Cancel")
-    busy = param.Boolean(default=False, doc="Inference runs (progress bar, loading posterior, Cancel enabled).")
+    busy = param.Boolean(default=False, doc="Inference runs (progress bar, Cancel enabled).")
+    waiting = param.Boolean(default=False, doc="Nothing of the running inference is drawn yet (the posterior "
+                                               "pane shows it is loading).")
 
     def __init__(self, context: AppContext, **params):
         super().__init__(**params)
@@ -65,7 +68,7 @@ class InferTab(Tab):
         self._slot = JobSlot(on_progress=lambda f, _t: setattr(self._progress, "value", int(100 * f)))
         self.field_pane = LivePlot()
         self.posterior_pane = LivePlot()
-        self.posterior_pane.pane.loading = self.param.busy
+        self.posterior_pane.pane.loading = self.param.waiting
         self.marginal_panes = (LivePlot(), LivePlot())
         self.estimates = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, color="warning",
@@ -146,11 +149,13 @@ class InferTab(Tab):
     def _on_cancel(self, _event) -> None:
         self._slot.cancel()
         self._busy(False)
-        self._status.object = "Cancelled."
+        first_look = self.result is not None and self.result.posterior.settings.get("stage") == "coarse"
+        self._status.object = "Cancelled." + (" The surface shown is the coarse first look." if first_look else "")
 
     # ---- the job -------------------------------------------------------------------------------
-    def _work(self, job: Job, name: str, data, path, truth, settings: dict) -> compute.Inference:
-        """Read the field and infer (on a worker); a cancelled inference ends as :class:`Superseded`."""
+    def _work(self, job: Job, name: str, data, path, truth, settings: dict, on_coarse=None) -> compute.Inference:
+        """Read the field and infer (on a worker); a cancelled inference ends as :class:`Superseded`.
+        ``on_coarse(Inference)`` gets the first look at the surface (from the worker thread)."""
         from explorer.data import read_field
         from explorer.inference import InferenceCancelled
 
@@ -166,7 +171,8 @@ class InferTab(Tab):
         try:
             return compute.infer_field(
                 loaded, field, name=name, truth=truth, pk_baseline=self.context.pk_baseline,
-                cnn=self.context.cnn, progress=job.progress(), cancel=lambda: not job.current, **settings)
+                cnn=self.context.cnn, progress=job.progress(), cancel=lambda: not job.current,
+                on_coarse=on_coarse, **settings)
         except InferenceCancelled:
             raise Superseded(f"inference on {name} cancelled") from None
         finally:
@@ -174,18 +180,37 @@ class InferTab(Tab):
 
     async def run(self, name: str, *, data: bytes | str | None = None, path=None, truth=None,
                   kind: str | None = None) -> None:
-        """Read the field (``data`` uploaded as ``name``, or ``path``) and infer; newer calls supersede."""
+        """Read the field (``data`` uploaded as ``name``, or ``path``) and infer; newer calls supersede.
+
+        The coarse scan's first look at the surface is drawn as soon as it exists (about half-way),
+        then replaced in place by the refined surface."""
         settings = dict(kind=kind or self.kind, terms=self.terms, calibrated=self.calibrated,
                         per_timestep=self.per_timestep, network=self.network)
-        job = start_job(self._slot, self._work, name, data, path, truth, settings, pool="long")
+        loop = asyncio.get_running_loop()
+        first_look = loop.create_future()
+
+        def on_coarse(result: compute.Inference) -> None:  # on the worker thread
+            loop.call_soon_threadsafe(lambda: first_look.done() or first_look.set_result(result))
+
+        job = start_job(self._slot, self._work, name, data, path, truth, settings, on_coarse, pool="long")
         self._error.visible = False
         self._status.object = f"Inferring (Ωₘ, σ₈) from **{name}** …"
-        await run_job(job, what=f"inference on {name}", on_busy=self._busy, on_result=self._inferred,
-                      on_error=lambda err: self._failed(name, err), logger=log)
+
+        async def show_first_look() -> None:  # a task: it keeps this session's context (its document)
+            result = await first_look
+            if job.current and self.busy:
+                self._show_coarse(result)
+
+        drawing = asyncio.ensure_future(show_first_look())
+        try:
+            await run_job(job, what=f"inference on {name}", on_busy=self._busy, on_result=self._inferred,
+                          on_error=lambda err: self._failed(name, err), logger=log)
+        finally:
+            drawing.cancel()
 
     def _busy(self, busy: bool) -> None:
         show_progress(self._progress, busy)
-        self.busy = busy
+        self.busy = self.waiting = busy
 
     @property
     def progress_shown(self) -> bool:
@@ -198,6 +223,14 @@ class InferTab(Tab):
         with batch_updates():
             self.show(result)
 
+    def _show_coarse(self, result: compute.Inference) -> None:
+        """Draw the coarse scan's first look while the fine grid is computed (downloads stay off)."""
+        with batch_updates():
+            self.show(result, final=False)
+        self.waiting = False
+        self._status.object = (f"**{result.name}**: a first look from the coarse scan "
+                               f"({result.posterior.n_evaluations} network evaluations); refining …")
+
     def _failed(self, name: str, err: Exception) -> None:
         still = f" The result below is still that of **{self.result.name}**." if self.result is not None else ""
         if isinstance(err, USER_ERRORS):  # a bad file: its specific message, nothing else changes
@@ -208,7 +241,7 @@ class InferTab(Tab):
         self._error.visible = True
 
     # ---- display -------------------------------------------------------------------------------
-    def show(self, result: compute.Inference) -> None:
+    def show(self, result: compute.Inference, final: bool = True) -> None:
         self.result = result
         r = result.field_log10.shape[0]
         title = f"{result.name.split(' (')[0]} ({r}², {result.kind})"
@@ -216,8 +249,8 @@ class InferTab(Tab):
         self._redraw()
         stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
         self._json.filename, self._html.filename = f"posterior_{stem}.json", f"posterior_{stem}.html"
-        self._json.disabled = self._html.disabled = False
-        self.ready = True
+        self._json.disabled = self._html.disabled = not final
+        self.ready = final
 
     def handout(self, model: str):
         """(file stem, handout page) of the posterior shown (on a worker)."""
