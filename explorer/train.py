@@ -108,7 +108,8 @@ def build_data(cfg: TrainConfig):
     cmd = load_cmd(maps_path, params_path)
     split = split_by_simulation(cmd.n_sims, (1 - cfg.val_fraction - cfg.test_fraction, cfg.val_fraction,
                                              cfg.test_fraction), seed=cfg.split_seed)
-    train = MapDataset(cmd, split.train, resolution=cfg.resolution, normalization=None, augment=True)
+    train_cmd, train_sims = with_extra_data(cmd, split.train, cfg.extra_data)
+    train = MapDataset(train_cmd, train_sims, resolution=cfg.resolution, normalization=None, augment=True)
     if cfg.normalization == "minmax":
         norm = Normalization.fit(train.log10_maps, method="minmax")
     else:
@@ -116,6 +117,27 @@ def build_data(cfg: TrainConfig):
     train.normalization = norm
     val = MapDataset(cmd, split.val, resolution=cfg.resolution, normalization=norm, augment=False)
     return train, val, split, norm, cmd
+
+
+def with_extra_data(cmd, train_sims, extra_dirs):
+    """(CMD set, simulation indices) of the training maps: ``cmd``'s ``train_sims`` plus every
+    simulation of each CMD directory in ``extra_dirs`` (appended after ``cmd``'s simulations; the
+    validation and test splits stay ``cmd``'s alone)."""
+    from explorer.data import find_cmd, load_cmd
+    from explorer.data.cmd import CMDSet
+
+    if not extra_dirs:
+        return cmd, train_sims
+    extras = [load_cmd(*find_cmd(Path(d))) for d in extra_dirs]
+    for d, extra in zip(extra_dirs, extras):
+        if extra.maps.shape[1:] != cmd.maps.shape[1:]:
+            raise ValueError(f"--extra-data {d}: maps of {extra.maps.shape[1]}² pixels, the training set's are "
+                             f"{cmd.maps.shape[1]}²; simulate it at the same map size")
+    maps = np.concatenate([cmd.maps, *(e.maps for e in extras)])
+    params = np.concatenate([cmd.params[:, :2], *(e.params[:, :2] for e in extras)])
+    n_extra = sum(e.n_sims for e in extras)
+    sims = np.concatenate([np.asarray(train_sims), cmd.n_sims + np.arange(n_extra)])
+    return CMDSet(maps, params), sims
 
 
 def build_network(cfg: TrainConfig):
@@ -217,7 +239,7 @@ def _data_info(cfg: TrainConfig, cmd, split) -> dict:
     """What the weights record about their training data (explorer.json "data")."""
     return {"maps": str(cmd.maps_path), "params": str(cmd.params_path), "n_sims": cmd.n_sims,
             "suite": cmd.suite, "set": cmd.set_name, "split_seed": cfg.split_seed,
-            "train_sims": len(split.train), "val_sims": [int(s) for s in split.val],
+            "train_sims": len(split.train), "extra_data": [str(d) for d in cfg.extra_data], "val_sims": [int(s) for s in split.val],
             "test_sims": [int(s) for s in split.test], "resolution": cfg.resolution}
 
 

@@ -33,6 +33,8 @@ class TrainConfig:
     resolution: int = _f(64, "working resolution in pixels (block-average of the linear density)")
     normalization: str = _f("percentile", "map scaling to [-1, 1]: 'minmax' (seed work) or 'percentile' "
                                           "(0.01/99.99 %)")
+    extra_data: tuple = _f((), "CMD directories whose simulations all join the training split (e.g. "
+                               "`explorer simulate --recipe corners`); validation and test stay --data's")
     split_seed: int = _f(0, "seed of the train/validation/test split by simulation")
     val_fraction: float = _f(0.05, "fraction of simulations held out for validation")
     test_fraction: float = _f(0.05, "fraction of simulations held out for testing (never trained on)")
@@ -81,6 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help_text = f"{f.metadata['help']} (default {value})".replace("%", "%%")  # argparse formats help with %
         if isinstance(value, bool) or f.name == "bf16":
             parser.add_argument(name, action=argparse.BooleanOptionalAction, default=value, help=help_text)
+        elif f.name == "extra_data":
+            parser.add_argument(name, nargs="+", default=value, metavar="DIR", help=help_text)
         elif isinstance(value, tuple):
             parser.add_argument(name, type=int, nargs="+", default=value, metavar="N", help=help_text)
         else:
@@ -93,7 +97,7 @@ def run(args) -> int:
     from explorer.train import train  # torch: only when a run starts
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    cfg.channels = tuple(cfg.channels)
+    cfg.channels, cfg.extra_data = tuple(cfg.channels), tuple(cfg.extra_data)
     record = train(cfg)
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps(dict(record), default=str))

@@ -235,3 +235,17 @@ def test_cli_recipe_names_are_the_recipes():
     from explorer.sim.sets import RECIPES
 
     assert sorted(RECIPE_NAMES) == sorted(RECIPES)
+
+
+def test_corner_recipe_fills_each_corner_box_of_the_prior():
+    from explorer.sim.sets import OMEGA_M_RANGE, RECIPES, SIGMA_8_RANGE
+
+    theta = RECIPES["corners"].params()
+    assert theta.shape == (80, 2) and len(np.unique(theta, axis=0)) == 80
+    (o_lo, o_hi), (s_lo, s_hi) = OMEGA_M_RANGE, SIGMA_8_RANGE
+    om_low, s8_low = theta[:, 0] <= o_lo + 0.25 * (o_hi - o_lo), theta[:, 1] <= s_lo + 0.25 * (s_hi - s_lo)
+    om_high, s8_high = theta[:, 0] >= o_hi - 0.25 * (o_hi - o_lo), theta[:, 1] >= s_hi - 0.25 * (s_hi - s_lo)
+    for a in (om_low, om_high):
+        for b in (s8_low, s8_high):
+            assert (a & b).sum() == 20
+    assert RECIPES["corners"].sim_seed(0) not in {RECIPES[n].sim_seed(0) for n in ("train", "valid", "twins")}

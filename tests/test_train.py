@@ -9,7 +9,7 @@ import torch
 
 from explorer.data import write_cmd
 from explorer.model import load_model
-from explorer.train import TrainConfig, diffusion_loss, timestep_weights, train
+from explorer.train import TrainConfig, build_data, diffusion_loss, timestep_weights, train
 
 TINY = dict(resolution=16, channels=(8, 16, 16, 16), norm_groups=4, layers_per_block=1,
             attention_levels=1, batch_size=4, val_fraction=0.25, test_fraction=0.125,
@@ -62,6 +62,24 @@ def test_min_snr_weights_follow_hang_et_al():
     pred = torch.ones(3, 1, 4, 4) * torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1)
     w = torch.tensor([1.0, 0.5, 0.0])
     assert diffusion_loss(pred, target, 0.0, w).item() == pytest.approx((1 * 1 + 0.5 * 4 + 0) / 3)
+
+
+def test_extra_data_joins_the_training_split_only(tiny_data, tmp_path):
+    rng = np.random.default_rng(1)
+    extra = tmp_path / "corners"
+    theta = np.array([[0.11, 0.99], [0.49, 0.61]])
+    write_cmd(extra, (10 ** (11.0 + 0.1 * rng.standard_normal((30, 32, 32)))).astype(np.float32), theta)
+    base = dict(data=str(tiny_data), run_dir=str(tmp_path / "run"), **TINY)
+    plain_train, plain_val, split, *_ = build_data(TrainConfig(**base))
+    train_set, val_set, split2, *_ = build_data(TrainConfig(**base, extra_data=(str(extra),)))
+    assert len(train_set) == len(plain_train) + 30 and split2.train.tolist() == split.train.tolist()
+    np.testing.assert_array_equal(train_set.theta[-30:], np.repeat(theta, 15, axis=0))
+    np.testing.assert_array_equal(train_set.log10_maps[:len(plain_train)], plain_train.log10_maps)
+    np.testing.assert_array_equal(val_set.log10_maps, plain_val.log10_maps)  # validation: --data's alone
+    small = tmp_path / "small"
+    write_cmd(small, np.full((15, 16, 16), 1e11, np.float32), theta[:1])
+    with pytest.raises(ValueError, match="same map size"):
+        build_data(TrainConfig(**base, extra_data=(str(small),)))
 
 
 def test_train_resume_and_export(tiny_data, tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 
 #: The named sets of ``explorer.sim.sets.RECIPES`` (listed here so that `--help` does not load torch;
 #: tests/test_sim.py checks the two agree).
-RECIPE_NAMES = ("examples", "onep", "train", "twins", "valid")
+RECIPE_NAMES = ("corners", "examples", "onep", "train", "twins", "valid")
 
 
 def add_arguments(parser):

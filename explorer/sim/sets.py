@@ -88,6 +88,32 @@ RECIPES["examples"] = SetRecipe("examples", "EX", 4, seed=5, map_size=128, theta
     (0.2, 0.7), (0.3, 0.8), (0.4, 0.9), (0.15, 0.95)))
 
 
+
+
+def _corner_theta(per_corner: int, seed: int, quarter: float = 0.25) -> tuple:
+    """``per_corner`` Latin-hypercube cosmologies in each corner box of the prior (the lowest or
+    highest ``quarter`` of each axis), corner by corner: (low, low), (low, high), (high, low), (high, high)."""
+    from scipy.stats import qmc
+
+    rows = []
+    rng = np.random.default_rng(seed)
+    for om_high in (False, True):
+        for s8_high in (False, True):
+            lo, hi = [], []
+            for (a, b), high in ((OMEGA_M_RANGE, om_high), (SIGMA_8_RANGE, s8_high)):
+                width = quarter * (b - a)
+                lo.append(b - width if high else a)
+                hi.append(b if high else a + width)
+            unit = qmc.LatinHypercube(d=2, rng=rng).random(per_corner)
+            rows.extend(map(tuple, qmc.scale(unit, lo, hi)))
+    return tuple(rows)
+
+
+# More training cosmologies where a Latin hypercube of the whole prior has fewest (issue #14 item 3):
+# 20 in each corner box (a quarter of each axis), for `explorer train --extra-data`.
+RECIPES["corners"] = SetRecipe("corners", "LH", 80, seed=6, map_size=128, theta=_corner_theta(20, seed=6))
+
+
 def simulate_one(omega_m: float, sigma_8: float, seed: int, map_size: int = 128,
                  pm: PMConfig = PMConfig(), device="cpu") -> np.ndarray:
     """Run one stand-in simulation: (15, map_size, map_size) float32 Σ_cdm [(M_⊙/h)/(Mpc/h)²].
