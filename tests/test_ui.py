@@ -518,18 +518,21 @@ def test_the_coarse_scan_is_drawn_first_then_refined_in_place(infer_context, sma
         show(result, final)
         if not final:
             title = tab.posterior_pane.object.opts.get().kwargs["title"]
-            seen[-1] += (title, tab._json.disabled, tab.ready, tab.result.baseline is not None)
+            seen[-1] += (title, tab._json.disabled, tab.ready, tab.result.baseline is not None,
+                         tab._details.styles, [p.object for p in tab.marginal_panes])
 
     tab.show = spy
     tab.param.trigger("run_example")
     assert not tab._error.visible, tab._error.object
     assert [(stage, final) for stage, final, *_ in seen] == [("coarse", False), (None, True)]
-    _, _, busy, _, title, json_off, ready, with_baseline = seen[0]
+    _, _, busy, _, title, json_off, ready, with_baseline, details, marginals = seen[0]
     assert busy and "coarse scan" in title and json_off and not ready and with_baseline
+    assert details["opacity"] != "1" and marginals == [None, None]  # no marginals from 4x4 points: dimmed
     coarse_post = tab.result.posterior.coarse
     assert coarse_post is not None and "network evaluations in" in tab._status.object
     assert "coarse" not in tab.posterior_pane.object.opts.get().kwargs["title"]
     assert not tab._json.disabled and tab.ready and not tab.busy
+    assert tab._details.styles["opacity"] == "1" and all(p.object is not None for p in tab.marginal_panes)
 
 
 def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, small_grids, tmp_path):

@@ -24,7 +24,7 @@ from . import compute, plots, posterior
 from .context import AppContext, release_memory
 from .explain import glossary_card
 from .jobs import USER_ERRORS, Job, JobSlot, Superseded, run_job, start_job
-from .panes import SHOWN, LivePlot, batch_updates, progress_bar, show_progress
+from .panes import DIMMED, SHOWN, LivePlot, batch_updates, progress_bar, show_progress
 from .tab import Tab
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,9 @@ class InferTab(Tab):
         self.posterior_pane.pane.loading = self.param.waiting
         self.marginal_panes = (LivePlot(), LivePlot())
         self.estimates = pn.pane.Markdown("", sizing_mode="stretch_width")
+        # marginals and estimates: dimmed while the coarse first look is shown (they are the last result's)
+        self._details = pn.Column(pn.Row(*self.marginal_panes), self.estimates, styles=SHOWN,
+                                  sizing_mode="stretch_width")
         self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, color="warning",
                                                            disabled=self.param.busy.rx.not_())
         self._dropped: dict[str, bytes | str] = {}  # the dropper's files already seen
@@ -81,7 +84,7 @@ class InferTab(Tab):
         self.dropper.param.watch(self._on_drop, "value")
         self.param.watch(self._on_example, "run_example")
         self.param.watch(self._on_cancel, "cancel")
-        self.param.watch(self._redraw, ["show_baseline", "per_timestep"])
+        self.param.watch(lambda *_: self._redraw(details=self.ready), ["show_baseline", "per_timestep"])
 
     def stop(self) -> None:
         """Abandon running jobs (the session closed): they stop at their next progress callback."""
@@ -117,8 +120,7 @@ class InferTab(Tab):
                              "Marginals: shaded 68 % interval, "
                              "red line the truth, dashed green the P(k) baseline, dotted purple the CNN.",
                              styles={"font-size": "0.85em"}, sizing_mode="stretch_width"),
-            pn.Row(*self.marginal_panes),
-            self.estimates,
+            self._details,
             glossary_card("VLB", "Δχ²", "68 % / 95 % contours", "τ (temperature)", "P(k) baseline", "CNN estimator", "prior box",
                           title="What do these words mean? VLB, Δχ², contours, τ, P(k) baseline …",
                           visible=self.param.presenter.rx.not_()),
@@ -242,11 +244,15 @@ class InferTab(Tab):
 
     # ---- display -------------------------------------------------------------------------------
     def show(self, result: compute.Inference, final: bool = True) -> None:
-        self.result = result
-        r = result.field_log10.shape[0]
-        title = f"{result.name.split(' (')[0]} ({r}², {result.kind})"
-        self.field_pane.update(plots.map_image(result.field_log10, title, size=250))
-        self._redraw()
+        """Draw ``result``; a first look (``final=False``) draws only the surface and the field (the
+        marginals and estimates below are the last result's, dimmed), and the downloads wait."""
+        previous, self.result = self.result, result
+        if previous is None or previous.field_log10 is not result.field_log10:  # a first look drew it already
+            r = result.field_log10.shape[0]
+            title = f"{result.name.split(' (')[0]} ({r}², {result.kind})"
+            self.field_pane.update(plots.map_image(result.field_log10, title, size=250))
+        self._redraw(details=final)
+        self._details.styles = SHOWN if final else DIMMED
         stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
         self._json.filename, self._html.filename = f"posterior_{stem}.json", f"posterior_{stem}.html"
         self._json.disabled = self._html.disabled = not final
@@ -259,13 +265,15 @@ class InferTab(Tab):
         stem = self.result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
         return f"posterior_{stem}", handout.infer_page(self.result, model=model)
 
-    def _redraw(self, *_events) -> None:
+    def _redraw(self, *_events, details: bool = True) -> None:
         if self.result is None:
             return
         post, base, cnn = self.result.posterior, self.result.baseline, self.result.cnn
         with batch_updates():
             self.posterior_pane.update(posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep,
                                                                 name=self.result.name, size=330, cnn=cnn))
+            if not details:
+                return
             for pane, name in zip(self.marginal_panes, PARAM_NAMES):
                 pane.update(posterior.marginal_plot(post, name, base, self.show_baseline, cnn=cnn))
             shown = self.show_baseline

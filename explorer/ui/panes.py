@@ -26,7 +26,7 @@ from holoviews.streams import Pipe
 #: Styles that show or hide a progress bar without a new layout: toggling ``visible`` re-laid out
 #: every figure of the tab in the browser (1.5 s of Chromium's time per slider release, 0.6 s
 #: without). (Setting ``styles`` on a HoloViews pane failed in Panel 1.9: "Bokeh.stylesheets".)
-SHOWN, HIDDEN = {"opacity": "1"}, {"opacity": "0"}
+SHOWN, HIDDEN, DIMMED = {"opacity": "1"}, {"opacity": "0"}, {"opacity": "0.35"}
 
 
 def progress_bar(**params) -> pn.indicators.Progress:
