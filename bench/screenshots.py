@@ -4,7 +4,8 @@
     python bench/screenshots.py game       # only some of: emulate response infer game presenter
 
 Starts `panel serve explorer` on localhost, waits for the first sampled maps, then opens the
-Parameter response tab and runs the Infer tab on a bundled example field (slow on a 2-core CPU).
+Parameter response tab and runs the Infer tab on a bundled example field (slow on a 2-core CPU;
+``infer_first_look.png`` is its coarse first look, ``infer.png`` the refined result).
 The Guess-the-universe tab is taken at 1280×800 (a laptop screen): round 1 of game seed 17, one
 slider moved, revealed, after the models' contours are drawn. ``presenter``: the Emulate tab at
 1280×800 in presenter mode, and its one-click handout as PNG (``handout_emulate.png``). PNGs above
@@ -62,6 +63,9 @@ def three_tabs(browser, url: str, tabs) -> None:
     if "infer" in tabs:
         open_tab(page, "Infer")
         page.get_by_role("button", name="Infer from the example").click()
+        page.wait_for_selector("text=/first look from the coarse scan/", timeout=300_000)
+        page.wait_for_timeout(1500)
+        save(page, "infer_first_look")  # the coarse scan's surface while the fine grid is computed
         page.wait_for_selector("text=/network evaluations in/", timeout=300_000)
         page.wait_for_timeout(3000)
         save(page, "infer")
