@@ -118,6 +118,20 @@ def test_train_resume_and_export(tiny_data, tmp_path):
     assert any(changed)
 
 
+def test_a_warm_start_continues_the_ema_warm_up(tiny_data, tmp_path, monkeypatch):
+    """The EMA decay (1 + n)/(10 + n) counts every step of the weights, not only this run's."""
+    import explorer.train as training
+
+    base = dict(data=str(tiny_data), val_every=0, **TINY)
+    train(TrainConfig(run_dir=str(tmp_path / "first"), max_steps=3, **base), progress=False)
+    decays = []
+    real = training._ema_update
+    monkeypatch.setattr(training, "_ema_update", lambda ema, model, decay: (decays.append(decay), real(ema, model, decay)))
+    train(TrainConfig(run_dir=str(tmp_path / "warm"), max_steps=2, init=str(tmp_path / "first" / "last"), **base),
+          progress=False)
+    assert decays == pytest.approx([(2 + 3) / (11 + 3), (2 + 4) / (11 + 4)])
+
+
 def test_warm_start_adds_a_mean_level_fitted_to_the_training_maps(tiny_data, tmp_path):
     base = dict(data=str(tiny_data), max_steps=2, val_every=0, **TINY)
     train(TrainConfig(run_dir=str(tmp_path / "plain"), mean_head=False, **base), progress=False)
