@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from dataclasses import asdict
@@ -53,7 +54,14 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+    """The learning rate of this run's step ``step``: linear warm-up over ``warmup`` steps, then
+    constant, or (``lr_decay="cosine"``) a half cosine from ``lr`` to 0 at ``max_steps``."""
+    lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+    if cfg.lr_decay == "cosine":
+        lr *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, cfg.max_steps))))
+    elif cfg.lr_decay != "constant":
+        raise ValueError(f"unknown lr_decay {cfg.lr_decay!r}: 'constant' or 'cosine'")
+    return lr
 
 
 def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, mean_weight: float = 0.0,

@@ -55,6 +55,7 @@ class TrainConfig:
     batch_size: int = _f(16, "maps per optimiser step and process")
     lr: float = _f(2e-4, "AdamW peak learning rate")
     weight_decay: float = _f(0.0, "AdamW weight decay")
+    lr_decay: str = _f("constant", "after the warm-up: 'constant' or 'cosine' (a half cosine to 0 at --max-steps)")
     warmup: int = _f(200, "linear learning-rate warm-up, steps")
     grad_clip: float = _f(1.0, "gradient-norm clipping")
     ema_decay: float = _f(0.999, "EMA decay of the weights (with the usual (1+n)/(10+n) warm-up)")

@@ -64,6 +64,17 @@ def test_min_snr_weights_follow_hang_et_al():
     assert diffusion_loss(pred, target, 0.0, w).item() == pytest.approx((1 * 1 + 0.5 * 4 + 0) / 3)
 
 
+def test_cosine_learning_rate_decays_to_zero_at_max_steps():
+    from explorer.train import _lr_at
+
+    cfg = TrainConfig(lr=1e-3, warmup=10, max_steps=110, lr_decay="cosine")
+    assert _lr_at(4, cfg) == pytest.approx(1e-3 * 0.5 * 0.5 * (1 + np.cos(np.pi * 4 / 110)))
+    assert _lr_at(55, cfg) == pytest.approx(0.5e-3) and _lr_at(110, cfg) == pytest.approx(0.0, abs=1e-12)
+    assert _lr_at(55, TrainConfig(lr=1e-3, warmup=10, max_steps=110)) == 1e-3  # constant: the default
+    with pytest.raises(ValueError, match="lr_decay"):
+        _lr_at(0, TrainConfig(lr_decay="step"))
+
+
 def test_extra_data_joins_the_training_split_only(tiny_data, tmp_path):
     rng = np.random.default_rng(1)
     extra = tmp_path / "corners"
