@@ -513,7 +513,11 @@ def test_the_coarse_scan_is_drawn_first_then_refined_in_place(infer_context, sma
     seen = []
     show = tab.show
 
+    seen_result = []
+
     def spy(result, final=True):
+        if not final:
+            seen_result.append(result)
         seen.append((result.posterior.settings.get("stage"), final, tab.busy, tab._status.object))
         show(result, final)
         if not final:
@@ -533,6 +537,13 @@ def test_the_coarse_scan_is_drawn_first_then_refined_in_place(infer_context, sma
     assert "coarse" not in tab.posterior_pane.object.opts.get().kwargs["title"]
     assert not tab._json.disabled and tab.ready and not tab.busy
     assert tab._details.styles["opacity"] == "1" and all(p.object is not None for p in tab.marginal_panes)
+
+    # failing while refining: the status says the surface on screen is only the first look
+    tab._failed("other.npy", RuntimeError("boom"))
+    assert "first look" not in tab._status.object  # the shown result is a refined one
+    tab.show(seen_result[0], final=False)
+    tab._failed(seen_result[0].name, RuntimeError("boom"))
+    assert "only the coarse first look" in tab._status.object
 
 
 def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, small_grids, tmp_path):

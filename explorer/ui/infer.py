@@ -151,8 +151,7 @@ class InferTab(Tab):
     def _on_cancel(self, _event) -> None:
         self._slot.cancel()
         self._busy(False)
-        first_look = self.result is not None and self.result.posterior.settings.get("stage") == "coarse"
-        self._status.object = "Cancelled." + (" The surface shown is the coarse first look." if first_look else "")
+        self._status.object = "Cancelled." + (" The surface shown is the coarse first look." if self._first_look_shown() else "")
 
     # ---- the job -------------------------------------------------------------------------------
     def _work(self, job: Job, name: str, data, path, truth, settings: dict, on_coarse=None) -> compute.Inference:
@@ -225,6 +224,10 @@ class InferTab(Tab):
         with batch_updates():
             self.show(result)
 
+    def _first_look_shown(self) -> bool:
+        post = getattr(self.result, "posterior", None)
+        return post is not None and post.settings.get("stage") == "coarse"
+
     def _show_coarse(self, result: compute.Inference) -> None:
         """Draw the coarse scan's first look while the fine grid is computed (downloads stay off)."""
         with batch_updates():
@@ -235,6 +238,8 @@ class InferTab(Tab):
 
     def _failed(self, name: str, err: Exception) -> None:
         still = f" The result below is still that of **{self.result.name}**." if self.result is not None else ""
+        if self._first_look_shown():  # it failed while refining: what is shown is its coarse first look
+            still = f" The surface below is only the coarse first look of **{self.result.name}**."
         if isinstance(err, USER_ERRORS):  # a bad file: its specific message, nothing else changes
             self._status.object, self._error.object = f"Could not use **{name}**.{still}", str(err)
         else:
