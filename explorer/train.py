@@ -313,8 +313,9 @@ def _train_step(net, model, ema, opt, x0, theta, step: int, cfg: TrainConfig, em
     """One optimiser step of Ho et al. (2020) Algorithm 1 (t uniform, ε or v target), then the EMA
     update. ``step`` counts this run's steps done before this one (the learning-rate warm-up);
     ``ema_step`` all the weights' steps (default ``step``): the EMA's decay warm-up
-    (1 + n)/(10 + n) continues across warm starts. Restarted at a warm start, the EMA averaged over
-    only the last ~90 steps after 800 and fidelity vs leave-one-out got worse (1.12 -> 1.20; README)."""
+    (1 + n)/(10 + n) continues across warm starts (restarted, it averaged only the last ~90 steps
+    after 800; continuing it changed fidelity by less than the seed spread, README "Training recipe
+    per compute hour")."""
     from explorer.model import autocast
 
     schedule = model.schedule
