@@ -248,8 +248,8 @@ def _data_info(cfg: TrainConfig, cmd, split) -> dict:
     """What the weights record about their training data (explorer.json "data")."""
     return {"maps": str(cmd.maps_path), "params": str(cmd.params_path), "n_sims": cmd.n_sims,
             "suite": cmd.suite, "set": cmd.set_name, "split_seed": cfg.split_seed,
-            "train_sims": len(split.train), "extra_data": [str(d) for d in cfg.extra_data], "val_sims": [int(s) for s in split.val],
-            "test_sims": [int(s) for s in split.test], "resolution": cfg.resolution}
+            "train_sims": len(split.train), "extra_data": [str(d) for d in cfg.extra_data],
+            "val_sims": [int(s) for s in split.val], "test_sims": [int(s) for s in split.test], "resolution": cfg.resolution}
 
 
 def _init_model(cfg: TrainConfig, norm, train_set, ckpt_path: Path, rank: int):

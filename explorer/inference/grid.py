@@ -103,7 +103,7 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
     chi2_all = 2.0 * np.asarray(objective(points, stage(0)), dtype=np.float64).sum(axis=0)
     chi2_c = chi2_all[:nc[0] * nc[1]].reshape(nc)
     if on_coarse is not None:
-        on_coarse(coarse_preview(om_c, s8_c, chi2_c, interpolate_to or (51, 51), temperature=temperature,
+        on_coarse(coarse_preview(om_c, s8_c, chi2_c, interpolate_to or DEFAULT_INTERPOLATE, temperature=temperature,
                                  marginal_temperatures=marginal_temperatures,
                                  n_evaluations=n_coarse * evaluations_per_point, **meta))
 

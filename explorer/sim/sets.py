@@ -88,8 +88,6 @@ RECIPES["examples"] = SetRecipe("examples", "EX", 4, seed=5, map_size=128, theta
     (0.2, 0.7), (0.3, 0.8), (0.4, 0.9), (0.15, 0.95)))
 
 
-
-
 def _corner_theta(per_corner: int, seed: int, quarter: float = 0.25) -> tuple:
     """``per_corner`` Latin-hypercube cosmologies in each corner box of the prior (the lowest or
     highest ``quarter`` of each axis), corner by corner: (low, low), (low, high), (high, low), (high, high)."""

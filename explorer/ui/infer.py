@@ -84,7 +84,7 @@ class InferTab(Tab):
         self.dropper.param.watch(self._on_drop, "value")
         self.param.watch(self._on_example, "run_example")
         self.param.watch(self._on_cancel, "cancel")
-        self.param.watch(lambda *_: self._redraw(details=self.ready), ["show_baseline", "per_timestep"])
+        self.param.watch(self._redraw, ["show_baseline", "per_timestep"])
 
     def stop(self) -> None:
         """Abandon running jobs (the session closed): they stop at their next progress callback."""
@@ -256,7 +256,7 @@ class InferTab(Tab):
             r = result.field_log10.shape[0]
             title = f"{result.name.split(' (')[0]} ({r}², {result.kind})"
             self.field_pane.update(plots.map_image(result.field_log10, title, size=250))
-        self._redraw(details=final)
+        self._redraw()
         self._details.styles = SHOWN if final else DIMMED
         stem = result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
         self._json.filename, self._html.filename = f"posterior_{stem}.json", f"posterior_{stem}.html"
@@ -270,14 +270,16 @@ class InferTab(Tab):
         stem = self.result.name.rsplit(".", 1)[0].replace(" ", "_")[:60]
         return f"posterior_{stem}", handout.infer_page(self.result, model=model)
 
-    def _redraw(self, *_events, details: bool = True) -> None:
+    def _redraw(self, *_events) -> None:
+        """The figures of the result shown; of a coarse first look only the surface (its marginals
+        from a few points per axis would mislead)."""
         if self.result is None:
             return
         post, base, cnn = self.result.posterior, self.result.baseline, self.result.cnn
         with batch_updates():
             self.posterior_pane.update(posterior.posterior_plot(post, base, self.show_baseline, self.per_timestep,
                                                                 name=self.result.name, size=330, cnn=cnn))
-            if not details:
+            if self._first_look_shown():
                 return
             for pane, name in zip(self.marginal_panes, PARAM_NAMES):
                 pane.update(posterior.marginal_plot(post, name, base, self.show_baseline, cnn=cnn))
