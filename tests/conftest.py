@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 
 # Torch's OpenMP threads wait passively, as in the app (explorer/ui/__init__.py): on a shared
 # machine busy-waiting threads made sampling several times slower. Set before torch is imported.
@@ -110,7 +113,7 @@ def app_environment(tiny_weights, tiny_reference, tiny_onep, tiny_examples):
 @pytest.fixture(scope="session")
 def app_server(app_environment, tiny_weights, tmp_path_factory):
     """``panel serve explorer`` on the tiny weights (with a sharp calibration, so the random model has
-    contours): (url, process). Started with the test session by ``conftest.early_app_server`` while
+    contours): (url, process). Started with the test session by ``conftest.early_background_jobs`` while
     the other tests run (the browser tests run last), and warmed up by a first page request."""
     from explorer.inference.defaults import DEFAULT_N_NOISE, DEFAULT_TERMS
     from test_browser import ARTIFACTS, free_port, start_server, stop_server, wait_for_http
@@ -140,16 +143,63 @@ def _quietly(fn, *args):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests last (stable order otherwise): their app server starts with the session
-    (``early_app_server``) and is warm by the time they run."""
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    """Tests that wait for a background job (``early_background_jobs``) late, the browser tests last
+    (stable order otherwise): the jobs start with the session and are done or warm by then."""
+    def late(item):
+        return (item.get_closest_marker("browser") is not None, "tiny_gpu_train" in getattr(item, "fixturenames", ()))
+
+    items.sort(key=late)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# A GPU node has PyTorch's image only: the CPU smoke run of bench/gpu_train.sh must not need these.
+GPU_NODE_LACKS = ("panel", "holoviews", "bokeh", "dask", "distributed", "astropy")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpu_train(tmp_path_factory):
+    """``bash bench/gpu_train.sh OUT 1 --tiny --gpus 2`` (test_gpu_train) with the app's packages made
+    unimportable, started in the background at the first test (``early_background_jobs``) and niced,
+    so its five processes run on the core the other tests leave idle. Yields a function that waits
+    for it and returns (OUT, the finished process with its stdout and stderr as text)."""
+    tmp = tmp_path_factory.mktemp("gpu_train")
+    block = tmp / "block"
+    for name in GPU_NODE_LACKS:
+        (block / name).mkdir(parents=True)
+        (block / name / "__init__.py").write_text(f"raise ImportError('{name} is not on a GPU node')\n")
+    out = tmp / "out"
+    env = {**os.environ, "PYTHONPATH": str(block), "PYTHON": "python"}
+    env.pop("EXPLORER_WEIGHTS", None)
+    logs = {name: open(tmp / f"{name}.log", "w+") for name in ("stdout", "stderr")}
+    proc = subprocess.Popen(["nice", "-n", "10", "bash", str(ROOT / "bench" / "gpu_train.sh"), str(out), "1", "--tiny",
+                             "--gpus", "2"], cwd=tmp, env=env, stdout=logs["stdout"], stderr=logs["stderr"],
+                            process_group=0)  # not a new session: that would be its own autogroup, and nice moot
+
+    def finished(timeout: float = 300.0):
+        proc.wait(timeout=timeout)
+        text = {name: (tmp / f"{name}.log").read_text() for name in logs}
+        return out, SimpleNamespace(returncode=proc.returncode, **text)
+
+    try:
+        yield finished
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        for f in logs.values():
+            f.close()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def early_app_server(request):
-    """Start the browser tests' app server (``test_browser.app_server``) at the first test, when
-    browser tests are selected and Chromium exists: its start-up overlaps the other tests."""
+def early_background_jobs(request):
+    """Start, at the first test, what runs in other processes for a long time, so that it overlaps
+    the other tests (which leave one of the two cores idle): the browser tests' app server
+    (``test_browser.app_server``, when browser tests are selected and Chromium exists) and the GPU
+    training's CPU smoke run (``tiny_gpu_train``, when its test is selected)."""
     from test_browser import CHROMIUM
 
-    if CHROMIUM.exists() and any(item.get_closest_marker("browser") for item in request.session.items):
+    items = request.session.items
+    if any("tiny_gpu_train" in getattr(item, "fixturenames", ()) for item in items):
+        request.getfixturevalue("tiny_gpu_train")
+    if CHROMIUM.exists() and any(item.get_closest_marker("browser") for item in items):
         request.getfixturevalue("app_server")

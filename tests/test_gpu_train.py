@@ -2,11 +2,11 @@
 
 Every phase runs (simulate, train both networks from the shipped weights, the full one on two DDP
 processes through torchrun, assemble, evaluate side by side, figures) without the app's packages: panel, holoviews, bokeh, dask and astropy are made
-unimportable, as on a GPU node that only has PyTorch's image.
+unimportable, as on a GPU node that only has PyTorch's image. The run itself starts in the
+background with the test session (``conftest.tiny_gpu_train``) and this test checks what it wrote.
 """
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,23 +14,14 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKED = ("panel", "holoviews", "bokeh", "dask", "distributed", "astropy")
 
 
 @pytest.mark.slow
-def test_tiny_run_writes_weights_evaluation_and_figures_without_the_app_packages(tmp_path):
+def test_tiny_run_writes_weights_evaluation_and_figures_without_the_app_packages(tiny_gpu_train):
     from explorer.model import load_model
     from explorer.model.weights import read_metadata
 
-    block = tmp_path / "block"
-    for name in BLOCKED:
-        (block / name).mkdir(parents=True)
-        (block / name / "__init__.py").write_text(f"raise ImportError('{name} is not on a GPU node')\n")
-    out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(block), "PYTHON": "python"}
-    env.pop("EXPLORER_WEIGHTS", None)
-    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_train.sh"), str(out), "1", "--tiny", "--gpus", "2"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    out, done = tiny_gpu_train()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for phase in ("simulate", "train", "assemble", "evaluate", "figures"):
         assert f"[{phase}] done" in done.stdout
