@@ -112,6 +112,13 @@ MODEL_COUNT_JS = """(name) => {
     return n }"""
 
 
+TITLES_JS = """() => {
+    const out = [];
+    for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (m.constructor.__name__ === 'Title' && m.text) out.push(m.text);
+    return out }"""
+
+
 def count_models(page, name: str) -> int:
     """Bokeh models of class ``name`` in the page's documents (Figure, MultiLine, ...)."""
     return page.evaluate(MODEL_COUNT_JS, name)
@@ -214,6 +221,9 @@ def test_dropping_a_field_shows_contours_across_tab_switches(browser_page, tiny_
     open_tab(page, "Infer")
     page.wait_for_selector("text=/field_1\\.npy.*network evaluations in/")
     page.wait_for_function(f"() => ({MODEL_COUNT_JS})('MultiLine') >= 3", timeout=30_000)  # 1, 2, 3σ contours
+    # the coarse first look is replaced by the refined surface (the status line can come first)
+    page.wait_for_function(f"() => ({TITLES_JS})().some(t => t.startsWith('field_1.npy: −2ΔlnL'))"
+                           f" && !({TITLES_JS})().some(t => t.includes('refining'))", timeout=30_000)
     page.screenshot(path=ARTIFACTS / "browser_infer.png", full_page=True)
     page.locator("input[type=file]").set_input_files(str(tiny_examples / "field_0.npy"))
     page.wait_for_selector("text=/field_0\\.npy.*network evaluations in/")
