@@ -8,13 +8,18 @@ Debian's Chromium with playwright and measures:
 
 - ``start_to_first_render_s``: process start -> the first page shows sampled maps and every
   statistics figure (the model loads in the first session);
-- ``page_to_first_render_s``: the same from opening the page on a warm server (a second session);
+- ``page_to_first_render_s``: the same from opening the page on a warm server (a second session;
+  its first maps are those the first session sampled, reused: the app's sample cache);
 - ``slider_to_screen_s``: slider release -> new maps *and* statistics drawn (the figures' data in
-  the browser changed and settled), median and all ``--repeats`` values;
+  the browser changed and settled), median and all ``--repeats`` values. The slider releases
+  run in the "fresh seed" mode, so every release samples new maps (the app reuses maps it has
+  sampled with the same seed; ``releases_reused`` counts any release that did, and should be 0);
 - ``slider_to_maps_s``: slider release -> the maps' image data in the browser last changed (the
   final maps drawn; statistics may still follow);
 - ``preview_while_dragging``: a 4-second drag of the σ₈ slider: previews drawn per second, the
   first one's delay and the longest gap between two;
+- ``pages_together``: ``--together`` pages opened at the same moment (a class arriving): seconds
+  until each shows its maps and statistics, and how many showed reused maps;
 - ``concurrent_sessions``: ``--concurrent`` sessions release a slider together: each one's
   release -> maps and -> statistics, and the worst maps time over the solo median;
 - ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours drawn (the
@@ -163,6 +168,18 @@ def wait_settled(page, timeout: float, quiet: float = 0.5) -> tuple[float, float
     raise TimeoutError("the figures did not update")
 
 
+def fresh_seeds(page) -> None:
+    """Switch the page to the "fresh seed" mode: every slider change samples with a new seed, so
+    no release is served from the app's cache of maps already sampled."""
+    page.locator(".bk-btn", has_text="fresh seed").click()
+    page.wait_for_timeout(1000)
+
+
+def reused(page) -> bool:
+    """Whether the status line (read by :data:`READ_JS`) says the maps shown were reused."""
+    return "reused" in (page.evaluate(READ_JS)["statusText"] or "")
+
+
 def drag(page, index: int, dx: float) -> float:
     """Drag slider ``index`` by ``dx`` pixels; returns the monotonic time of the release."""
     box = page.locator(".noUi-handle").nth(index).bounding_box()
@@ -204,7 +221,9 @@ def concurrent_sliders(ctx, page, url: str, n: int, rounds: int, solo_maps: floa
         other.goto(url, timeout=ms)
         wait_first_render(other, ms)
         pages.append(other)
-    maps, screens = [], []
+    for p in pages:
+        fresh_seeds(p)
+    maps, screens, n_reused = [], [], 0
     for r in range(rounds):
         for p in pages:
             p.wait_for_timeout(300)
@@ -217,12 +236,37 @@ def concurrent_sliders(ctx, page, url: str, n: int, rounds: int, solo_maps: floa
             settled, m = wait_settled(p, ms / 1000)
             screens.append(round(settled, 2))
             maps.append(None if m is None else round(m, 2))
+            n_reused += reused(p)
     for p in pages[1:]:
         p.close()
     drawn = [m for m in maps if m is not None]
-    return {"sessions": n, "rounds": rounds, "maps_s": maps, "screen_s": screens,
+    return {"sessions": n, "rounds": rounds, "maps_s": maps, "screen_s": screens, "releases_reused": n_reused,
             "worst_maps_s": max(drawn) if drawn else None,
             "worst_over_solo_maps": round(max(drawn) / solo_maps, 2) if drawn and solo_maps else None}
+
+
+def pages_together(ctx, url: str, n: int, ms: int) -> dict:
+    """A class opening the app at once: ``n`` pages requested within a fraction of a second on the
+    warm server; seconds from the first request until each shows its maps and statistics."""
+    t0 = time.monotonic()
+    pages = []
+    for _ in range(n):
+        page = ctx.new_page()
+        page.goto(url, timeout=ms, wait_until="commit")
+        pages.append(page)
+    times = []
+    for page in pages:  # in the order opened; each wait ends when that page has rendered
+        wait_first_render(page, ms)
+        times.append(round(time.monotonic() - t0, 2))
+    n_reused = sum(reused_status(page) for page in pages)
+    for page in pages:
+        page.close()
+    return {"pages": n, "to_first_render_s": times, "worst_s": max(times), "pages_reused": n_reused}
+
+
+def reused_status(page) -> bool:
+    """Whether the page's status line says its maps were reused (no watcher needed)."""
+    return "reused" in page.locator(STATUS).inner_text()
 
 
 def default_field(examples: Path) -> Path | None:
@@ -244,6 +288,8 @@ def main(argv=None) -> int:
     p.add_argument("--sessions", type=int, default=2, help="extra sessions opened and closed")
     p.add_argument("--concurrent", type=int, default=4,
                    help="sessions releasing a slider together (0: skip), --repeats rounds")
+    p.add_argument("--together", type=int, default=0,
+                   help="pages opened at once on the warm server (a class arriving); 0: skip")
     p.add_argument("--infers", type=int, default=2, help="times the field is dropped on the infer tab")
     p.add_argument("--infer-network", default=None, choices=("full", "small"),
                    help="pick this likelihood network on the Infer tab before the drops (default: the tab's)")
@@ -300,8 +346,12 @@ def main(argv=None) -> int:
             out["page_to_first_render_s"] = {"median": statistics.median(sessions) if sessions else None,
                                              "all": sessions}
             out["rss_mb_after_each_extra_session"] = rss
+            if args.together > 0:
+                page.wait_for_timeout(1000)
+                out["pages_together"] = pages_together(ctx, url, args.together, ms)
 
-            times, map_times = [], []
+            times, map_times, n_reused = [], [], 0
+            fresh_seeds(page)
             for i in range(args.repeats):
                 page.wait_for_timeout(1000)
                 watch(page)
@@ -309,7 +359,9 @@ def main(argv=None) -> int:
                 settled, maps = wait_settled(page, args.timeout)
                 times.append(round(settled, 2))
                 map_times.append(None if maps is None else round(maps, 2))
+                n_reused += reused(page)
                 slider_rss.append(rss_mb(proc.pid))
+            out["releases_reused"] = n_reused
             out["slider_to_screen_s"] = {"median": statistics.median(times), "all": times}
             drawn = [t for t in map_times if t is not None]
             out["slider_to_maps_s"] = {"median": statistics.median(drawn) if drawn else None, "all": map_times}

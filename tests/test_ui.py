@@ -8,6 +8,7 @@ tiny random model (``conftest.tiny_weights``) through the real ``explorer.infere
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import shutil
@@ -89,6 +90,11 @@ def test_settings_arguments_win_over_environment(tmp_path):
     assert s.weights.as_posix() == "/env/weights" and s.reference == tmp_path and s.workers == 3
     default = Settings.from_environment([], environ={})
     assert default.weights == REPO / "weights" and default.reference == REPO / "assets" / "valid"
+    assert default.sample_cache and s.sample_cache
+    assert not Settings.from_environment(["--sample-cache", "0"], environ={"EXPLORER_SAMPLE_CACHE": "1"}).sample_cache
+    assert not Settings.from_environment([], environ={"EXPLORER_SAMPLE_CACHE": "off"}).sample_cache
+    with pytest.raises(ValueError, match="sample_cache"):
+        Settings.from_environment(["--sample-cache", "maybe"], environ={})
     assert (REPO / "explorer" / "main.py").is_file()  # defaults are found from the package, not the cwd
 
 
@@ -673,6 +679,53 @@ def test_prefetched_first_sample_is_reused(context):
     assert tab.result.omega_m == 0.2
     run(tab.refresh())
     assert [c["omega_m"] for c in context.emulator.calls][-1] == 0.2
+
+
+def test_maps_sampled_once_are_shared_by_sessions_and_other_seeds_are_sampled(context):
+    """A class pressing the same preset asks for the same maps (the seed fixes them): sampled once,
+    reused by every other session; another seed or sampler samples anew. A page's first maps are
+    always sampled (``EmulateTab._cache``)."""
+    spy = context.emulator
+    first, second = EmulateTab(context), EmulateTab(context)
+    run(first.refresh())
+    run(second.refresh())
+    assert len(spy.calls) == 2 and not first.result.reused and not second.result.reused  # first maps
+    first.param.update(omega_m=0.15, sigma_8=0.95)  # a corner preset, in one session ...
+    assert len(spy.calls) == 3 and not first.result.reused and "reused" not in first._status.object
+    second.param.update(omega_m=0.15, sigma_8=0.95)  # ... then in the other: the same maps, reused
+    assert len(spy.calls) == 3 and second.result.reused and "reused" in second._status.object
+    np.testing.assert_array_equal(second.result.maps, first.result.maps)
+    with pytest.raises(ValueError):
+        second.result.maps[0, 0, 0] = 0.0  # shared between sessions: read-only
+    second.seed = 7
+    assert len(spy.calls) == 4 and spy.calls[-1]["seed"] == 7 and not second.result.reused
+    assert not np.array_equal(second.result.maps, first.result.maps)
+    second.seed = 0
+    assert len(spy.calls) == 4 and second.result.reused
+    second.sampler = "DDPM, 50 strided steps"
+    assert len(spy.calls) == 5 and spy.calls[-1]["steps"] == 50 and not second.result.reused
+
+
+def test_sample_cache_setting_off_samples_every_time(context):
+    context = dataclasses.replace(context, settings=Settings(sample_cache=False))
+    first, second = EmulateTab(context), EmulateTab(context)
+    run(first.refresh())
+    run(second.refresh())
+    first.seed = second.seed = 3
+    assert len(context.emulator.calls) == 4 and not second.result.reused
+
+
+def test_sample_cache_keeps_the_most_recent_results_and_can_be_bypassed():
+    spy = SpyEmulator()
+    cache = compute.SampleCache(size=2)
+    reused = [compute.emulate(spy, omega_m=0.3, sigma_8=0.8, n_maps=2, seed=seed, cache=cache).reused
+              for seed in (0, 1, 0, 2, 1)]  # seed 1 was dropped when 2 came in (0 was used more recently)
+    assert reused == [False, False, True, False, False] and [c["seed"] for c in spy.calls] == [0, 1, 2, 1]
+    assert not compute.emulate(spy, omega_m=0.3, sigma_8=0.8, n_maps=2, seed=1, cache=None).reused
+    assert not compute.emulate(spy, omega_m=0.3, sigma_8=0.8, n_maps=3, seed=1, cache=cache).reused
+    assert len(spy.calls) == 6
+    other = SpyEmulator()  # another model: its own maps
+    assert not compute.emulate(other, omega_m=0.3, sigma_8=0.8, n_maps=2, seed=2, cache=cache).reused
 
 
 def test_app_assembles_tabs(context):

@@ -8,8 +8,10 @@ returns a fixed dataclass that the plot helpers turn into figures. They run on w
 from __future__ import annotations
 
 import functools
-
+import threading
 import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -135,20 +137,77 @@ class Emulation:
     omega_m: float
     sigma_8: float
     seed: int
-    maps: np.ndarray                   # (n, H, W) float32 log10 Σ
-    seconds: float                     # sampling time
+    maps: np.ndarray                   # (n, H, W) float32 log10 Σ (read-only)
+    seconds: float                     # sampling time (when reused: that of the run that sampled them)
     comparison: Comparison             # against the reference, or the maps' own statistics
+    reused: bool = False               # the maps came from :class:`SampleCache`, not a new sampling
+
+
+class SampleCache:
+    """The maps last sampled in this process, by emulator and arguments, shared by all sessions.
+
+    A seed fixes the maps: the same emulator, (Ωₘ, σ₈), number of maps, seed and sampler give the
+    same maps, so they are sampled once. Every new page opens at the same cosmology and seed, and a
+    class pressing the same preset asks for the same maps; quick sampling jobs run one at a time, so
+    a request queued behind an identical one finds its maps here. Holds ``size`` results (4 maps of
+    64² are 64 KiB), least recently used dropped first; the arrays are read-only.
+    """
+
+    def __init__(self, size: int = 32):
+        self.size = int(size)
+        self._lock = threading.Lock()
+        self._by_emulator: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def get(self, emulator, key: tuple) -> tuple[np.ndarray, float] | None:
+        """(maps, sampling seconds) stored for ``key``, or None."""
+        with self._lock:
+            entries = self._by_emulator.get(emulator)
+            if entries is None or key not in entries:
+                return None
+            entries.move_to_end(key)
+            return entries[key]
+
+    def put(self, emulator, key: tuple, maps: np.ndarray, seconds: float) -> np.ndarray:
+        """Store ``maps`` (made read-only, and returned) for ``key``."""
+        maps = np.asarray(maps)
+        maps.setflags(write=False)
+        with self._lock:
+            entries = self._by_emulator.setdefault(emulator, OrderedDict())
+            entries[key] = (maps, float(seconds))
+            entries.move_to_end(key)
+            while len(entries) > self.size:
+                entries.popitem(last=False)
+        return maps
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_emulator.clear()
+
+
+#: The app's cache (:class:`SampleCache`); ``emulate(..., cache=None)`` bypasses it.
+SAMPLES = SampleCache()
 
 
 def emulate(emulator, *, omega_m: float, sigma_8: float, n_maps: int, seed: int, sampler: Sampler = Sampler(),
-            reference: np.ndarray | None = None, progress: Progress | None = None) -> Emulation:
-    """Sample ``n_maps`` maps with ``emulator`` and compare them with ``reference (M, H, W)``."""
-    start = time.perf_counter()
-    maps = emulator.sample(omega_m, sigma_8, n=n_maps, seed=seed, method=sampler.method, steps=sampler.steps,
-                           progress=progress, network=sampler.network)
-    seconds = time.perf_counter() - start
+            reference: np.ndarray | None = None, progress: Progress | None = None,
+            cache: SampleCache | None = SAMPLES) -> Emulation:
+    """Sample ``n_maps`` maps with ``emulator`` and compare them with ``reference (M, H, W)``.
+
+    Maps already sampled with the same arguments come from ``cache`` (``reused`` is then True);
+    ``cache=None`` always samples."""
+    key = (float(omega_m), float(sigma_8), int(n_maps), int(seed), sampler.method, sampler.steps, sampler.network)
+    hit = None if cache is None else cache.get(emulator, key)
+    if hit is not None:
+        maps, seconds = hit
+    else:
+        start = time.perf_counter()
+        maps = emulator.sample(omega_m, sigma_8, n=n_maps, seed=seed, method=sampler.method, steps=sampler.steps,
+                               progress=progress, network=sampler.network)
+        seconds = time.perf_counter() - start
+        if cache is not None:
+            maps = cache.put(emulator, key, maps, seconds)
     comparison = compare_maps(maps, reference)
-    return Emulation(omega_m, sigma_8, seed, maps, seconds, comparison)
+    return Emulation(omega_m, sigma_8, seed, maps, seconds, comparison, reused=hit is not None)
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,6 +16,9 @@ The app is configured by environment variables or by arguments after ``--args``:
     EXPLORER_WORKERS    / --workers N      long jobs (inference, 1P response, simulation, slow
                                            samplers) running at once, shared by all sessions (default
                                            2); quick sampling jobs run one at a time: each uses every core
+    EXPLORER_SAMPLE_CACHE / --sample-cache 1 or 0: reuse maps already sampled with the same
+                                           cosmology, seed and sampler, across sessions (default 1;
+                                           :class:`explorer.ui.compute.SampleCache`)
     EXPLORER_TORCH_THREADS                 torch intra-op threads (default: torch's, one per core)
 
 Command-line arguments win over environment variables. The model is loaded once per process
@@ -68,14 +71,15 @@ class Settings:
     examples: Path = SHIPPED_ASSETS / "examples"
     device: str = "auto"
     workers: int = 2
+    sample_cache: bool = True  # reuse maps already sampled with the same arguments (compute.SampleCache)
 
     @classmethod
     def from_environment(cls, argv: list[str] | None = None, environ=None) -> "Settings":
         """Settings from ``argv`` (the ``--args`` of ``panel serve``) over ``environ`` over defaults."""
         environ = os.environ if environ is None else environ
         parser = argparse.ArgumentParser(prog="panel serve explorer --args", add_help=False)
-        for name in ("weights", "reference", "onep", "examples", "device", "workers"):
-            parser.add_argument(f"--{name}", default=environ.get(f"EXPLORER_{name.upper()}"))
+        for name in ("weights", "reference", "onep", "examples", "device", "workers", "sample_cache"):
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=environ.get(f"EXPLORER_{name.upper()}"))
         args, _unknown = parser.parse_known_args(list(argv or []))
         default = cls()
         values = {}
@@ -87,6 +91,10 @@ class Settings:
             values["workers"] = max(1, int(args.workers)) if args.workers else default.workers
         except ValueError:
             raise ValueError(f"workers must be an integer, got {args.workers!r}") from None
+        flag = (args.sample_cache or "").strip().lower()
+        if flag not in ("", "1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"sample_cache must be 1 or 0, got {args.sample_cache!r}")
+        values["sample_cache"] = default.sample_cache if not flag else flag in ("1", "true", "yes", "on")
         return cls(**values)
 
 

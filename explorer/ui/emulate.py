@@ -256,8 +256,17 @@ class EmulateTab(Tab):
         job.check()
         result = compute.emulate(self.emulator, omega_m=omega_m, sigma_8=sigma_8, n_maps=n_maps, seed=seed,
                                  sampler=compute.SAMPLER_CHOICES[sampler], reference=reference,
-                                 progress=job.progress("denoising step"))
+                                 progress=job.progress("denoising step"), cache=self._cache())
         return result, reference, text
+
+    def _cache(self) -> compute.SampleCache | None:
+        """The shared cache of sampled maps, once this page shows its first maps (``compute.SampleCache``).
+
+        Not for the first maps of a page: drawn at once from the cache, as the page connected, its
+        statistics figures were built on the server but 1 page in 3-5 never showed them (Panel 1.9,
+        measured with bench_app; with ~1 s of sampling in between, as before, it never happened).
+        """
+        return compute.SAMPLES if self.context.settings.sample_cache and self.result is not None else None
 
     def _settings(self) -> tuple:
         return (self.omega_m, self.sigma_8, self.n_maps, self.seed, self.sampler)
@@ -331,7 +340,8 @@ class EmulateTab(Tab):
     async def _sampled(self, outcome: tuple) -> None:
         result, reference, text = outcome
         self._status.object = (f"{len(result.maps)} map(s) at Ωₘ = {result.omega_m:.3f}, "
-                               f"σ₈ = {result.sigma_8:.3f}, seed {result.seed}: sampled in {result.seconds:.1f} s.")
+                               f"σ₈ = {result.sigma_8:.3f}, seed {result.seed}: sampled in {result.seconds:.1f} s"
+                               + (" (the same maps as an earlier request, reused)." if result.reused else "."))
         with batch_updates():
             self.show_maps(result, reference, text)
         await asyncio.sleep(0.02)  # the maps' message leaves before the statistics are drawn
