@@ -340,8 +340,9 @@ class EmulateTab(Tab):
     async def _sampled(self, outcome: tuple) -> None:
         result, reference, text = outcome
         self._status.object = (f"{len(result.maps)} map(s) at Ωₘ = {result.omega_m:.3f}, "
-                               f"σ₈ = {result.sigma_8:.3f}, seed {result.seed}: sampled in {result.seconds:.1f} s"
-                               + (" (the same maps as an earlier request, reused)." if result.reused else "."))
+                               f"σ₈ = {result.sigma_8:.3f}, seed {result.seed}: "
+                               + (f"reused, sampled in {result.seconds:.1f} s for an earlier request."
+                                  if result.reused else f"sampled in {result.seconds:.1f} s."))
         with batch_updates():
             self.show_maps(result, reference, text)
         await asyncio.sleep(0.02)  # the maps' message leaves before the statistics are drawn
