@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import shutil
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -145,6 +146,42 @@ def test_context_is_built_once_per_process(app_environment, monkeypatch):
     ctx = results[0]
     assert ctx.emulator.resolution == 16 and ctx.reference.cmd.n_sims == 6 and len(ctx.examples) == 2
     assert ctx.onep.fiducial == (0.3, 0.8)
+
+
+def test_server_start_hook_loads_the_sessions_context_and_samples_once_in_the_background(app_environment,
+                                                                                       monkeypatch, capfd):
+    """`panel serve explorer --args ...` runs explorer/app_hooks.py with sys.argv = [file, *args];
+    its server-start hook loads, on a thread of its own, the very context the sessions will ask
+    for (the same settings) and samples once."""
+    import runpy
+
+    from explorer.ui import context as ctx_module
+
+    for name, value in app_environment.items():
+        monkeypatch.setenv(name, value)
+    args = ["--sample-cache", "0"]  # differs from every other test's settings: a context of its own
+    monkeypatch.setattr(sys, "argv", [str(REPO / "explorer" / "app_hooks.py"), *args])
+    hooks = runpy.run_path(str(REPO / "explorer" / "app_hooks.py"))
+    monkeypatch.setattr(sys, "argv", ["panel"])  # the hook runs later, with the server's argv
+    calls = []
+    real = ctx_module.build_context
+
+    def build(settings):
+        ctx = real(settings)
+        sample = ctx.emulator.sample
+        ctx.emulator.sample = lambda *a, **k: calls.append((a, k)) or sample(*a, **k)
+        return ctx
+
+    monkeypatch.setattr(ctx_module, "build_context", build)
+    hooks["on_server_loaded"](None)
+    warm = [t for t in threading.enumerate() if t.name == "explorer-warm-up"]
+    assert len(warm) == 1
+    warm[0].join(60)
+    settings = Settings.from_environment(args)  # what build_app gets in each session
+    assert not settings.sample_cache and settings in ctx_module._CONTEXTS
+    assert get_context(settings).emulator.resolution == 16
+    assert calls == [((0.3, 0.8), {"n": 4, "seed": 0})]  # the prior's centre, the app's 4 maps
+    assert "warmed up in" in capfd.readouterr().err
 
 
 def test_missing_weights_show_how_to_get_them(tmp_path, capsys):

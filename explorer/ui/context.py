@@ -40,6 +40,7 @@ import gc
 import itertools
 import json
 import os
+import sys
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -177,6 +178,22 @@ def get_context(settings: Settings | None = None) -> AppContext:
         if settings not in _CONTEXTS:
             _CONTEXTS[settings] = build_context(settings)
         return _CONTEXTS[settings]
+
+
+def warm_up(settings: Settings) -> AppContext:
+    """Load the context for ``settings`` and sample 4 maps once with the default sampler (discarded):
+    the first call of a network in a process sets up its kernels and took ~7 s instead of ~1.2 s.
+    Run by ``explorer/app_hooks.py`` on its own thread when `panel serve explorer` starts."""
+    import time
+
+    start = time.perf_counter()
+    ctx = get_context(settings)
+    import explorer.ui.app  # noqa: F401  (the imports of the first session's page)
+
+    omega_m, sigma_8 = (float(sum(r)) / 2 for r in ctx.emulator.param_ranges)  # the prior's centre
+    ctx.emulator.sample(omega_m, sigma_8, n=4, seed=0)
+    print(f"explorer: model loaded and warmed up in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return ctx
 
 
 class ThreadPerJob:
