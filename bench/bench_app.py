@@ -8,6 +8,8 @@ Debian's Chromium with playwright and measures:
 
 - ``start_to_first_render_s``: process start -> the first page shows sampled maps and every
   statistics figure (the model loads in the first session);
+- ``first_visitor_s`` (with ``--visit-after S``): the first page, opened S seconds after the
+  server started with no request before it: opening -> maps and statistics;
 - ``page_to_first_render_s``: the same from opening the page on a warm server (a second session;
   its first maps are those the first session sampled, reused: the app's sample cache);
 - ``slider_to_screen_s``: slider release -> new maps *and* statistics drawn (the figures' data in
@@ -288,6 +290,9 @@ def main(argv=None) -> int:
     p.add_argument("--sessions", type=int, default=2, help="extra sessions opened and closed")
     p.add_argument("--concurrent", type=int, default=4,
                    help="sessions releasing a slider together (0: skip), --repeats rounds")
+    p.add_argument("--visit-after", type=float, default=0.0,
+                   help="the first page is opened this many seconds after the server started, with no "
+                        "request before it (first_visitor_s: its wait); 0: as soon as the server answers")
     p.add_argument("--together", type=int, default=0,
                    help="pages opened at once on the warm server (a class arriving); 0: skip")
     p.add_argument("--infers", type=int, default=2, help="times the field is dropped on the infer tab")
@@ -317,8 +322,11 @@ def main(argv=None) -> int:
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        wait_for_http(url, proc, args.timeout)
-        out["start_to_http_ready_s"] = round(time.monotonic() - t_start, 2)
+        if args.visit_after > 0:  # nothing asks the server anything before the first visitor
+            time.sleep(max(0.0, args.visit_after - (time.monotonic() - t_start)))
+        else:
+            wait_for_http(url, proc, args.timeout)
+            out["start_to_http_ready_s"] = round(time.monotonic() - t_start, 2)
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
             ctx = pw.chromium.launch_persistent_context(profile, executable_path=args.chromium, headless=True,
                                                         args=CHROMIUM_ARGS, viewport={"width": 1500, "height": 1700})
@@ -327,9 +335,12 @@ def main(argv=None) -> int:
             page = ctx.new_page()
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
             ctx.on("request", lambda r: requests.append(r.url))
+            t_visit = time.monotonic()
             page.goto(url, timeout=ms)
             wait_first_render(page, ms)
             out["start_to_first_render_s"] = round(time.monotonic() - t_start, 2)
+            if args.visit_after > 0:
+                out["first_visitor_s"] = round(time.monotonic() - t_visit, 2)
             out["status_first"] = page.locator(STATUS).inner_text()
             out["rss_mb_after_first_render"] = rss_mb(proc.pid)
 
