@@ -147,10 +147,10 @@ class SampleCache:
     """The maps last sampled in this process, by emulator and arguments, shared by all sessions.
 
     A seed fixes the maps: the same emulator, (Ωₘ, σ₈), number of maps, seed and sampler give the
-    same maps, so they are sampled once. Every new page opens at the same cosmology and seed, and a
-    class pressing the same preset asks for the same maps; quick sampling jobs run one at a time, so
-    a request queued behind an identical one finds its maps here. Holds ``size`` results (4 maps of
-    64² are 64 KiB), least recently used dropped first; the arrays are read-only.
+    same maps, so they are sampled once. A class pressing the same preset asks for the same maps,
+    and quick sampling jobs run one at a time, so a request queued behind an identical one finds
+    its maps here; so does a slider moved back. Holds ``size`` results (4 maps of 64² are 64 KiB),
+    least recently used dropped first; the arrays are read-only.
     """
 
     def __init__(self, size: int = 32):

@@ -181,9 +181,10 @@ def get_context(settings: Settings | None = None) -> AppContext:
 
 
 def warm_up(settings: Settings) -> AppContext:
-    """Load the context for ``settings`` and sample 4 maps once with the default sampler (discarded):
-    the first call of a network in a process sets up its kernels and took ~7 s instead of ~1.2 s.
-    Run by ``explorer/app_hooks.py`` on its own thread when `panel serve explorer` starts."""
+    """Load the context for ``settings``, import the page's modules and sample 4 maps once with the
+    default sampler (discarded): the first sampling in a process also sets up the network's kernels
+    (README "Warm-up matters": 1.74 s against 1.21 s). Run by ``explorer/app_hooks.py`` on its own
+    thread when `panel serve explorer` starts."""
     import time
 
     start = time.perf_counter()
