@@ -164,6 +164,8 @@ def test_page_loads_without_errors_or_remote_requests(browser_page):
     page.screenshot(path=ARTIFACTS / "browser_emulate.png", full_page=True)
     assert page.errors == []
     assert remote_requests(page) == []  # everything is served locally: works offline
+    # the model was loaded at server start by explorer/app_hooks.py (panel serve runs the hook file)
+    assert "model loaded and warmed up in" in (ARTIFACTS / "server.log").read_text()
 
 
 FIGURE_IDS_JS = """() => {
