@@ -170,16 +170,16 @@ def wait_settled(page, timeout: float, quiet: float = 0.5) -> tuple[float, float
     raise TimeoutError("the figures did not update")
 
 
+def reused(page) -> bool:
+    """Whether the page's status line says its maps were reused (the app's cache of sampled maps)."""
+    return "reused" in page.locator(STATUS).inner_text()
+
+
 def fresh_seeds(page) -> None:
     """Switch the page to the "fresh seed" mode: every slider change samples with a new seed, so
     no release is served from the app's cache of maps already sampled."""
     page.locator(".bk-btn", has_text="fresh seed").click()
     page.wait_for_timeout(1000)
-
-
-def reused(page) -> bool:
-    """Whether the status line (read by :data:`READ_JS`) says the maps shown were reused."""
-    return "reused" in (page.evaluate(READ_JS)["statusText"] or "")
 
 
 def drag(page, index: int, dx: float) -> float:
@@ -260,15 +260,10 @@ def pages_together(ctx, url: str, n: int, ms: int) -> dict:
     for page in pages:  # in the order opened; each wait ends when that page has rendered
         wait_first_render(page, ms)
         times.append(round(time.monotonic() - t0, 2))
-    n_reused = sum(reused_status(page) for page in pages)
+    n_reused = sum(reused(page) for page in pages)
     for page in pages:
         page.close()
     return {"pages": n, "to_first_render_s": times, "worst_s": max(times), "pages_reused": n_reused}
-
-
-def reused_status(page) -> bool:
-    """Whether the page's status line says its maps were reused (no watcher needed)."""
-    return "reused" in page.locator(STATUS).inner_text()
 
 
 def default_field(examples: Path) -> Path | None:

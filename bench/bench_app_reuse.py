@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_app import (CHROMIUM_ARGS, COUNT_JS, N_FIGURES, REPO, STATUS, drag, wait_first_render,  # noqa: E402
+from bench_app import (CHROMIUM_ARGS, COUNT_JS, N_FIGURES, REPO, drag, reused, wait_first_render,  # noqa: E402
                        wait_settled, watch)
 from test_browser import free_port, wait_for_http  # noqa: E402  (bench_app put tests/ on the path)
 
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
                     screen, maps = wait_settled(page, args.timeout)
                     rows.append({"round": r, "page": k, "maps_s": None if maps is None else round(maps, 2),
                                  "screen_s": round(screen, 2), "figures": page.evaluate(f"({COUNT_JS})('Figure')"),
-                                 "reused": "reused" in page.locator(STATUS).inner_text()})
+                                 "reused": reused(page)})
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             ctx.close()
     finally:

@@ -179,10 +179,6 @@ class SampleCache:
                 entries.popitem(last=False)
         return maps
 
-    def clear(self) -> None:
-        with self._lock:
-            self._by_emulator.clear()
-
 
 #: The app's cache (:class:`SampleCache`); ``emulate(..., cache=None)`` bypasses it.
 SAMPLES = SampleCache()
