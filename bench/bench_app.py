@@ -294,6 +294,8 @@ def main(argv=None) -> int:
     p.add_argument("--infer-network", default=None, choices=("full", "small"),
                    help="pick this likelihood network on the Infer tab before the drops (default: the tab's)")
     p.add_argument("--chromium", default="/usr/bin/chromium")
+    p.add_argument("--serve-args", nargs="*", default=[],
+                   help="more `panel serve` options, e.g. --serve-args=--num-procs=2 (one string per option)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds allowed for each phase")
     args = p.parse_args(argv)
 
@@ -307,13 +309,14 @@ def main(argv=None) -> int:
     field = Path(args.field) if args.field else default_field(examples)
     port = free_port()
     url = f"http://127.0.0.1:{port}/explorer"
-    out: dict = {"weights": args.weights, "url_port": port, "repeats": args.repeats,
+    out: dict = {"weights": args.weights, "url_port": port, "repeats": args.repeats, "serve_args": args.serve_args,
                  "load_average_start": os.getloadavg()}
     ms = int(args.timeout * 1000)
 
     t_start = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "explorer", "--port", str(port),
-                             "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
+                             "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
+                             *args.serve_args],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:

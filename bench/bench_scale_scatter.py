@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1000, 2000])
     p.add_argument("--n-cosmologies", type=int, default=20)
+    p.add_argument("--network", default=None, help="small, full, ... (default: the weights' default)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     assets = resolve_assets()
     theta, truth = _reference_sets(assets, emu.resolution, "valid", args.n_cosmologies)
     _, twins = _reference_sets(assets, emu.resolution, "twins", args.n_cosmologies)
-    method, steps, network = emu.resolve(None, None, None)
+    method, steps, network = emu.resolve(None, None, args.network)
     start = time.perf_counter()
     twin = summarise([band_ratios(twins[c].astype(np.float64), truth[c].astype(np.float64)) for c in range(len(twins))])
     per_seed = {}

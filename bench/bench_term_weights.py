@@ -69,6 +69,44 @@ def fields(loaded, data: str, valid: str):
     return out
 
 
+def fourier_masks(n: int, k_max, box: float = 25.0) -> np.ndarray:
+    """(C, n, n) bool: the Fourier modes |k| ≤ k_max [h/Mpc] of an n² map of side ``box`` [Mpc/h]
+    (k_max = inf: every mode)."""
+    f = np.fft.fftfreq(n, d=box / n) * 2 * np.pi
+    k = np.hypot(f[:, None], f[None, :])
+    return np.stack([k <= km for km in k_max])
+
+
+def terms_with_cuts(loaded, x0: np.ndarray, theta: np.ndarray, timesteps: np.ndarray, seed: int,
+                    masks: np.ndarray) -> np.ndarray:
+    """(C, K, G) nats: each KL term L_k (k ≥ 1) of ``vlb_terms`` with the residual μ̃ − μ_θ kept
+    only on the Fourier modes of mask c (Parseval: with every mode this is Σ_pixels (μ̃ − μ_θ)²/(2β̃),
+    the term itself). The same noise and network calls as ``vlb_terms``; one draw."""
+    import torch
+
+    from explorer.inference.vlb import term_noise
+
+    sched = loaded.schedule
+    H, W = x0.shape
+    out = np.empty((masks.shape[0], timesteps.size, theta.shape[0]))
+    th = torch.from_numpy(np.asarray(theta, dtype=np.float64))
+    x0_t = torch.from_numpy(x0)
+    m = torch.from_numpy(masks)
+    for j, k in enumerate(timesteps):
+        if k < 1:
+            raise ValueError("scale cuts are for the KL terms L_k, k >= 1")
+        eps = term_noise(seed, int(k), 0, (H, W))
+        xt = torch.from_numpy(np.sqrt(sched.alpha_bar[k]) * x0 + np.sqrt(1.0 - sched.alpha_bar[k]) * eps)
+        x = xt.expand(th.shape[0], H, W)
+        t = torch.full((th.shape[0],), int(k), dtype=torch.long)
+        with torch.no_grad():
+            mu_theta = loaded.posterior_mean(x[:, None], t, th)[:, 0].double()
+            mu_post = sched.q_posterior_mean(x0_t.expand_as(x), x, t)
+        power = torch.fft.fft2(mu_post - mu_theta).abs() ** 2 / (H * W)   # (G, H, W), Σ = Σ r²
+        out[:, j] = (torch.einsum("chw,ghw->cg", m.double(), power) / (2 * sched.posterior_variance[k])).numpy()
+    return out
+
+
 def measure(args) -> None:
     from explorer.inference.vlb import field_seed, term_weights, vlb_terms
     from explorer.model import load_model
@@ -77,7 +115,9 @@ def measure(args) -> None:
     loaded = load_model(resolve_weights(args.weights))
     ts, widths = term_weights(TERMS, loaded.schedule.T)
     step = np.array(args.step, dtype=np.float64)
-    done = {}
+    k_max = np.array(sorted(args.k_max or []) + [np.inf])  # the last row: every mode (the term itself)
+    masks = fourier_masks(loaded.resolution, k_max)
+    checked, done = False, {}
     if args.out.exists():
         with np.load(args.out, allow_pickle=False) as f:
             done = {k: f[k] for k in f.files}
@@ -91,9 +131,22 @@ def measure(args) -> None:
         t0 = time.perf_counter()
         pts = stencil(theta, step, loaded.param_ranges)
         x0 = loaded.normalization.encode(field.astype(np.float64))
-        L = vlb_terms(loaded, x0, pts, ts, seed=(field_seed(field) + args.noise_replicate) % 2**63, batch_size=16)
+        seed = (field_seed(field) + args.noise_replicate) % 2**63
+        if args.k_max:
+            Lc = terms_with_cuts(loaded, x0, pts, ts, seed, masks)
+            if not checked:  # the cut-free row is the bound's own term: check against vlb_terms once
+                ref = vlb_terms(loaded, x0, pts, ts, seed=seed, batch_size=16)
+                if not np.allclose(Lc[-1], ref, rtol=1e-5, atol=1e-6):
+                    raise RuntimeError(f"terms_with_cuts disagrees with vlb_terms: {np.abs(Lc[-1] - ref).max()}")
+                checked = True
+            L = Lc[-1]
+            done[key + "__Lc"] = Lc
+        else:
+            L = vlb_terms(loaded, x0, pts, ts, seed=seed, batch_size=16)
         done.update({key + "__L": L, key + "__theta": pts, key + "__truth": np.asarray(theta, np.float64)})
         done.update(timesteps=ts, widths=widths, step=step)
+        if args.k_max:
+            done["k_max"] = k_max
         tmp = args.out.with_suffix(".tmp.npz")
         np.savez(tmp, **done)
         tmp.replace(args.out)
@@ -119,10 +172,13 @@ def quad_fit(theta: np.ndarray, values: np.ndarray, at: np.ndarray):
     return g, H
 
 
-def load(path: Path) -> dict:
-    """{split: {"truth": (n, 2), "g": (n, K, 2), "H": (n, K, 2, 2)}} per-term local fits, nats."""
+def load(path: Path, cut: int | None = None) -> dict:
+    """{split: {"truth": (n, 2), "g": (n, K, 2), "H": (n, K, 2, 2)}} per-term local fits, nats;
+    ``cut``: the terms with scale cut number ``cut`` (of the file's "k_max") instead of the terms."""
     with np.load(path, allow_pickle=False) as f:
         d = {k: f[k] for k in f.files}
+    if cut is not None:
+        d.update({k[:-1]: v[cut] for k, v in d.items() if k.endswith("__Lc")})
     out = {}
     for split in ("calibration", "evaluation"):
         keys = sorted(k[:-3] for k in d if k.startswith(split + "__") and k.endswith("__L"))
@@ -130,6 +186,7 @@ def load(path: Path) -> dict:
         gs, Hs = zip(*[quad_fit(d[k + "__theta"], d[k + "__L"], d[k + "__truth"]) for k in keys]) if keys else ((), ())
         out[split] = {"truth": truth, "g": np.array(gs), "H": np.array(Hs), "keys": keys}
     out["timesteps"], out["widths"] = d["timesteps"], d["widths"]
+    out["k_max"] = d.get("k_max")
     return out
 
 
@@ -220,6 +277,17 @@ def analyse(args) -> dict:
     add("fitted on calibration fields", fit_weights(cal, widths))
     if args.replicate is not None:
         report["noise_decomposition"] = decompose(d, load(args.replicate), widths)
+    if d["k_max"] is not None:
+        report["scale_cuts"] = {}
+        for c, km in enumerate(d["k_max"]):
+            dc = load(args.out, c)
+            cal_c = calibrate_local(dc["calibration"], widths)
+            row = {"calibration_fields": evaluate_local(dc["calibration"], widths, cal_c),
+                   "evaluation_fields": evaluate_local(dc["evaluation"], widths, cal_c)}
+            if args.replicate is not None:
+                row["noise_decomposition"] = {split: v["local_temperature (omega_m, sigma_8)"]["vlb:8 (widths)"]
+                                              for split, v in decompose(dc, load(args.replicate, c), widths).items()}
+            report["scale_cuts"][f"k <= {km:g}"] = row
     return report
 
 
@@ -243,7 +311,8 @@ def decompose(d0: dict, d1: dict, widths: np.ndarray) -> dict:
     for split in ("calibration", "evaluation"):
         a, b = d0[split], d1[split]
         common = sorted(set(a["keys"]) & set(b["keys"]))
-        ia, ib = [a["keys"].index(k) for k in common], [b["keys"].index(k) for k in common]
+        pos_a, pos_b = {k: i for i, k in enumerate(a["keys"])}, {k: i for i, k in enumerate(b["keys"])}
+        ia, ib = [pos_a[k] for k in common], [pos_b[k] for k in common]
         ga, gb, Ha, Hb = a["g"][ia], b["g"][ib], a["H"][ia], b["H"][ib]
         rows = {}
         K = widths.size
@@ -306,6 +375,8 @@ def main(argv=None) -> int:
     p.add_argument("--step", type=float, nargs=2, default=[0.025, 0.025], help="stencil spacing (Ωₘ, σ₈)")
     p.add_argument("--noise-replicate", type=int, default=0,
                    help="noise seed field_seed + r, as bench_coverage.py; use another --out per replicate")
+    p.add_argument("--k-max", type=float, nargs="*", default=None,
+                   help="also keep each term with its residual cut to |k| <= K_MAX h/Mpc (scale cuts)")
     p.add_argument("--max-fields", type=int, default=None, help="first N fields of each split")
     p.add_argument("--analyse", action="store_true", help="analyse --out instead of measuring")
     p.add_argument("--json", type=Path, default=None)

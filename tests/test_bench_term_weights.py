@@ -84,3 +84,15 @@ def test_local_estimate_is_one_newton_step_and_calibration_uses_the_68_percent_q
     cal2 = btw.calibrate_local(split, np.array([2.0]))
     assert cal2["tau"] == pytest.approx(2 * cal["tau"])
     assert np.allclose(btw.local(split, np.array([2.0]))[0], delta)
+
+
+def test_fourier_masks_keep_the_modes_below_the_cut():
+    """A mode with 3 wavelengths across the 25 Mpc/h box has k = 3 · 2π/25 = 0.754 h/Mpc."""
+    n = 16
+    x = np.arange(n) * 25.0 / n
+    wave = np.cos(2 * np.pi * 3 * x / 25.0)[None, :] * np.ones((n, 1))
+    power = np.abs(np.fft.fft2(wave)) ** 2 / n**2
+    masks = btw.fourier_masks(n, [0.7, 0.8, np.inf])
+    assert masks[-1].all() and masks[0].sum() < masks[1].sum() < n * n
+    kept = [(power * m).sum() / (wave**2).sum() for m in masks]
+    assert kept == pytest.approx([0.0, 1.0, 1.0], abs=1e-12)  # Parseval: all of it or none
