@@ -524,6 +524,17 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     paths = [el for el in overlay if isinstance(el, (hv.Contours, hv.Path))]
     assert len(paths) == 3 + 3  # 1/2/3σ of the VLB and of the P(k) baseline
     assert any(isinstance(el, hv.Points) and el.label == "truth" for el in overlay)
+    # the surface fills the whole prior box (the coarse scan under the fine window), so contours of
+    # the baseline outside the window do not widen the axes onto a blank band
+    ims = [el for el in overlay if isinstance(el, hv.Image)]
+    assert len(ims) == 2
+    (o_lo, o_hi), (s_lo, s_hi) = ((0.1, 0.5), (0.6, 1.0))  # the tiny model's prior box
+    assert (post.coarse.omega_m[[0, -1]] == (o_lo, o_hi)).all() and (post.coarse.sigma_8[[0, -1]] == (s_lo, s_hi)).all()
+    bg, fine = ims
+    assert bg.range(0) == pytest.approx((o_lo, o_hi), abs=0.02) and bg.range(1) == pytest.approx((s_lo, s_hi), abs=0.02)
+    assert fine.range(0)[1] - fine.range(0)[0] < o_hi - o_lo  # the window is narrower than the prior here
+    corner = bg[float(post.coarse.omega_m[0]) + 1e-6, float(post.coarse.sigma_8[0]) + 1e-6]
+    assert corner == pytest.approx(min(post.coarse.delta_chi2[0, 0], 2.5 * post.levels[-1]), rel=0.05, abs=0.05)
     name = tab.result.name.split(" (")[0]  # every figure says whose field it is (without its truth)
     assert overlay.opts.get().kwargs["title"].startswith(f"{name}: ")
     assert tab.field_pane.object.opts.get().kwargs["title"].startswith(f"{name} (")

@@ -25,6 +25,25 @@ def _image(om, s8, delta) -> hv.Image:
     return hv.Image((om, s8, np.asarray(delta).T), kdims=[OM, S8], vdims=[CHI2])
 
 
+def _background(post, clip: float, n: int = 51) -> hv.Image:
+    """The coarse scan of the whole prior, interpolated like the first look (bicubic), drawn under
+    the fine window in the same colours: without it the figure had a blank band wherever the P(k)
+    contours or the CNN point widened the axes beyond the window. The first look (no ``coarse``)
+    is its own background, so the figure keeps its structure when the refined surface replaces it."""
+    from scipy.interpolate import RectBivariateSpline
+
+    src = post.coarse if post.coarse is not None else post
+    om, s8 = np.asarray(src.omega_m), np.asarray(src.sigma_8)
+    grid_om, grid_s8 = np.linspace(om[0], om[-1], n), np.linspace(s8[0], s8[-1], n)
+    if om.size == n and s8.size == n:
+        values = np.asarray(src.delta_chi2)
+    else:
+        values = RectBivariateSpline(om, s8, src.delta_chi2, kx=min(3, om.size - 1), ky=min(3, s8.size - 1),
+                                     s=0)(grid_om, grid_s8)
+    return _image(grid_om, grid_s8, np.clip(values, 0.0, clip)).opts(cmap="viridis_r", clim=(0, clip),
+                                                                     colorbar=False, tools=[])
+
+
 def _contours(om, s8, delta, levels, color, width=2, label=None) -> hv.Overlay:
     """One line style per level (solid 1σ, dashed 2σ, dotted 3σ)."""
     out = hv.Overlay([])
@@ -53,7 +72,8 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
     image = _image(post.omega_m, post.sigma_8, np.minimum(post.delta_chi2, clip)).opts(
         cmap="viridis_r", colorbar=True, clim=(0, clip), tools=["hover"],
         colorbar_opts={"title": "−2ΔlnL̂"})
-    overlay = image * _contours(post.omega_m, post.sigma_8, post.delta_chi2, post.levels, "white")
+    overlay = _background(post, clip) * image * _contours(post.omega_m, post.sigma_8, post.delta_chi2, post.levels,
+                                                          "white")
     if show_terms and post.per_timestep:
         for (name, grid), color in zip(sorted(post.per_timestep.items()), TERM_COLORS):
             overlay *= _contours(post.omega_m, post.sigma_8, grid, post.levels[:1], color, width=1.5)
