@@ -266,7 +266,7 @@ def evaluate(args, device, folders: dict) -> dict:
 
 def headline(result: dict) -> dict:
     return {key: {k: result["summary"][key][k] for k in ("mean", "std", "min", "max")}
-            for key in ("fidelity_loo", "fidelity_newseed", "mean_offset", "pixel_std_ratio")
+            for key in ("fidelity_loo", "fidelity_newseed", "mean_offset", "pixel_std_ratio", "small_scale_scatter_ratio")
             if key in result["summary"]}
 
 

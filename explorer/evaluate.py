@@ -13,7 +13,11 @@ of a *new-seed* simulation at the same θ_c:
     fidelity_newseed = mean χ²_r(generated) / mean χ²_r(new seed)     (target ≤ 1.10; perfect = 1)
 
 means over all maps of all cosmologies. Also reported: the pixel σ ratio and the mean log10 Σ
-offset (generated − true), cheap alarms for washed-out or shifted samples.
+offset (generated − true), cheap alarms for washed-out or shifted samples, and the small-scale
+scatter ratio: how much the band power at k ≥ 2.5 h/Mpc varies from map to map, generated against
+true (std over maps of log P_band; geometric mean over cosmologies). It was 0.65-0.75 for the
+shipped networks, and it is what makes the likelihood overconfident (README, "Where the
+temperature comes from").
 
 `explorer evaluate --seeds 0 1000 2000` prints these as JSON: per seed, as mean and spread over the
 seeds, and per cosmology with the worst one named (:func:`over_seeds`).
@@ -51,11 +55,25 @@ class Fidelity:
     mean_offset: float  # mean over cosmologies of ⟨log10 Σ⟩_gen − ⟨log10 Σ⟩_true, dex
     mean_offset_sem: float  # its standard error over cosmologies
     map_mean_scatter_ratio: float  # mean over cosmologies of std(per-map means)_gen / std(...)_true
+    small_scale_scatter_ratio: float | None  # geometric mean over cosmologies of std(log P, k >= K_SMALL)_gen
+    # / _true (None: one generated map, or maps without k >= K_SMALL)
     per_cosmology: list  # [{"theta": [Ωₘ, σ₈], "chi2_generated", "chi2_loo", "chi2_newseed"}]
     seconds: float
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Lower edge [h/Mpc] of the band of ``small_scale_scatter_ratio`` (up to the maps' highest k).
+K_SMALL = 2.5
+
+
+def band_power_scatter(power: np.ndarray, k: np.ndarray, k_min: float = K_SMALL) -> float:
+    """std over maps (ddof=1) of log of each map's mean power at k ≥ ``k_min``; ``power (n, n_k)``."""
+    sel = np.asarray(k) >= k_min
+    if not sel.any() or power.shape[0] < 2:
+        raise ValueError(f"need >= 2 maps and a k >= {k_min} h/Mpc (the maps' highest k is {np.max(k):.3g})")
+    return float(np.log(power[:, sel].mean(axis=1)).std(ddof=1))
 
 
 def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
@@ -73,11 +91,13 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
         raise ValueError(f"true_maps must be (C, n, H, W) with C = {theta.shape[0]}, got {true_maps.shape}")
     start = time.perf_counter()
     gen_all, loo_all, new_all, std_ratio, offsets, scatter, rows = [], [], [], [], [], [], []
+    small = []
     for c, (om, s8) in enumerate(theta):
         generated = np.asarray(emulate(float(om), float(s8), n_generated, seed + c), dtype=np.float64)
         truth = true_maps[c].astype(np.float64)
-        p_true = power_spectrum(truth, box_size).power
-        chi_gen = reduced_chi2(power_spectrum(generated, box_size).power, p_true)
+        ps_true, ps_gen = power_spectrum(truth, box_size), power_spectrum(generated, box_size)
+        p_true = ps_true.power
+        chi_gen = reduced_chi2(ps_gen.power, p_true)
         chi_loo = leave_one_out_chi2(p_true)
         gen_all.append(chi_gen)
         loo_all.append(chi_loo)
@@ -93,6 +113,10 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
         scatter.append(_scatter_ratio(generated.mean(axis=(1, 2)).std(ddof=1), truth.mean(axis=(1, 2)).std(ddof=1)))
         row.update(pixel_std_ratio=float(std_ratio[-1]), mean_offset=float(offsets[-1]),
                    map_mean_scatter_ratio=float(scatter[-1]))
+        if len(generated) > 1 and ps_gen.k.max() >= K_SMALL:  # (not for one map, or maps too coarse)
+            small.append(_scatter_ratio(band_power_scatter(ps_gen.power, ps_gen.k),
+                                        band_power_scatter(p_true, ps_true.k)))
+            row["small_scale_scatter_ratio"] = float(small[-1])
         rows.append(row)
         if progress:
             progress(c + 1, len(theta))
@@ -107,7 +131,9 @@ def fidelity(emulate: EmulateFn, theta: np.ndarray, true_maps: np.ndarray,
         fidelity_newseed=(chi_gen_matched / chi_new) if new_all else None,
         pixel_std_ratio=float(np.mean(std_ratio)), mean_offset=float(np.mean(offsets)),
         mean_offset_sem=float(np.std(offsets, ddof=1) / np.sqrt(len(offsets))) if len(offsets) > 1 else float("nan"),
-        map_mean_scatter_ratio=float(np.mean(scatter)), per_cosmology=rows, seconds=time.perf_counter() - start)
+        map_mean_scatter_ratio=float(np.mean(scatter)),
+        small_scale_scatter_ratio=float(np.exp(np.mean(np.log(np.maximum(small, 1e-12))))) if small else None,
+        per_cosmology=rows, seconds=time.perf_counter() - start)
 
 
 def _scatter_ratio(generated: float, true: float, zero: float = 1e-9) -> float:
@@ -129,10 +155,10 @@ def spread(values) -> dict:
 
 #: The headline figures of :class:`Fidelity` that :func:`over_seeds` summarises.
 HEADLINE = ("fidelity_newseed", "fidelity_loo", "chi2_generated", "pixel_std_ratio", "mean_offset",
-            "map_mean_scatter_ratio")
+            "map_mean_scatter_ratio", "small_scale_scatter_ratio")
 #: Per-cosmology figures and their ideal values (a perfect emulator's expectation).
 PER_COSMOLOGY_IDEAL = {"fidelity_newseed": 1.0, "fidelity_loo": 1.0, "pixel_std_ratio": 1.0, "mean_offset": 0.0,
-                       "map_mean_scatter_ratio": 1.0}
+                       "map_mean_scatter_ratio": 1.0, "small_scale_scatter_ratio": 1.0}
 
 
 def over_seeds(results: dict) -> dict:
@@ -167,8 +193,9 @@ def over_seeds(results: dict) -> dict:
         if "chi2_newseed" in first:
             row["chi2_newseed"] = first["chi2_newseed"]
             per_seed["fidelity_newseed"] = [p["chi2_generated"] / p["chi2_newseed"] for p in per]
-        for key in ("pixel_std_ratio", "mean_offset", "map_mean_scatter_ratio"):
-            per_seed[key] = [p[key] for p in per]
+        for key in ("pixel_std_ratio", "mean_offset", "map_mean_scatter_ratio", "small_scale_scatter_ratio"):
+            if key in first:  # (results saved before a figure existed lack it)
+                per_seed[key] = [p[key] for p in per]
         for key, values in per_seed.items():
             row[key] = float(np.mean(values))
             row[key + "_per_seed"] = [round(float(v), 4) for v in values]

@@ -138,3 +138,33 @@ def test_over_seeds_reports_mean_spread_and_names_the_worst_cosmology():
     assert np.mean([rows[c]["fidelity_newseed"] for c in (0, 1, 3)]) == pytest.approx(1.0, abs=0.25)
     with pytest.raises(ValueError, match="different cosmologies"):
         over_seeds({0: results[0], 1: fidelity(make_emulator(amp), theta[::-1], truth, twins, seed=1)})
+
+
+@pytest.mark.filterwarnings("ignore:Degrees of freedom", "ignore:invalid value")  # one map: its map-mean scatter
+def test_small_scale_scatter_flags_maps_whose_small_scales_vary_too_little():
+    """Fixed-amplitude fields (every Fourier mode at k >= 2.5 h/Mpc with |w| = its rms over the maps, random phase)
+    have the right mean P(k) and no map-to-map scatter there; a perfect emulator scores ≈ 1."""
+    rng = np.random.default_rng(11)
+    theta = np.array([[0.2, 0.7], [0.3, 0.8], [0.4, 0.9], [0.25, 0.95]] * 3)
+    amp = lambda om, s8: s8 / 0.8
+    truth = np.stack([gaussian_maps(rng, 15, amp(*t)) for t in theta])
+    good = fidelity(make_emulator(amp), theta, truth, n_generated=15)
+    assert good.small_scale_scatter_ratio == pytest.approx(1.0, abs=0.2)
+
+    f = np.fft.fftfreq(N, d=25.0 / N) * 2 * np.pi
+    high = np.hypot(f[:, None], f[None, :]) >= 2.5 - 0.7 * 2 * np.pi / 25  # every mode of the bins at k >= 2.5
+
+    def fixed(om, s8, n, seed):
+        maps = gaussian_maps(np.random.default_rng(seed), n, amp(om, s8)) - 11.0
+        w = np.fft.fft2(maps)
+        rms = np.sqrt(np.mean(np.abs(w[:, high]) ** 2, axis=0))  # per mode, over the maps
+        w[:, high] = rms * np.exp(1j * np.angle(w[:, high]))
+        return 11.0 + np.real(np.fft.ifft2(w))
+
+    bad = fidelity(fixed, theta, truth, n_generated=15)
+    assert bad.small_scale_scatter_ratio < 0.3
+    assert bad.pixel_std_ratio == pytest.approx(good.pixel_std_ratio, abs=0.1)  # the pixel σ does not see it
+    rows = bad.per_cosmology
+    assert all(r["small_scale_scatter_ratio"] < 0.5 for r in rows)
+    one = fidelity(make_emulator(amp), theta[:2], truth[:2], n_generated=1)  # one map: no scatter to compare
+    assert one.small_scale_scatter_ratio is None and "small_scale_scatter_ratio" not in one.per_cosmology[0]
