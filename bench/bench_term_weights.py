@@ -172,13 +172,22 @@ def quad_fit(theta: np.ndarray, values: np.ndarray, at: np.ndarray):
     return g, H
 
 
-def load(path: Path, cut: int | None = None) -> dict:
+def load(path: Path, cut: int | None = None, band_weights=None) -> dict:
     """{split: {"truth": (n, 2), "g": (n, K, 2), "H": (n, K, 2, 2)}} per-term local fits, nats;
-    ``cut``: the terms with scale cut number ``cut`` (of the file's "k_max") instead of the terms."""
+    ``cut``: the terms with scale cut number ``cut`` (of the file's "k_max") instead of the terms;
+    ``band_weights``: one weight per band between the cuts (k ≤ k_max[0], k_max[0] < k ≤ k_max[1],
+    …, above the last finite cut): the residual's power weighted band by band (a soft scale cut)."""
     with np.load(path, allow_pickle=False) as f:
         d = {k: f[k] for k in f.files}
     if cut is not None:
         d.update({k[:-1]: v[cut] for k, v in d.items() if k.endswith("__Lc")})
+    if band_weights is not None:
+        bw = np.asarray(band_weights, dtype=np.float64)
+        for k in [k for k in d if k.endswith("__Lc")]:
+            bands = np.diff(d[k], axis=0, prepend=np.zeros_like(d[k][:1]))  # (C, K, G): each band's part
+            if bw.size != bands.shape[0]:
+                raise ValueError(f"band_weights needs {bands.shape[0]} weights (bands between {d['k_max'].tolist()})")
+            d[k[:-1]] = np.tensordot(bw, bands, axes=1)
     out = {}
     for split in ("calibration", "evaluation"):
         keys = sorted(k[:-3] for k in d if k.startswith(split + "__") and k.endswith("__L"))
@@ -288,6 +297,19 @@ def analyse(args) -> dict:
                 row["noise_decomposition"] = {split: v["local_temperature (omega_m, sigma_8)"]["vlb:8 (widths)"]
                                               for split, v in decompose(dc, load(args.replicate, c), widths).items()}
             report["scale_cuts"][f"k <= {km:g}"] = row
+        # soft cuts: the residual's power down-weighted above 4 and 5.5 h/Mpc (needs those cuts)
+        if {4.0, 5.5} <= set(d["k_max"].tolist()):
+            report["band_weights"] = {}
+            n_bands = d["k_max"].size
+            for above_4, above_55 in ((1.0, 1.0), (1.0, 0.5), (1.0, 0.25), (0.7, 0.5), (0.5, 0.25), (1.0, 0.0)):
+                bw = np.ones(n_bands)
+                bw[list(d["k_max"]).index(5.5)] = above_4     # the band 4 < k <= 5.5
+                bw[-1] = above_55                              # k > 5.5 (to the map's corner modes)
+                db = load(args.out, band_weights=bw)
+                cal_b = calibrate_local(db["calibration"], widths)
+                report["band_weights"][f"4-5.5: {above_4:g}, >5.5: {above_55:g}"] = {
+                    "calibration_fields": evaluate_local(db["calibration"], widths, cal_b),
+                    "evaluation_fields": evaluate_local(db["evaluation"], widths, cal_b)}
     return report
 
 
