@@ -96,3 +96,23 @@ def test_fourier_masks_keep_the_modes_below_the_cut():
     assert masks[-1].all() and masks[0].sum() < masks[1].sum() < n * n
     kept = [(power * m).sum() / (wave**2).sum() for m in masks]
     assert kept == pytest.approx([0.0, 1.0, 1.0], abs=1e-12)  # Parseval: all of it or none
+
+
+def test_band_weights_rebuild_the_terms_from_the_cuts(tmp_path):
+    """Weights 1 on every band give the uncut terms; 1 on the first band only, the lowest cut."""
+    rng = np.random.default_rng(4)
+    Lc = np.cumsum(rng.uniform(0, 1, (3, 2, 9)), axis=0)  # cuts at 1, 2, inf: growing with k_max
+    theta = btw.stencil((0.3, 0.8), np.array([0.025, 0.025]), RANGES)
+    arrays = {"timesteps": np.array([1, 3]), "widths": np.array([1.0, 4.0]), "k_max": np.array([1.0, 2.0, np.inf])}
+    for split in ("calibration", "evaluation"):
+        arrays.update({f"{split}__0__L": Lc[-1], f"{split}__0__Lc": Lc, f"{split}__0__theta": theta,
+                       f"{split}__0__truth": np.array([0.3, 0.8])})
+    np.savez(tmp_path / "t.npz", **arrays)
+    full, low = btw.load(tmp_path / "t.npz"), btw.load(tmp_path / "t.npz", cut=0)
+    assert np.allclose(btw.load(tmp_path / "t.npz", band_weights=[1, 1, 1])["evaluation"]["g"], full["evaluation"]["g"])
+    assert np.allclose(btw.load(tmp_path / "t.npz", band_weights=[1, 0, 0])["evaluation"]["g"], low["evaluation"]["g"])
+    half = btw.load(tmp_path / "t.npz", band_weights=[1, 1, 0.5])["evaluation"]["H"]
+    mid = btw.load(tmp_path / "t.npz", cut=1)["evaluation"]["H"]
+    assert np.allclose(half, (mid + full["evaluation"]["H"]) / 2)
+    with pytest.raises(ValueError, match="3 weights"):
+        btw.load(tmp_path / "t.npz", band_weights=[1, 1])
