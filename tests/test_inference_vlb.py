@@ -216,3 +216,39 @@ def test_progress_and_cancel():
     calls = iter([False, True])
     with pytest.raises(InferenceCancelled):
         vlb_terms(den(model), np.zeros((4, 4)), theta, [0], batch_size=2, cancel=lambda: next(calls))
+
+
+def test_scale_weights_parse_and_weight_the_residual_per_fourier_mode():
+    """"vlb:8/k4:0.7,5.5:0.5": the terms of vlb:8; every weight 1 gives the bound's own terms
+    (Parseval); weight 0 above an edge gives the terms of the low-passed residual."""
+    from explorer.inference.vlb import scale_weight_grid, split_scale_weights
+
+    assert split_scale_weights("vlb:8/k4:0.7,5.5:0.5") == ("vlb:8", ((4.0, 0.7), (5.5, 0.5)))
+    assert split_scale_weights("vlb:8") == ("vlb:8", ())
+    assert term_weights("vlb:8/k4:0.7", 1000)[0].tolist() == term_weights("vlb:8", 1000)[0].tolist()
+    for bad in ("vlb:8/k", "vlb:8/k4", "vlb:8/k5:1,4:0.5", "vlb:8/k0:1", "vlb:8/x4:1"):
+        with pytest.raises(ValueError, match="terms"):
+            split_scale_weights(bad)
+    w = scale_weight_grid(16, ((1.0, 0.5), (2.0, 0.0)), box_size=25.0)  # k_f = 0.251 h/Mpc, k_Nyq = 2.01
+    assert w[0, 0] == 1.0 and w[0, 3] == 1.0 and w[0, 4] == 0.5 and w[0, 8] == 0.0 and w[3, 3] == 0.5
+
+    model = tiny_unet()
+    x0 = np.random.default_rng(5).normal(0, 0.3, (16, 16))
+    theta = np.array([[0.3, 0.8], [0.45, 0.65]])
+    ts = np.array([0, 1, 40])
+    plain = vlb_terms(den(model), x0, theta, ts, seed=2)
+    ones = vlb_terms(den(model), x0, theta, ts, seed=2, scale_weights=((0.1, 1.0),))
+    np.testing.assert_allclose(ones, plain, rtol=1e-9)
+    low = vlb_terms(den(model), x0, theta, ts, seed=2, scale_weights=((1.0, 0.0),))
+    # by hand for the KL term at code 40: residual μ̃ − μ_θ, low-passed to |k| <= 1 h/Mpc
+    d = den(model)
+    eps = term_noise(2, 40, 0, (16, 16))
+    xt = torch.from_numpy(np.sqrt(SCHEDULE.alpha_bar[40]) * x0 + np.sqrt(1 - SCHEDULE.alpha_bar[40]) * eps)
+    t = torch.full((2,), 40)
+    with torch.no_grad():
+        r = (SCHEDULE.q_posterior_mean(torch.from_numpy(x0).expand(2, 16, 16), xt.expand(2, 16, 16), t)
+             - d.posterior_mean(xt.expand(2, 1, 16, 16), t, torch.from_numpy(theta))[:, 0]).numpy()
+    keep = scale_weight_grid(16, ((1.0, 0.0),), 25.0)
+    expected = (keep * np.abs(np.fft.fft2(r)) ** 2).sum(axis=(1, 2)) / 256 / (2 * SCHEDULE.posterior_variance[40])
+    np.testing.assert_allclose(low[2], expected, rtol=1e-6)
+    assert np.all(low < plain)  # less of the residual counted (L0 keeps its constant part)

@@ -26,7 +26,7 @@ from explorer.params import PARAM_LABELS
 
 from .posterior import (Posterior, _check_temperatures, interval, interval_68, intervals,  # noqa: F401
                         marginals)  # (re-exported: the grid's posterior)
-from .vlb import Cancel, InferenceCancelled, Progress, field_seed, term_weights, vlb_terms
+from .vlb import Cancel, InferenceCancelled, Progress, field_seed, split_scale_weights, term_weights, vlb_terms
 from . import typicality
 
 from .defaults import (DEFAULT_BATCH, DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_HALF_WIDTH, DEFAULT_INTERPOLATE,
@@ -266,6 +266,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
     x0 = loaded.normalization.encode(log10.astype(np.float64))
     seed = field_seed(log10) if seed is None else int(seed)
     timesteps, weights = term_weights(terms, loaded.schedule.T)
+    scale_weights = split_scale_weights(terms)[1]
     truth = check_truth(truth, loaded.param_ranges)
     notes, marginal_taus = [], None
     if temperature is not None:
@@ -282,7 +283,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
     def objective(theta, prog):
         return weights[:, None] * vlb_terms(loaded, x0, theta, timesteps, n_noise=n_noise,
                                             seed=seed, batch_size=batch_size, bf16=bf16, progress=prog,
-                                            cancel=cancel)
+                                            cancel=cancel, scale_weights=scale_weights)
 
     settings = {"n_noise": int(n_noise), "seed": int(seed), "bf16": bool(bf16), "kind": kind_used,
                 "resolution": int(loaded.resolution), "timesteps": timesteps.tolist(), "weights": weights.tolist()}

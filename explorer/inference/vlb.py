@@ -23,6 +23,13 @@ stand-in calibration fields it was biased to high Ωₘ by ≈ 0.1 (the measurem
 The strata are dense at low t, where a single term carries most information per network call,
 and still reach the high-noise terms that carry each map's mean level and large-scale modes.
 
+Scale weights (``terms`` + "/k4:0.7,5.5:0.5"): every term's squared residual (μ̃ − μ_θ for L_k,
+x₀ − μ_θ for L_0) is summed in Fourier space (Parseval) with weight 0.7 on the modes with
+|k| > 4 h/Mpc and 0.5 on |k| > 5.5 h/Mpc (1 below the first edge; k of the 25 h⁻¹Mpc box). The
+network's maps vary too little from map to map at those scales, and there the bound's terms
+are most overconfident (README, "Where the temperature comes from"): a soft scale cut. With no
+suffix every mode has weight 1 and the terms are the bound's own.
+
 Common random numbers: the noise ε of term k and draw n is ``term_noise(seed, k, n, shape)``,
 the same array for every θ, so L(θ) is a smooth deterministic function of θ and differences
 between θ are not swamped by the noise of the draw. A term's noise does not depend on which
@@ -49,6 +56,40 @@ class InferenceCancelled(RuntimeError):
     """Raised when the ``cancel()`` callback of an inference returns True."""
 
 
+_SCALE = re.compile(r"/k((?:\d+(?:\.\d*)?:\d+(?:\.\d*)?)(?:,\d+(?:\.\d*)?:\d+(?:\.\d*)?)*)\s*$")
+
+
+def split_scale_weights(terms: str) -> tuple[str, tuple[tuple[float, float], ...]]:
+    """("vlb:8", ((4.0, 0.7), (5.5, 0.5))) from "vlb:8/k4:0.7,5.5:0.5": the term choice and the
+    scale weights (|k| above each edge [h/Mpc] gets that weight; edges increasing, weights ≥ 0)."""
+    if not isinstance(terms, str):
+        raise ValueError(f"terms must be a string such as 'L0', 'sum:20' or 'vlb:4', got {terms!r}")
+    if "/" not in terms:
+        return terms, ()
+    m = _SCALE.search(terms)
+    if m is None:
+        raise ValueError(f"terms {terms!r}: scale weights are written '/kK1:W1,K2:W2' (K in h/Mpc, increasing; "
+                         "W the weight of the modes with |k| > K), e.g. 'vlb:8/k4:0.7,5.5:0.5'")
+    pairs = tuple((float(a), float(b)) for a, b in (p.split(":") for p in m.group(1).split(",")))
+    edges = [k for k, _ in pairs]
+    if any(k <= 0 for k in edges) or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"terms {terms!r}: the scale edges must be positive and increasing, got {edges}")
+    return terms[:m.start()], pairs
+
+
+def scale_weight_grid(n: int, pairs, box_size: float) -> np.ndarray | None:
+    """(n, n) weight of each Fourier mode of an n² map of side ``box_size`` [Mpc/h] (numpy's FFT
+    order); None without pairs (every mode 1)."""
+    if not pairs:
+        return None
+    f = np.fft.fftfreq(n, d=box_size / n) * 2 * np.pi
+    k = np.hypot(f[:, None], f[None, :])
+    w = np.ones((n, n))
+    for edge, weight in pairs:
+        w[k > edge] = weight
+    return w
+
+
 def term_timesteps(terms: str, T: int) -> np.ndarray:
     """Code timesteps of a term choice: ``(K,) int64`` (module docstring: "L0", "Lk", "sum:K", "vlb:K")."""
     return term_weights(terms, T)[0]
@@ -60,8 +101,7 @@ def term_weights(terms: str, T: int) -> tuple[np.ndarray, np.ndarray]:
     −ln L̂(θ) = Σ_j w_j L_{k_j}(θ). The weights are 1 except for "vlb:K", whose weights are the
     stratum widths (they sum to T − 1, the number of terms L_1 .. L_{T-1} the strata stand for).
     """
-    if not isinstance(terms, str):
-        raise ValueError(f"terms must be a string such as 'L0', 'sum:20' or 'vlb:4', got {terms!r}")
+    terms = split_scale_weights(terms)[0]  # the scale weights (if any) do not change the terms
     m = re.fullmatch(r"\s*(?:L(\d+)|(sum|vlb):(\d+))\s*", terms)
     if m is None:
         raise ValueError(f"terms must be 'L0', 'Lk' (one term), 'sum:K' (the first K terms) or 'vlb:K' "
@@ -130,7 +170,7 @@ def _as_field(x0) -> np.ndarray:
 @torch.no_grad()
 def vlb_terms(denoiser, x0, theta, timesteps, *, n_noise: int = 1, seed: int = 0,
               batch_size: int = 64, bf16: bool = False, progress: Progress | None = None,
-              cancel: Cancel | None = None) -> np.ndarray:
+              cancel: Cancel | None = None, scale_weights=(), box_size: float | None = None) -> np.ndarray:
     """VLB terms L_k(θ) of one field for every θ of a list, with common random numbers.
 
     Parameters
@@ -146,6 +186,9 @@ def vlb_terms(denoiser, x0, theta, timesteps, *, n_noise: int = 1, seed: int = 0
         off by default, as its rounding noise (~0.5 nat on a 64² field) breaks the smoothness in θ.
     progress : ``progress(done, total)`` after each batch, in network evaluations.
     cancel : ``cancel()`` is polled before each batch; True raises :class:`InferenceCancelled`.
+    scale_weights : ((k edge [h/Mpc], weight), ...) of :func:`split_scale_weights`: each term's
+        squared residual weighted per Fourier mode (module docstring); () = the bound itself.
+    box_size : side of the field [Mpc/h] for the scale weights (default ``explorer.BOX_SIZE``).
 
     Returns
     -------
@@ -168,6 +211,12 @@ def vlb_terms(denoiser, x0, theta, timesteps, *, n_noise: int = 1, seed: int = 0
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     n_noise, batch_size = int(n_noise), int(batch_size)
     K, G = ts.size, theta.shape[0]
+    if scale_weights:
+        from explorer import BOX_SIZE
+
+        if H != W:
+            raise ValueError(f"scale weights need a square field, got {H} x {W}")
+        mode_w = torch.from_numpy(scale_weight_grid(H, scale_weights, BOX_SIZE if box_size is None else box_size))
 
     # 1. the fixed noisy maps x_{k+1} = √ᾱ_k x₀ + √(1-ᾱ_k) ε_{k,n}, shared by all θ (eq. 4)
     sqrt_ab = np.sqrt(schedule.alpha_bar[ts])[:, None, None, None]
@@ -196,8 +245,15 @@ def vlb_terms(denoiser, x0, theta, timesteps, *, n_noise: int = 1, seed: int = 0
         mu_post = schedule.q_posterior_mean(x0_t.expand_as(x), x, t)
         lv = logvar[k][:, None, None]
         # 3. the terms, summed over pixels
-        kl = normal_kl(mu_post, lv, mu_theta, lv).sum(dim=(1, 2))
-        nll = -gaussian_log_likelihood(x0_t, mu_theta, lv).sum(dim=(1, 2))
+        if scale_weights:  # equal variances: KL = Σ r²/(2σ²), NLL = Σ r²/(2σ²) + ½ log(2πσ²) per pixel
+            def weighted(r):  # Σ_modes w |r̂|² / (H W) = Σ_pixels r² when every w = 1 (Parseval)
+                return (mode_w * torch.fft.fft2(r).abs() ** 2).sum(dim=(1, 2)) / (H * W)
+            var = torch.exp(logvar[k])
+            kl = weighted(mu_post - mu_theta) / (2 * var)
+            nll = weighted(x0_t - mu_theta) / (2 * var) + 0.5 * H * W * (math.log(2 * math.pi) + logvar[k])
+        else:
+            kl = normal_kl(mu_post, lv, mu_theta, lv).sum(dim=(1, 2))
+            nll = -gaussian_log_likelihood(x0_t, mu_theta, lv).sum(dim=(1, 2))
         losses[i] = torch.where(torch.from_numpy(ts)[k] == 0, nll, kl)
         if progress is not None:
             progress(int(i[-1]) + 1, total)
