@@ -19,7 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weights", default=None, help="weights folder (default: $EXPLORER_WEIGHTS, else the shipped weights/ next to the package); the calibration is written here")
     parser.add_argument("--data", default="data/train", help="training CMD directory (train/test split)")
     parser.add_argument("--valid", default="assets/valid", help="evaluation CMD directory (never trained on)")
-    parser.add_argument("--terms", default=DEFAULT_TERMS, help=f"VLB terms: vlb:K (default {DEFAULT_TERMS}), L0, Lk or sum:K")
+    parser.add_argument("--terms", default=DEFAULT_TERMS, help=f"VLB terms: vlb:K (default {DEFAULT_TERMS}), L0, Lk or sum:K, optionally "
+                        "with scale weights, e.g. vlb:8/k4:0.7,5.5:0.5")
     parser.add_argument("--n-noise", type=int, default=DEFAULT_N_NOISE, help="noise draws per term")
     parser.add_argument("--coarse", type=int, nargs=2, default=DEFAULT_COARSE, metavar=("N_OM", "N_S8"),
                         help="coarse grid over the prior (default %(default)s)")

@@ -33,7 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--truth", type=float, nargs=2, metavar=("OMEGA_M", "SIGMA_8"), help="true parameters")
     parser.add_argument("--terms", default=DEFAULT_TERMS,
                         help=f"VLB terms: vlb:K (K strata of the whole bound; default {DEFAULT_TERMS}), L0 (seed paper), "
-                             "Lk, or sum:K (L0 .. L(K-1))")
+                             "Lk, or sum:K (L0 .. L(K-1)); a suffix /kK1:W1,K2:W2 weights the residual's Fourier modes "
+                             "above K h/Mpc by W (a soft scale cut, e.g. vlb:8/k4:0.7,5.5:0.5; calibrate it first)")
     parser.add_argument("--n-noise", type=int, default=DEFAULT_N_NOISE, help="noise draws per term")
     parser.add_argument("--coarse", type=int, nargs=2, default=DEFAULT_COARSE, metavar=("N_OM", "N_S8"),
                         help="coarse grid over the prior")
