@@ -71,10 +71,11 @@ def fields(loaded, data: str, valid: str):
 
 def fourier_masks(n: int, k_max, box: float = 25.0) -> np.ndarray:
     """(C, n, n) bool: the Fourier modes |k| ≤ k_max [h/Mpc] of an n² map of side ``box`` [Mpc/h]
-    (k_max = inf: every mode)."""
-    f = np.fft.fftfreq(n, d=box / n) * 2 * np.pi
-    k = np.hypot(f[:, None], f[None, :])
-    return np.stack([k <= km for km in k_max])
+    (k_max = inf: every mode); the likelihood's own k grid (``vlb.scale_weight_grid``)."""
+    from explorer.inference.vlb import scale_weight_grid
+
+    return np.stack([np.ones((n, n), bool) if np.isinf(km) else scale_weight_grid(n, ((km, 0.0),), box) == 1
+                     for km in k_max])
 
 
 def terms_with_cuts(loaded, x0: np.ndarray, theta: np.ndarray, timesteps: np.ndarray, seed: int,
