@@ -73,6 +73,8 @@ def main(argv=None) -> int:
     p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="noise replicates r: field f uses seed field_seed(f) + r (0 = explorer infer's default)")
     p.add_argument("--max-fields", type=int, default=None, help="first N fields only (quick runs)")
+    p.add_argument("--terms", default=None,
+                   help="likelihood terms (default: explorer infer's); the weights' calibration must be for them")
     p.add_argument("--json", type=Path, default=None, help="also write the whole report here")
     args = p.parse_args(argv)
     if len(args.noise_seeds) < 1 or len(set(args.noise_seeds)) != len(args.noise_seeds):
@@ -98,7 +100,10 @@ def main(argv=None) -> int:
     for r in args.noise_seeds:
         posts = []
         for i, field, theta in zip(idx, maps, thetas):
-            post = infer(loaded, field, kind="log10", truth=tuple(theta), seed=(field_seed(field) + r) % 2**63)
+            post = infer(loaded, field, kind="log10", truth=tuple(theta), seed=(field_seed(field) + r) % 2**63,
+                         **({"terms": args.terms} if args.terms else {}))
+            if post.notes and any("raw likelihood" in n for n in post.notes):
+                raise SystemExit(f"the weights' calibration is not for these terms: {post.notes}")
             posts.append(post)
             row = field_row(i, theta, post, r)
             per_field.append(row)
