@@ -82,6 +82,8 @@ def main(argv=None) -> int:
 
     from explorer.data import find_cmd, load_cmd
     from explorer.inference import infer
+    from explorer.inference.defaults import DEFAULT_N_NOISE, DEFAULT_TERMS
+    from explorer.inference.grid import calibration_temperature
     from explorer.inference.calibrate import _fields, coverage_metrics, one_map_per_simulation
     from explorer.inference.pk_baseline import FILENAME, PkBaseline
     from explorer.inference.vlb import field_seed
@@ -95,15 +97,17 @@ def main(argv=None) -> int:
     idx = one_map_per_simulation(sims, 1)  # explorer calibrate's evaluation fields (field-choice seed 0 + 1)
     maps, thetas = _fields(cmd, idx, loaded.resolution), cmd.theta[sims]
 
+    terms = args.terms or DEFAULT_TERMS
+    note = calibration_temperature(loaded.metadata, terms, DEFAULT_N_NOISE)[2]
+    if note:  # the figures are of the calibrated likelihood: refuse a raw one
+        raise SystemExit(f"{weights}: {note}")
     start = time.perf_counter()
     per_seed, per_field, posts_by_seed = {}, [], {}
     for r in args.noise_seeds:
         posts = []
         for i, field, theta in zip(idx, maps, thetas):
             post = infer(loaded, field, kind="log10", truth=tuple(theta), seed=(field_seed(field) + r) % 2**63,
-                         **({"terms": args.terms} if args.terms else {}))
-            if post.notes and any("raw likelihood" in n for n in post.notes):
-                raise SystemExit(f"the weights' calibration is not for these terms: {post.notes}")
+                         terms=terms)
             posts.append(post)
             row = field_row(i, theta, post, r)
             per_field.append(row)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.evaluate import _reference_sets, spread
+from explorer.evaluate import _reference_sets, band_power_scatter, spread
 from explorer.paths import resolve_assets, resolve_weights
 
 BAND_EDGES = (0.25, 0.6, 1.2, 2.5, 5.0, 10.0, 20.0)  # h/Mpc; the 64² maps of 25 Mpc/h reach k ≈ 8
@@ -41,7 +41,8 @@ def band_ratios(maps: np.ndarray, truth: np.ndarray, box: float = 25.0) -> dict:
         la, lb = np.log(pa.power[:, sel].mean(axis=1)), np.log(pb.power[:, sel].mean(axis=1))
         out["bands"].append(f"{lo}-{min(hi, float(k.max()) + 0.01):.3g}")
         out["power"].append(float(la.mean() - lb.mean()))
-        out["scatter"].append(float(np.log(la.std(ddof=1) / lb.std(ddof=1))))
+        out["scatter"].append(float(np.log(band_power_scatter(pa.power, k, lo, hi)
+                                           / band_power_scatter(pb.power, pb.k, lo, hi))))
     return out
 
 

@@ -68,9 +68,9 @@ class Fidelity:
 K_SMALL = 2.5
 
 
-def band_power_scatter(power: np.ndarray, k: np.ndarray, k_min: float = K_SMALL) -> float:
-    """std over maps (ddof=1) of log of each map's mean power at k ≥ ``k_min``; ``power (n, n_k)``."""
-    sel = np.asarray(k) >= k_min
+def band_power_scatter(power: np.ndarray, k: np.ndarray, k_min: float = K_SMALL, k_max: float = np.inf) -> float:
+    """std over maps (ddof=1) of log of each map's mean power at k_min ≤ k < k_max; ``power (n, n_k)``."""
+    sel = (np.asarray(k) >= k_min) & (np.asarray(k) < k_max)
     if not sel.any() or power.shape[0] < 2:
         raise ValueError(f"need >= 2 maps and a k >= {k_min} h/Mpc (the maps' highest k is {np.max(k):.3g})")
     return float(np.log(power[:, sel].mean(axis=1)).std(ddof=1))

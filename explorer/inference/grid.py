@@ -50,7 +50,9 @@ def _grid_points(om: np.ndarray, s8: np.ndarray) -> np.ndarray:
     return np.stack(np.meshgrid(om, s8, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
-def _spline(om, s8, values, om_new, s8_new) -> np.ndarray:
+def spline(om, s8, values, om_new, s8_new) -> np.ndarray:
+    """``values (len(om), len(s8))`` on a grid, interpolated onto ``om_new × s8_new`` (bicubic,
+    through the points; lower order along an axis with fewer than 4 points)."""
     kx, ky = min(3, om.size - 1), min(3, s8.size - 1)
     return RectBivariateSpline(om, s8, values, kx=kx, ky=ky, s=0)(om_new, s8_new)
 
@@ -127,7 +129,7 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
     om_i, s8_i = np.linspace(*window[0], ni[0]), np.linspace(*window[1], ni[1])
     chi2_f = 2.0 * terms_f.sum(axis=0)
     if interpolate_to is not None:
-        chi2_f = _spline(om_f, s8_f, chi2_f, om_i, s8_i)
+        chi2_f = spline(om_f, s8_f, chi2_f, om_i, s8_i)
     ref = min(chi2_f.min(), chi2_c.min())
     truth_delta = None if truth is None else max(0.0, float(chi2_all[-1] - ref) / temperature)
 
@@ -148,7 +150,7 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
         names = list(term_names or [f"L{t}" for t in range(terms_f.shape[0])])
         per_timestep = {}
         for name, tf in zip(names, terms_f):
-            grid = 2.0 * tf if interpolate_to is None else _spline(om_f, s8_f, 2.0 * tf, om_i, s8_i)
+            grid = 2.0 * tf if interpolate_to is None else spline(om_f, s8_f, 2.0 * tf, om_i, s8_i)
             per_timestep[name] = grid - grid.min()
 
     coarse_post = Posterior.from_grid(om_c, s8_c, chi2_c, temperature=temperature, chi2_min=ref,
@@ -174,7 +176,7 @@ def coarse_preview(om_c, s8_c, chi2_c, shape, *, temperature: float = 1.0, margi
     blob around the best coarse point); ``settings["stage"]`` is "coarse" and a note says so.
     """
     om, s8 = np.linspace(om_c[0], om_c[-1], shape[0]), np.linspace(s8_c[0], s8_c[-1], shape[1])
-    chi2 = _spline(om_c, s8_c, chi2_c, om, s8)
+    chi2 = spline(om_c, s8_c, chi2_c, om, s8)
     notes = (f"first look: the coarse scan of the prior ({om_c.size}×{s8_c.size} points), being refined",)
     meta = {k: v for k, v in meta.items() if k not in ("notes", "settings")}
     return Posterior.from_grid(om, s8, chi2, temperature=temperature, marginal_temperatures=marginal_temperatures,

@@ -30,16 +30,12 @@ def _background(post, clip: float, n: int = 51) -> hv.Image:
     the fine window in the same colours: without it the figure had a blank band wherever the P(k)
     contours or the CNN point widened the axes beyond the window. The first look (no ``coarse``)
     is its own background, so the figure keeps its structure when the refined surface replaces it."""
-    from scipy.interpolate import RectBivariateSpline
+    from explorer.inference.grid import spline
 
     src = post.coarse if post.coarse is not None else post
     om, s8 = np.asarray(src.omega_m), np.asarray(src.sigma_8)
     grid_om, grid_s8 = np.linspace(om[0], om[-1], n), np.linspace(s8[0], s8[-1], n)
-    if om.size == n and s8.size == n:
-        values = np.asarray(src.delta_chi2)
-    else:
-        values = RectBivariateSpline(om, s8, src.delta_chi2, kx=min(3, om.size - 1), ky=min(3, s8.size - 1),
-                                     s=0)(grid_om, grid_s8)
+    values = spline(om, s8, src.delta_chi2, grid_om, grid_s8)
     return _image(grid_om, grid_s8, np.clip(values, 0.0, clip)).opts(cmap="viridis_r", clim=(0, clip),
                                                                      colorbar=False, tools=[])
 
