@@ -6,8 +6,8 @@
     python bench/bench_gof.py --other-simulators 20   # also fields from three other simulators
 
 For held-out stand-in maps (``assets/valid``) and for altered copies of the same maps, it computes
-the whole-bound estimate −ln L̂ = Σ_k w_k L_k(θ) ("vlb:8", the likelihood's own terms, one fixed
-noise draw per term) at the map's TRUE θ, in nats. The held-out maps give the reference: a
+the whole-bound estimate −ln L̂ = Σ_k w_k L_k(θ) (the likelihood's own terms, by default the
+default likelihood's, one fixed noise draw per term) at the map's TRUE θ, in nats. The held-out maps give the reference: a
 straight-line fit in θ and the scatter of its residuals. Each altered field gets z = (its −ln L̂
 minus the fit at its θ) / scatter; a typical field has |z| ≲ 2. The alterations are the ones a
 user's file may carry:
@@ -48,6 +48,7 @@ import time
 
 import numpy as np
 
+from explorer.inference.defaults import DEFAULT_TERMS
 from explorer.paths import resolve_assets, resolve_weights
 
 ALTERATIONS = ("gaussian", "smoothed", "noisy", "shifted")
@@ -102,7 +103,7 @@ def main(argv=None) -> dict:
     p.add_argument("--weights", default=None)
     p.add_argument("--max-sims", type=int, default=50)
     p.add_argument("--maps-per-sim", type=int, default=2)
-    p.add_argument("--terms", default="vlb:8")
+    p.add_argument("--terms", default=DEFAULT_TERMS, help="the likelihood's terms (default %(default)s)")
     p.add_argument("--other-simulators", type=int, default=0, metavar="N",
                    help="also score maps 0 and 1 of the first N valid cosmologies from other simulators")
     p.add_argument("--write", action="store_true",
@@ -111,7 +112,7 @@ def main(argv=None) -> dict:
 
     from explorer.data import find_cmd, load_cmd
     from explorer.inference.calibrate import _fields
-    from explorer.inference.vlb import field_seed, term_weights, vlb_terms
+    from explorer.inference.vlb import field_seed, split_scale_weights, term_weights, vlb_terms
     from explorer.model import load_model
 
     loaded = load_model(resolve_weights(args.weights))
@@ -121,10 +122,12 @@ def main(argv=None) -> dict:
     maps = _fields(cmd, idx, loaded.resolution)
     thetas = cmd.theta[idx // 15]
     timesteps, weights = term_weights(args.terms, loaded.schedule.T)
+    scale_weights = split_scale_weights(args.terms)[1]
 
     def nll(log10, theta):
         x0 = loaded.normalization.encode(np.asarray(log10, dtype=np.float64))
-        terms = vlb_terms(loaded, x0, np.asarray([theta]), timesteps, seed=field_seed(log10))
+        terms = vlb_terms(loaded, x0, np.asarray([theta]), timesteps, seed=field_seed(log10),
+                          scale_weights=scale_weights)
         return float(weights @ terms[:, 0])
 
     start = time.perf_counter()
@@ -183,10 +186,10 @@ def main(argv=None) -> dict:
                 "mean_log10_offset_vs_pm": round(float(np.mean(nat)), 4)}
     report["seconds"] = round(time.perf_counter() - start, 1)
     if args.write:
+        from explorer.inference import records
         from explorer.inference.typicality import KEY
-        from explorer.model.weights import set_metadata
 
-        set_metadata(resolve_weights(args.weights), KEY, {
+        records.store(resolve_weights(args.weights), KEY, {
             "terms": args.terms, "n_noise": 1, "coef": [float(c) for c in coef], "scatter": scatter,
             "n_maps": int(len(idx)), "z_heldout": [round(float(v), 3) for v in z_held],
             "source": "bench/bench_gof.py: assets/valid maps at their true θ"})

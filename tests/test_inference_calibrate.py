@@ -127,6 +127,42 @@ def test_write_calibration_keeps_everything_else(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(["config.json", TENSORS_FILE, METADATA_FILE])
 
 
+def test_a_new_terms_calibration_keeps_the_old_terms_calibrated(tmp_path):
+    from explorer.inference import records
+    from explorer.inference.grid import calibration_temperature
+    from explorer.inference.typicality import reference
+
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / METADATA_FILE).write_text(json.dumps({"metrics": {"fidelity": 1.05}}))
+    old = {"temperature": 5.5, "marginal_temperatures": {"omega_m": 7.6, "sigma_8": 3.8}, "terms": "vlb:8", "n_noise": 1}
+    new = {"temperature": 3.5, "marginal_temperatures": {"omega_m": 4.4, "sigma_8": 2.8}, "terms": DEFAULT_TERMS,
+           "n_noise": 1}
+    write_calibration(folder, old)
+    assert "calibration" + records.OTHER not in json.loads((folder / METADATA_FILE).read_text())
+    write_calibration(folder, new)
+    write_calibration(folder, {**new, "temperature": 3.6})            # the same terms again: replaced, not kept
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    assert meta["metrics"] == {"fidelity": 1.05}
+    assert meta["calibration"]["temperature"] == 3.6 and meta["calibration" + records.OTHER] == [old]
+    assert calibration_temperature(meta, DEFAULT_TERMS, 1) == (3.6, (4.4, 2.8), None)
+    assert calibration_temperature(meta, "vlb:8", 1) == (5.5, (7.6, 3.8), None)
+    tau, marginal, note = calibration_temperature(meta, "vlb:4", 1)
+    assert (tau, marginal) == (1.0, None) and "vlb:8" in note and DEFAULT_TERMS in note
+    assert calibration_temperature(meta, "vlb:8", 2)[0] == 1.0        # other noise draws: not calibrated
+    write_calibration(folder, {**old, "temperature": 5.0})              # back to the old terms: the new ones kept
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    assert calibration_temperature(meta, "vlb:8", 1)[0] == 5.0 and calibration_temperature(meta, DEFAULT_TERMS, 1)[0] == 3.6
+    assert len(meta["calibration" + records.OTHER]) == 1
+    line = {"terms": "vlb:8", "n_noise": 1, "coef": [1.0, 2.0, 3.0], "scatter": 4.0}
+    records.store(folder, "typicality", line)
+    records.store(folder, "typicality", {**line, "terms": DEFAULT_TERMS, "scatter": 5.0})
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    assert reference(meta, "vlb:8", 1)["scatter"] == 4.0 and reference(meta, DEFAULT_TERMS, 1)["scatter"] == 5.0
+    with pytest.raises(ValueError, match="terms"):
+        records.store(folder, "typicality", {"coef": [1.0, 2.0, 3.0], "scatter": 4.0})
+
+
 def test_training_split_prefers_the_recorded_one():
     class Cmd:
         n_sims = 40

@@ -613,7 +613,8 @@ def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, s
         net = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
                         attention_levels=1, norm_num_groups=4, attention_head_dim=8)
     save_model(folder / "small", net, {"normalization": {"lo": 9.0, "hi": 15.0},
-                                       "calibration": {"temperature": 2.0, "terms": "vlb:8", "n_noise": 1}})
+                                       "calibration": {"temperature": 2.0, "terms": compute.DEFAULT_TERMS,
+                                                       "n_noise": 1}})
     ctx = AppContext(settings=Settings(weights=folder), emulator=Emulator.from_folder(folder, device="cpu"),
                      examples=infer_context.examples, pk_baseline=infer_context.pk_baseline)
     tab = InferTab(ctx)

@@ -27,7 +27,7 @@ from explorer.params import PARAM_LABELS
 from .posterior import (Posterior, _check_temperatures, interval, interval_68, intervals,  # noqa: F401
                         marginals)  # (re-exported: the grid's posterior)
 from .vlb import Cancel, InferenceCancelled, Progress, field_seed, split_scale_weights, term_weights, vlb_terms
-from . import typicality
+from . import records, typicality
 
 from .defaults import (DEFAULT_BATCH, DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_HALF_WIDTH, DEFAULT_INTERPOLATE,
                        DEFAULT_N_NOISE, DEFAULT_TERMS, LEVELS, MASS_68, MASS_95, PARAM_NAMES)
@@ -198,17 +198,21 @@ def check_truth(truth, param_ranges) -> tuple[float, float] | None:
 
 
 def calibration_temperature(metadata: dict, terms: str, n_noise: int) -> tuple[float, tuple | None, str | None]:
-    """(τ, (τ_Ωm, τ_σ8) or None, note) stored for these settings in metadata["calibration"].
+    """(τ, (τ_Ωm, τ_σ8) or None, note) stored for these settings (metadata["calibration"], or one
+    of the other terms' calibrations kept beside it, :mod:`.records`).
 
-    τ = 1 with a note when the folder has no calibration or it was fitted for other settings;
-    the marginal temperatures are None when the calibration has none (older folders).
+    τ = 1 with a note when the folder has no calibration or none for these settings; the marginal
+    temperatures are None when the calibration has none (older folders).
     """
-    cal = (metadata or {}).get("calibration")
-    if not isinstance(cal, dict) or "temperature" not in cal:
-        return 1.0, None, "no calibration stored with these weights (run `explorer calibrate`): raw likelihood"
-    if cal.get("terms") != terms or int(cal.get("n_noise", 1)) != int(n_noise):
-        return 1.0, None, (f"the stored calibration is for terms={cal.get('terms')!r}, "
-                           f"n_noise={cal.get('n_noise')}, not terms={terms!r}, n_noise={n_noise}: raw likelihood")
+    cal = records.for_terms(metadata, "calibration", terms, n_noise)
+    if cal is None:
+        known = records.stored_terms(metadata, "calibration")
+        if not known:
+            return 1.0, None, "no calibration stored with these weights (run `explorer calibrate`): raw likelihood"
+        return 1.0, None, (f"the stored calibrations are for terms={', '.join(known)}, "
+                           f"not terms={terms!r}, n_noise={n_noise}: raw likelihood")
+    if "temperature" not in cal:
+        return 1.0, None, "the stored calibration has no temperature (run `explorer calibrate`): raw likelihood"
     marginal = cal.get("marginal_temperatures")
     try:
         taus = _check_temperatures(float(cal["temperature"]), None if marginal is None else

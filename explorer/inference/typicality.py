@@ -26,9 +26,12 @@ Z_WARN = 3.0
 
 
 def reference(metadata: dict, terms: str, n_noise: int) -> dict | None:
-    """The stored line for these terms and noise draws, or None (then no check is made)."""
-    ref = (metadata or {}).get(KEY)
-    if not isinstance(ref, dict) or ref.get("terms") != terms or int(ref.get("n_noise", 1)) != int(n_noise):
+    """The stored line for these terms and noise draws (the current one or one kept beside it,
+    :mod:`.records`), or None (then no check is made)."""
+    from .records import for_terms
+
+    ref = for_terms(metadata, KEY, terms, n_noise)
+    if ref is None:
         return None
     coef, scatter = ref.get("coef"), ref.get("scatter")
     if not (isinstance(coef, list) and len(coef) == 3 and isinstance(scatter, (int, float)) and scatter > 0):

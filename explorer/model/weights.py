@@ -177,11 +177,16 @@ def read_metadata(folder: str | Path | None = None) -> dict:
 
 def set_metadata(folder: str | Path, key: str, value) -> None:
     """Set ``key`` of ``folder/explorer.json`` (atomically); every other key is kept as it was."""
+    update_metadata(folder, {key: value})
+
+
+def update_metadata(folder: str | Path, updates: dict) -> None:
+    """Set every key of ``updates`` in ``folder/explorer.json`` in one atomic write; the other keys are kept."""
     path = Path(folder) / METADATA_FILE
     meta = json.loads(path.read_text())
     if not isinstance(meta, dict):
         raise ValueError(f"{path} does not hold a JSON object")
-    meta[key] = value
+    meta.update(updates)
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(meta, indent=2, default=_jsonable) + "\n")
     os.replace(tmp, path)
