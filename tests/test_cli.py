@@ -67,3 +67,21 @@ def test_a_wrong_weights_variable_names_all_three_ways(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert str(tmp_path / "gone") in err and "--weights" in err and str(SHIPPED_WEIGHTS) in err
     assert not (tmp_path / "gone").exists() and not (tmp_path / "maps.npy").exists()
+
+
+def test_the_shipped_weights_are_calibrated_for_the_default_terms_and_every_calibrated_menu_choice():
+    # A new DEFAULT_TERMS without `explorer calibrate` would give raw (5-10x overconfident) contours.
+    from explorer.inference.defaults import DEFAULT_N_NOISE, DEFAULT_TERMS
+    from explorer.inference.grid import calibration_temperature
+    from explorer.inference.typicality import reference
+    from explorer.ui.compute import TERM_CHOICES
+
+    calibrated = [terms for label, terms in TERM_CHOICES.items() if "calibrated" in label]
+    assert DEFAULT_TERMS in calibrated and "vlb:8" in calibrated
+    for folder in (SHIPPED_WEIGHTS, SHIPPED_WEIGHTS / "small"):
+        meta = json.loads((folder / "explorer.json").read_text())
+        for terms in calibrated:
+            tau, marginal, note = calibration_temperature(meta, terms, DEFAULT_N_NOISE)
+            assert note is None and 1.0 < tau < 20.0 and marginal is not None, (folder, terms, note)
+    meta = json.loads((SHIPPED_WEIGHTS / "explorer.json").read_text())
+    assert reference(meta, DEFAULT_TERMS, DEFAULT_N_NOISE) is not None  # the typicality check is on by default
