@@ -14,6 +14,13 @@ from pathlib import Path
 OTHER = "_other_terms"
 
 
+def _records(metadata: dict, key: str) -> list:
+    """The current record of ``key`` and the ones kept beside it, in that order (any may be malformed)."""
+    meta = metadata or {}
+    archive = meta.get(key + OTHER)
+    return [meta.get(key)] + (archive if isinstance(archive, list) else [])
+
+
 def _setting(record) -> tuple[str, int] | None:
     if not isinstance(record, dict) or "terms" not in record:
         return None
@@ -22,9 +29,7 @@ def _setting(record) -> tuple[str, int] | None:
 
 def for_terms(metadata: dict, key: str, terms: str, n_noise: int) -> dict | None:
     """The record of ``key`` stored for ``terms`` and ``n_noise``, or None."""
-    meta = metadata or {}
-    archive = meta.get(key + OTHER)
-    for record in [meta.get(key)] + (archive if isinstance(archive, list) else []):
+    for record in _records(metadata, key):
         if _setting(record) == (str(terms), int(n_noise)):
             return record
     return None
@@ -32,10 +37,7 @@ def for_terms(metadata: dict, key: str, terms: str, n_noise: int) -> dict | None
 
 def stored_terms(metadata: dict, key: str) -> list[str]:
     """The term settings that have a record of ``key`` (for messages), the current one first."""
-    meta = metadata or {}
-    archive = meta.get(key + OTHER)
-    records = [meta.get(key)] + (archive if isinstance(archive, list) else [])
-    return [f"{s[0]} (n_noise={s[1]})" for s in map(_setting, records) if s is not None]
+    return [f"{s[0]} (n_noise={s[1]})" for s in map(_setting, _records(metadata, key)) if s is not None]
 
 
 def with_record(metadata: dict, key: str, record: dict) -> dict:
@@ -45,11 +47,8 @@ def with_record(metadata: dict, key: str, record: dict) -> dict:
     setting = _setting(record)
     if setting is None:
         raise ValueError(f"a {key} record needs 'terms' (and 'n_noise'), got keys {sorted(record) if isinstance(record, dict) else record!r}")
-    meta = metadata or {}
-    archive = meta.get(key + OTHER)
-    kept = [r for r in [meta.get(key)] + (archive if isinstance(archive, list) else [])
-            if _setting(r) is not None and _setting(r) != setting]
-    return {key: record, key + OTHER: kept} if kept or key + OTHER in meta else {key: record}
+    kept = [r for r in _records(metadata, key) if _setting(r) is not None and _setting(r) != setting]
+    return {key: record, key + OTHER: kept} if kept or key + OTHER in (metadata or {}) else {key: record}
 
 
 def store(folder: str | Path, key: str, record: dict) -> None:

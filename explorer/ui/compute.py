@@ -273,7 +273,7 @@ def _grouped_power(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 #: Likelihood choices of the infer tab: label -> VLB ``terms`` (explorer.inference.vlb.term_timesteps).
 TERM_CHOICES = {
-    "whole bound, 8 strata, small scales down-weighted (default, calibrated)": "vlb:8/k4:0.7,5.5:0.5",
+    "whole bound, 8 strata, small scales down-weighted (default, calibrated)": DEFAULT_TERMS,
     "whole bound, 8 strata, every scale alike (calibrated)": "vlb:8",
     "whole bound, 4 strata (faster, less precise)": "vlb:4",
     "L0 (seed paper)": "L0",
