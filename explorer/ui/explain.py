@@ -79,7 +79,7 @@ GLOSSARY: dict[str, str] = {
     "VLB": "Variational lower bound: the diffusion model's lower bound on ln p(map | Ωₘ, σ₈), a sum of "
            "one term per noise level. Estimated from a few of its terms on a grid of (Ωₘ, σ₈), it "
            "serves as the log-likelihood ln L̂ of the Infer tab. By default the smallest scales (finer "
-           "than about 1.5 Mpc/h) count 0.7 and 0.5, where the model's maps are least realistic.",
+           "than about 1.5 Mpc/h) count 0.5 and 0.25, where the model's maps are least realistic.",
     "P(k) baseline": "The classical method, for comparison: a Gaussian likelihood of the binned log P(k), "
                      "its mean and covariance fitted on simulations across the prior box.",
     "CNN estimator": "A small convolutional network trained on the same simulated maps to predict Ωₘ and σ₈ "
