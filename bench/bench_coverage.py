@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     wins = {r: int(np.sum(np.array([abs(q.estimates["omega_m"]["mean"] - t[0]) for q, t in zip(posts, thetas)]) < pk_err))
             for r, posts in posts_by_seed.items()}
     report = {"weights": str(weights), "valid": str(valid), "n_fields": int(len(idx)),
-              "noise_replicates": list(args.noise_seeds),
+              "terms": terms, "n_noise": DEFAULT_N_NOISE, "noise_replicates": list(args.noise_seeds),
               "temperatures": {"2d": posts_by_seed[args.noise_seeds[0]][0].temperature,
                                "marginal": posts_by_seed[args.noise_seeds[0]][0].marginal_temperatures},
               "vlb_calibrated": summarise(per_seed, per_field, PARAM_NAMES),
