@@ -23,12 +23,9 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from prior_plot import prior_axes, save  # noqa: E402
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("reports", type=Path, nargs="+", help="JSON written by bench_coverage.py --json")
-    p.add_argument("--out", type=Path, default=Path("assets/coverage_by_field.png"))
-    args = p.parse_args(argv)
-    reports = [json.loads(path.read_text()) for path in args.reports]
+def pool(reports: list[dict]) -> tuple[dict, list]:
+    """({map index: its rows in replicate order}, the replicates) of bench_coverage reports, which
+    must agree in their settings and together hold every field once per replicate."""
     for key in ("terms", "temperatures", "n_fields"):
         values = {json.dumps(r.get(key), sort_keys=True) for r in reports}
         if len(values) > 1:
@@ -42,6 +39,21 @@ def main(argv=None):
         fields.setdefault(row["map"], []).append(row)
     if {len(v) for v in fields.values()} != {len(replicates)}:
         raise SystemExit("not every field has every noise replicate")
+    return fields, replicates
+
+
+def coverage68(fields: dict, name: str) -> np.ndarray:
+    """The 68 % coverage of parameter ``name`` per replicate (fraction of fields whose interval holds the truth)."""
+    return np.array([[row[name]["in68"] for row in rows] for rows in fields.values()], dtype=float).mean(axis=0)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("reports", type=Path, nargs="+", help="JSON written by bench_coverage.py --json")
+    p.add_argument("--out", type=Path, default=Path("assets/coverage_by_field.png"))
+    args = p.parse_args(argv)
+    reports = [json.loads(path.read_text()) for path in args.reports]
+    fields, replicates = pool(reports)
     theta = np.array([rows[0]["truth"] for rows in fields.values()])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, (name, label) in zip(axes, (("omega_m", "Ωₘ"), ("sigma_8", "σ₈"))):
@@ -57,8 +69,8 @@ def main(argv=None):
                             xytext=(-10 if right else 10, -14 if top else 8), ha="right" if right else "left",
                             fontsize=7, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0})
         fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03, label=f"z of {label} (mean over replicates)")
-        cov = [np.mean([row[name]["in68"] for row in rows if row["noise_replicate"] == r]) for r in replicates]
-        ax.set_title(f"{label}: (mean − truth)/std per field; 68 % coverage {np.mean(cov):.0%} ± {np.std(cov):.0%} "
+        cov = coverage68(fields, name)
+        ax.set_title(f"{label}: (mean − truth)/std per field; 68 % coverage {cov.mean():.0%} ± {cov.std():.0%} "
                      f"over {len(replicates)} noise replicates", fontsize=9)
         prior_axes(ax, "true ")
     terms = reports[0].get("terms")
