@@ -232,3 +232,27 @@ def test_calibrate_command_end_to_end(tmp_path, capsys):
     doc = json.loads(post_json.read_text())
     assert doc["posterior"]["temperature"] == pytest.approx(cal["temperature"])
     assert doc["pk_baseline"]["method"] == "pk"
+
+    # several maps per calibration simulation: that many calibration fields; 16 of 15 maps is refused
+    many = tmp_path / "many.json"
+    assert main(["calibrate", "--weights", str(weights), "--data", str(tmp_path / "train"), "--maps-per-sim", "2",
+                 "--max-fields", "3", "--valid", str(tmp_path / "valid"), "--json", str(many), "--no-write", *grids]) == 0
+    cal2 = json.loads(many.read_text())["calibration"]
+    assert cal2["n_fields"] == 6 and cal2["maps_per_sim"] == 2 and "2 maps each" in cal2["split"]
+    assert main(["calibrate", "--weights", str(weights), "--data", str(tmp_path / "train"), "--maps-per-sim", "16",
+                 "--valid", str(tmp_path / "valid"), "--no-write", *grids]) == 2
+    assert "1 … 15" in capsys.readouterr().err
+
+
+def test_several_maps_per_simulation_are_distinct_maps_of_that_simulation():
+    from explorer.inference.calibrate import maps_per_simulation, one_map_per_simulation
+
+    sims = np.array([0, 7, 12, 40, 41])
+    assert maps_per_simulation(sims, 4, 1).tolist() == one_map_per_simulation(sims, 4).tolist()
+    idx = maps_per_simulation(sims, 4, 6)
+    assert idx[:5].tolist() == one_map_per_simulation(sims, 4).tolist()
+    assert (idx // 15).tolist() == np.tile(sims, 6).tolist()  # simulation s's maps are 15 s … 15 s + 14
+    for s in sims:
+        assert len(set(idx[idx // 15 == s].tolist())) == 6
+    assert maps_per_simulation(sims, 4, 15)[idx.size:].size == 45 and len(set(maps_per_simulation(sims, 4, 15).tolist())) == 75
+    assert maps_per_simulation(sims, 5, 6).tolist() != idx.tolist()  # the seed chooses

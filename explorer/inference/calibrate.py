@@ -143,6 +143,24 @@ def one_map_per_simulation(sims, seed: int = 0) -> np.ndarray:
     return sims * MAPS_PER_SIM + np.random.default_rng(seed).integers(0, MAPS_PER_SIM, sims.size)
 
 
+def maps_per_simulation(sims, seed: int = 0, per_sim: int = 1) -> np.ndarray:
+    """Map indices, ``per_sim`` different maps of each simulation: first the maps of
+    :func:`one_map_per_simulation` (``per_sim = 1`` is exactly that), then a second map of each
+    simulation, and so on, the later ones drawn without replacement from each simulation's other maps."""
+    from explorer.data import MAPS_PER_SIM
+
+    if not 1 <= per_sim <= MAPS_PER_SIM:
+        raise ValueError(f"maps per simulation must be 1 … {MAPS_PER_SIM}, got {per_sim}")
+    first = one_map_per_simulation(sims, seed)
+    if per_sim == 1:
+        return first
+    sims = np.asarray(sims, dtype=np.int64)
+    rng = np.random.default_rng([seed, per_sim])
+    rest = np.stack([rng.permutation(np.delete(np.arange(MAPS_PER_SIM), f - MAPS_PER_SIM * s))[:per_sim - 1]
+                     for s, f in zip(sims, first)])                       # (n_sims, per_sim - 1) slabs
+    return np.concatenate([first, (sims[:, None] * MAPS_PER_SIM + rest).T.ravel()])
+
+
 def training_split(cmd, metadata: dict, split_seed: int = 0, with_val: bool = False):
     """(train sims, test sims) of the trainer's split: from the weights' metadata when it describes
     this data set, else recomputed with ``split_by_simulation(n, (0.9, 0.05, 0.05), split_seed)``.
@@ -265,9 +283,12 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
               noise_seed: int | None = None,
               split_seed: int = 0, max_fields: int | None = None, write: bool = True, show: bool = True,
               start_sigma: float = DEFAULT_START_SIGMA, skip_coverage: bool = False,
-              grids=None, from_grids=None, workers: int = 0, scheduler: str | None = None) -> dict:
+              grids=None, from_grids=None, workers: int = 0, scheduler: str | None = None,
+              maps_per_sim: int = 1) -> dict:
     """Run steps 1-3 of the module docstring (``fit_on_train_split``, ``fit_temperatures``,
     ``evaluate_coverage``); writes their results into the weights folder; returns the JSON-able report.
+    ``maps_per_sim``: calibration fields per calibration simulation (:func:`maps_per_simulation`;
+    more fields steady the temperature fit at that many times the cost; the evaluation keeps one).
     ``workers`` > 0 or ``scheduler``: the fields' posteriors are computed on Dask
     (:func:`.batch.posteriors`), the same numbers as in this process."""
     from explorer.data import find_cmd, load_cmd
@@ -285,6 +306,10 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
     valid_sims = np.arange(valid_cmd.n_sims)
     if max_fields is not None:
         test_sims, valid_sims = test_sims[:max_fields], valid_sims[:max_fields]
+    from explorer.data import MAPS_PER_SIM
+
+    if not 1 <= maps_per_sim <= MAPS_PER_SIM:  # before anything is written
+        raise ValueError(f"maps per simulation must be 1 … {MAPS_PER_SIM}, got {maps_per_sim}")
     if not skip_coverage and (test_sims.size < 3 or valid_sims.size < 3):  # before anything is written
         raise ValueError(f"need >= 3 calibration and evaluation fields, got {test_sims.size} and {valid_sims.size}")
     kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=noise_seed,
@@ -300,8 +325,8 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
                 "seconds": time.perf_counter() - t_start}
 
     saved = load_grids(from_grids, terms, n_noise) if from_grids is not None else None
-    cal_idx = one_map_per_simulation(test_sims, seed)                                       # 2.
-    cal_maps, cal_theta = _fields(train_cmd, cal_idx, r), train_cmd.theta[test_sims]
+    cal_idx = maps_per_simulation(test_sims, seed, maps_per_sim)                            # 2.
+    cal_maps, cal_theta = _fields(train_cmd, cal_idx, r), train_cmd.theta[cal_idx // MAPS_PER_SIM]
     if saved is not None:
         raw = _saved(saved, "calibration", cal_idx, cal_theta)
     else:
@@ -310,7 +335,9 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
     calibration = fit_temperatures(raw, [baseline.posterior(m, truth=tuple(t)) for m, t in zip(cal_maps, cal_theta)])
     calibration.update(terms=terms, n_noise=int(n_noise), seed=int(seed),
                        noise_seed="per field (hash of its values)" if noise_seed is None else int(noise_seed),
-                       split=f"test and validation splits of {data} ({len(test_sims)} simulations, one map each)")
+                       maps_per_sim=int(maps_per_sim),
+                       split=f"test and validation splits of {data} ({len(test_sims)} simulations, "
+                             + ("one map each)" if maps_per_sim == 1 else f"{maps_per_sim} maps each)"))
     if write:
         write_calibration(weights, calibration)
     tau, marginal_taus = _temperatures(calibration)

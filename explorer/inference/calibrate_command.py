@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fine", type=int, nargs=2, default=DEFAULT_FINE, metavar=("N_OM", "N_S8"),
                         help="evaluated fine grid around the minimum (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="field-choice seed (which map of each simulation)")
+    parser.add_argument("--maps-per-sim", type=int, default=1, metavar="K",
+                        help="calibration fields per calibration simulation (default 1; K steadies the "
+                             "temperature fit at K times the cost)")
     parser.add_argument("--noise-seed", type=int, default=None,
                         help="one noise seed for every field (default: each field's own, a hash of its values)")
     parser.add_argument("--split-seed", type=int, default=0, help="split seed if the weights do not record it")
@@ -63,7 +66,8 @@ def run(args) -> int:
                        noise_seed=args.noise_seed,
                        split_seed=args.split_seed, max_fields=args.max_fields, write=not args.no_write,
                        start_sigma=args.start_sigma, skip_coverage=args.start_only,
-                       grids=args.grids, from_grids=args.from_grids, workers=args.workers, scheduler=args.scheduler)
+                       grids=args.grids, from_grids=args.from_grids, workers=args.workers, scheduler=args.scheduler,
+                       maps_per_sim=args.maps_per_sim)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json is not None:
