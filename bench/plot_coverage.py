@@ -70,7 +70,7 @@ def main(argv=None):
                             fontsize=7, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0})
         fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03, label=f"z of {label} (mean over replicates)")
         cov = coverage68(fields, name)
-        ax.set_title(f"{label}: (mean − truth)/std per field; 68 % coverage {cov.mean():.0%} ± {cov.std():.0%} "
+        ax.set_title(f"{label}: (mean − truth)/std per field; 68 % coverage {cov.mean():.0%} ± {cov.std(ddof=1) if cov.size > 1 else 0:.0%} "
                      f"over {len(replicates)} noise replicates", fontsize=9)
         prior_axes(ax, "true ")
     terms = reports[0].get("terms")
