@@ -256,3 +256,38 @@ def test_several_maps_per_simulation_are_distinct_maps_of_that_simulation():
         assert len(set(idx[idx // 15 == s].tolist())) == 6
     assert maps_per_simulation(sims, 4, 15)[idx.size:].size == 45 and len(set(maps_per_simulation(sims, 4, 15).tolist())) == 75
     assert maps_per_simulation(sims, 5, 6).tolist() != idx.tolist()  # the seed chooses
+
+
+def test_calibrated_posteriors_say_how_their_intervals_did_on_held_out_fields(tiny_weights, tmp_path):
+    """The calibration's held-out coverage travels with each calibrated posterior (settings, CLI line,
+    app text); a raw posterior, another term choice or a calibration without it says nothing."""
+    import shutil
+
+    from explorer.inference import infer
+    from explorer.model import load_model
+    from explorer.ui.posterior import estimates_markdown
+
+    folder = tmp_path / "w"
+    shutil.copytree(tiny_weights, folder)
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    evaluation = {"vlb_calibrated": {"n_fields": 50, "omega_m": {"coverage68": 0.74}, "sigma_8": {"coverage68": 0.7}}}
+    meta["calibration"] = {"temperature": 2.5, "terms": "vlb:4", "n_noise": 1, "evaluation": evaluation}
+    meta["calibration_other_terms"] = [{"temperature": 3.0, "terms": "L0", "n_noise": 1}]
+    (folder / METADATA_FILE).write_text(json.dumps(meta))
+    loaded = load_model(folder)
+    field = 11.0 + 0.3 * np.random.default_rng(0).standard_normal((16, 16))
+    small = dict(kind="log10", coarse=(3, 3), fine=(3, 3), interpolate_to=None)
+
+    post = infer(loaded, field, terms="vlb:4", **small)
+    assert post.temperature == 2.5
+    assert post.settings["held_out_coverage68"] == {"omega_m": 0.74, "sigma_8": 0.7, "n_fields": 50}
+    assert post.held_out_label() == ("on 50 held-out simulations these 68 % intervals held the truth "
+                                     "74 % (Ωₘ) and 70 % (σ₈) of the time")
+    assert "Calibration check: on 50 held-out" in estimates_markdown(post)
+    assert Posterior.from_dict(json.loads(json.dumps(post.to_dict()))).held_out_label() == post.held_out_label()
+
+    for other in (infer(loaded, field, terms="vlb:4", calibrated=False, **small),   # raw
+                  infer(loaded, field, terms="vlb:4", temperature=4.0, **small),    # a temperature of one's own
+                  infer(loaded, field, terms="L0", **small)):                       # calibrated, not measured
+        assert "held_out_coverage68" not in other.settings and other.held_out_label() == ""
+        assert "Calibration check" not in estimates_markdown(other)

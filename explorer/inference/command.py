@@ -201,6 +201,8 @@ def run(args) -> int:
     truth_vals = truth or (None, None)
     print(f"{args.field}: {doc['kind']} field at {loaded.resolution}², terms {post.terms}, "
           f"{post.n_evaluations} network evaluations, {post.seconds:.1f} s, {post.temperature_label()}")
+    if post.held_out_label():
+        print(f"calibration check: {post.held_out_label()}")
     for name, t in zip(PARAM_NAMES, truth_vals):
         print(_line(name, post.estimates[name], t))
     if truth is not None:

@@ -223,6 +223,19 @@ def calibration_temperature(metadata: dict, terms: str, n_noise: int) -> tuple[f
     return taus[0], None if marginal is None else taus[1:], None
 
 
+def held_out_coverage(metadata: dict, terms: str, n_noise: int) -> dict | None:
+    """{"omega_m": c, "sigma_8": c, "n_fields": n}: how often the calibrated 68 % intervals of these
+    settings held the truth on ``explorer calibrate``'s held-out fields (stored with the calibration),
+    or None when the folder has no such measurement."""
+    cal = records.for_terms(metadata, "calibration", terms, n_noise) or {}
+    measured = ((cal.get("evaluation") or {}).get("vlb_calibrated")) or {}
+    try:
+        return {**{name: float(measured[name]["coverage68"]) for name in PARAM_NAMES},
+                "n_fields": int(measured["n_fields"])}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_noise: int = DEFAULT_N_NOISE,
           coarse=DEFAULT_COARSE, fine=DEFAULT_FINE, fine_half_width=DEFAULT_HALF_WIDTH,
           interpolate_to=DEFAULT_INTERPOLATE, calibrated: bool = True, temperature: float | None = None,
@@ -274,7 +287,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
     timesteps, weights = term_weights(terms, loaded.schedule.T)
     scale_weights = split_scale_weights(terms)[1]
     truth = check_truth(truth, loaded.param_ranges)
-    notes, marginal_taus = [], None
+    notes, marginal_taus, held_out = [], None, None
     if temperature is not None:
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
@@ -283,6 +296,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         tau, marginal_taus, note = calibration_temperature(loaded.metadata, terms, n_noise)
         if note:
             notes.append(note)
+        held_out = held_out_coverage(loaded.metadata, terms, n_noise) if not note else None
     else:
         tau = 1.0
 
@@ -293,6 +307,8 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
 
     settings = {"n_noise": int(n_noise), "seed": int(seed), "bf16": bool(bf16), "kind": kind_used,
                 "resolution": int(loaded.resolution), "timesteps": timesteps.tolist(), "weights": weights.tolist()}
+    if held_out is not None:  # what these calibrated intervals did on fields never trained or calibrated on
+        settings["held_out_coverage68"] = held_out
     post = scan(objective, loaded.param_ranges, coarse=coarse, fine=fine, fine_half_width=fine_half_width,
                 interpolate_to=interpolate_to, temperature=tau, marginal_temperatures=marginal_taus,
                 window_temperature=window_temperature,

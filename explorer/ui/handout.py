@@ -486,7 +486,8 @@ def _infer_facts(post: Posterior) -> str:
         lines.append("The truth lies outside the scanned window.")
     lines.append(f"Likelihood: {post.terms or post.method}, {post.n_evaluations} network evaluations "
                  f"in {post.seconds:.0f} s.")
-    lines.append(f"Calibration: {_plain(post.temperature_label())}.")
+    lines.append(f"Calibration: {_plain(post.temperature_label())}"
+                 + (f"; {_plain(post.held_out_label())}." if post.held_out_label() else "."))
     lines += [f"⚠ {_plain(note)}" for note in post.notes]
     return "\n".join(lines)
 

@@ -145,6 +145,8 @@ def estimates_markdown(post, baseline=None, cnn=None) -> str:
             text += f"\n\nΔχ² at the truth: {d:.2f} ({inside if inside != 'inside' else 'inside 1σ'})."
     text += (f"\n\n{post.n_evaluations} network evaluations in {post.seconds:.1f} s; terms {post.terms}, "
              f"temperature {post.temperature_label()}.")
+    if post.held_out_label():
+        text += f" Calibration check: {post.held_out_label()} (target 68 %)."
     if "typicality_z" in post.settings:
         text += (f" Typicality: z = {post.settings['typicality_z']:+.1f}, p = {post.settings['typicality_p']:.2g} "
                  "(how usual the field's fit is for simulated maps).")
