@@ -47,9 +47,11 @@ def ratios(power_a: np.ndarray, references: dict) -> dict:
 
 
 def summary(values) -> dict:
+    """:func:`explorer.evaluate.spread` of ``values`` with their median and count, rounded for the report."""
+    from explorer.evaluate import spread
+
     v = np.asarray(list(values), dtype=np.float64)
-    return {"mean": round(float(v.mean()), 4), "median": round(float(np.median(v)), 4),
-            "min": round(float(v.min()), 4), "max": round(float(v.max()), 4), "n": int(v.size)}
+    return {**{k: round(x, 4) for k, x in spread(v).items()}, "median": round(float(np.median(v)), 4), "n": int(v.size)}
 
 
 def main(argv=None) -> int:

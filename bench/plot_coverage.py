@@ -22,6 +22,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from prior_plot import prior_axes, save  # noqa: E402
 
+from explorer.evaluate import spread  # noqa: E402
+
 
 def pool(reports: list[dict]) -> tuple[dict, list]:
     """({map index: its rows in replicate order}, the replicates) of bench_coverage reports, which
@@ -69,8 +71,8 @@ def main(argv=None):
                             xytext=(-10 if right else 10, -14 if top else 8), ha="right" if right else "left",
                             fontsize=7, bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85, "lw": 0})
         fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.03, label=f"z of {label} (mean over replicates)")
-        cov = coverage68(fields, name)
-        ax.set_title(f"{label}: (mean − truth)/std per field; 68 % coverage {cov.mean():.0%} ± {cov.std(ddof=1) if cov.size > 1 else 0:.0%} "
+        cov = spread(coverage68(fields, name))
+        ax.set_title(f"{label}: (mean − truth)/std per field; 68 % coverage {cov['mean']:.0%} ± {cov['std']:.0%} "
                      f"over {len(replicates)} noise replicates", fontsize=9)
         prior_axes(ax, "true ")
     terms = reports[0].get("terms")
