@@ -277,7 +277,7 @@ def _init_model(cfg: TrainConfig, norm, train_set, ckpt_path: Path, rank: int):
     else:
         model = Denoiser(build_network(cfg), schedule_from_spec(seed_schedule_spec(1000)), norm)
     if cfg.mean_head and model.mean_level is None:
-        model.mean_level = MeanLevel(model.param_ranges)
+        model.mean_level = MeanLevel(model.param_ranges, omega="log")
         if not ckpt_path.exists():
             means = norm.encode(train_set.log10_maps).mean(axis=(-2, -1))
             fit = model.mean_level.fit(train_set.theta, means)
@@ -286,6 +286,8 @@ def _init_model(cfg: TrainConfig, norm, train_set, ckpt_path: Path, rank: int):
                 print(f"mean level: map-mean prior fitted to {len(means)} training maps: s(θ) = {lo:.4f}…{hi:.4f} "
                       f"(spread of the means {fit['rms_before']:.4f}, normalised units)")
     model.normalization = norm
+    if model.mean_level is not None:  # a resumed run rebuilds its mean level with the same Ωₘ scale (_resume)
+        record["mean_level_omega"] = model.mean_level.omega
     return model, norm, record
 
 
@@ -304,6 +306,9 @@ def _resume(ckpt_path: Path, model, ema, opt, device, norm, record: dict):
     ema.load_state_dict(state["ema"])
     opt.load_state_dict(state["optimizer"])
     record = json.loads(state["record"])
+    for m in (model, ema):  # its parameters came with the state; the Ωₘ scale they go with is in the record
+        if m.mean_level is not None:
+            m.mean_level.omega = record.get("mean_level_omega", "linear")
     if "normalization" in record:  # the run's own normalisation (e.g. of its warm start)
         norm = Normalization(record["normalization"]["lo"], record["normalization"]["hi"])
     return int(state["step"]), record, norm

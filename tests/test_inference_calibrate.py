@@ -205,6 +205,7 @@ def test_calibrate_command_end_to_end(tmp_path, capsys):
     cal = meta.pop("calibration")
     start = GaussianStart.from_dict(meta.pop("gaussian_start"))  # the fast sampler's start, fitted here too
     assert start.resolution == 16 and start.n_maps == 15 * 54 and start.sigma == report["gaussian_start"]["sigma"]
+    assert start.mean_omega == "log"  # its map-mean model takes Ωₘ in its log
     assert meta == before
     assert cal["temperature"] == report["temperature"] > 0 and cal["terms"] == DEFAULT_TERMS and cal["n_noise"] == 1
     assert "evaluation" in cal and (weights / "pk_baseline.json").is_file()

@@ -159,3 +159,6 @@ def test_refit_mean_level_fits_the_training_maps_means(tiny_weights, tiny_refere
     assert again.metadata["mean_level_fit"]["previous"] == den.metadata["mean_level"]
     lo, hi = again.metadata["mean_level_fit"]["s_range"]
     assert lo == pytest.approx(hi)
+    assert den.metadata["mean_level"]["omega"] == "log" and record["omega"] == "log"
+    assert main(["refit-mean-level", str(folder), "--data", str(tiny_reference), "--omega", "linear"]) == 0
+    assert "omega" not in load_model(folder).metadata["mean_level"]  # the form of weights before session 17

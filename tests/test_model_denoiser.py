@@ -106,6 +106,33 @@ def test_mean_level_fit_recovers_a_quadratic_and_its_scatter():
         Denoiser(tiny_unet(prediction_type="v_prediction"), SCHEDULE, mean_level=MeanLevel())
 
 
+def test_mean_level_with_omega_in_its_log_holds_log10_omega_to_the_prior_edge():
+    """Mean log density = log10 Ωₘ + a smooth term (mass conservation): the quadratic in ln Ωₘ holds it
+    at the prior's low-Ωₘ edge and corner, the quadratic in Ωₘ (weights before session 17) is off by
+    > 0.01 there; ``omega`` travels in the JSON (absent: linear, as old weights are); bad scales refused."""
+    rng = np.random.default_rng(7)
+    theta = rng.uniform((0.1, 0.6), (0.5, 1.0), size=(3000, 2))
+    truth = 0.5 * np.log10(theta[:, 0]) - 0.2 * (theta[:, 1] - 0.6) ** 2
+    means = truth + 0.01 * rng.standard_normal(3000)
+    log, lin = MeanLevel(omega="log"), MeanLevel()
+    log.fit(theta, means, scatter="constant")
+    lin.fit(theta, means, scatter="constant")
+    edge = np.array([[0.1, 0.95], [0.111, 0.953], [0.5, 0.6], [0.3, 0.8]])
+    want = 0.5 * np.log10(edge[:, 0]) - 0.2 * (edge[:, 1] - 0.6) ** 2
+    with torch.no_grad():
+        mu_log = log(torch.tensor(edge, dtype=torch.float32))[0].double().numpy()
+        mu_lin = lin(torch.tensor(edge, dtype=torch.float32))[0].double().numpy()
+    assert np.abs(mu_log - want).max() < 0.003
+    assert np.abs(mu_lin - want).max() > 0.01
+    d = log.to_dict()
+    assert d["omega"] == "log" and MeanLevel.from_dict(d).omega == "log" and MeanLevel.from_dict(d).to_dict() == d
+    assert "omega" not in lin.to_dict() and MeanLevel.from_dict(lin.to_dict()).omega == "linear"
+    with pytest.raises(ValueError, match="omega"):
+        MeanLevel.from_dict({**d, "omega": "sqrt"})
+    with pytest.raises(ValueError, match="omega"):
+        MeanLevel(omega="sqrt")
+
+
 def test_mean_level_fit_recovers_a_scatter_that_grows_with_sigma8():
     """log s = −3.2 + 0.1 u + 0.6 v (the measured trend is ≈ +0.48 v): the maximum-likelihood fit
     recovers it, and a constant-s fit cannot (its s is the average, wrong at both ends)."""

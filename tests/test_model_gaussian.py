@@ -92,6 +92,41 @@ def test_round_trip_and_bad_dicts(fitted):
         GaussianStart.fit(np.zeros((5, 2)) + 0.3, np.zeros((5, N, N)), RANGES)
 
 
+def test_map_mean_model_takes_omega_in_its_log():
+    """A map's mean density is ∝ Ωₘ, so its mean log density is log10 Ωₘ plus a smooth term. With Ωₘ
+    in its log (the default) the start's μ(θ) holds such a mean up to the prior's edges; the cubic in
+    Ωₘ (weights before session 17) is off by > 0.008 there. Old dicts read as linear; the scale
+    survives JSON; an unknown scale is refused."""
+    rng = np.random.default_rng(3)
+    theta = rng.uniform([0.1, 0.6], [0.5, 1.0], (1500, 2))
+    level = np.log10(theta[:, 0]) + 0.1 * (theta[:, 1] - 0.8) ** 2
+    maps = level[:, None, None] + 0.01 * rng.standard_normal((1500, N, N))
+    edge = np.array([[0.1, 0.95], [0.111, 0.953], [0.5, 0.6]])
+    want = np.log10(edge[:, 0]) + 0.1 * (edge[:, 1] - 0.8) ** 2
+    log = GaussianStart.fit(theta, maps, RANGES)
+    lin = GaussianStart.fit(theta, maps, RANGES, mean_omega="linear")
+    assert log.mean_omega == "log" and np.abs(log.mean(edge) - want).max() < 0.002
+    assert np.abs(lin.mean(edge) - want).max() > 0.008
+    assert log.mean_coef.shape == lin.mean_coef.shape == (10,)  # the same cubic, in another variable
+    back = GaussianStart.from_dict(json.loads(json.dumps(log.to_dict())))
+    assert back.mean_omega == "log"
+    np.testing.assert_array_equal(back.mean(edge), log.mean(edge))
+    np.testing.assert_array_equal(back.scatter(edge), log.scatter(edge))
+    assert "mean_omega" not in lin.to_dict() and GaussianStart.from_dict(lin.to_dict()).mean_omega == "linear"
+    with pytest.raises(ValueError, match="mean_omega"):
+        GaussianStart.from_dict({**log.to_dict(), "mean_omega": "sqrt"})
+    with pytest.raises(ValueError, match="mean_omega"):
+        GaussianStart.fit(theta, maps, RANGES, mean_omega="sqrt")
+    # the numpy and torch scalings agree (the denoiser's mean level uses the torch one)
+    from explorer.model.denoiser import MeanLevel
+    from explorer.model.gaussian import scaled_theta
+
+    u = MeanLevel(RANGES, omega="log").scaled(torch.tensor(edge)).numpy()
+    np.testing.assert_allclose(u, scaled_theta(edge, RANGES, "log"), atol=1e-6)  # its buffers are float32
+    np.testing.assert_allclose(u[:, 0], np.log(edge[:, 0] / 0.1) / np.log(5.0), atol=1e-6)
+    np.testing.assert_allclose(u[:, 1], (edge[:, 1] - 0.6) / 0.4, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def model():
     with torch.random.fork_rng():

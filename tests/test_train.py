@@ -127,6 +127,14 @@ def test_train_resume_and_export(tiny_data, tmp_path):
     assert set(state["ema"]) == set(ema_before)
     changed = [not torch.equal(ema_before[k], state["ema"][k]) for k in ema_before]
     assert any(changed)
+    # the mean level's Ωₘ scale goes with its parameters: in the checkpoint's record and the export
+    assert json.loads(state["record"])["mean_level_omega"] == "log" and load_model(run / "last").mean_level.omega == "log"
+    # a checkpoint from before the log scale (its record has no mean_level_omega) resumes linear, as it trained
+    old = json.loads(state["record"])
+    del old["mean_level_omega"]
+    torch.save({**state, "record": json.dumps(old)}, run / "checkpoint.pt")
+    train(TrainConfig(**{**cfg.__dict__, "max_steps": 7, "val_every": 0}), progress=False)
+    assert load_model(run / "last").mean_level.omega == "linear"
 
 
 def test_a_warm_start_continues_the_ema_warm_up(tiny_data, tmp_path, monkeypatch):
@@ -151,6 +159,7 @@ def test_warm_start_adds_a_mean_level_fitted_to_the_training_maps(tiny_data, tmp
     train(TrainConfig(run_dir=str(tmp_path / "head"), init=str(tmp_path / "plain" / "last"), **base), progress=False)
     head = load_model(tmp_path / "head" / "last")
     assert head.mean_level is not None and head.metadata["mean_level"]["model"] == "quadratic-gaussian"
+    assert head.metadata["mean_level"]["omega"] == "log"  # a new mean level takes Ωₘ in its log
     assert head.metadata["schedule"] == plain.metadata["schedule"]
     # The tiny maps' mean level is 10.5 + Ωₘ (+ noise): μ(θ) must follow each simulation's maps.
     lo, hi = head.normalization.lo, head.normalization.hi

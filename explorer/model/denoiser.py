@@ -25,8 +25,9 @@ mean m (normalised units), the Bayes estimate of ε̄ is exact:
     x̄_t = √ᾱ_t m + √(1−ᾱ_t) ε̄,   ε̄ ~ N(0, σ²_e),  σ²_e = 1/(HW)
     E[ε̄ | x̄_t, θ] = √(1−ᾱ_t) σ²_e / (ᾱ_t s² + (1−ᾱ_t) σ²_e) · (x̄_t − √ᾱ_t μ(θ))
 
-with μ(θ) a quadratic in the scaled θ and log s(θ) linear in it, both learned (initialised by a fit
-to the training maps, :meth:`MeanLevel.fit`). The network's own output mean is removed and this put in.
+with μ(θ) a quadratic in the scaled θ (Ωₘ in its log: the mean density is ∝ Ωₘ) and log s(θ) linear
+in it, both learned (initialised by a fit to the training maps, :meth:`MeanLevel.fit`). The network's
+own output mean is removed and this put in.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from explorer.data.transform import Normalization
 from explorer.params import PRIOR
 
 from .device import autocast
-from .gaussian import fit_log_scatter
+from .gaussian import OMEGA_SCALES, fit_log_scatter
 from .schedule import NoiseSchedule
 
 
@@ -47,19 +48,27 @@ class MeanLevel(nn.Module):
     """Gaussian prior of a map's mean level given θ: m ~ N(μ(θ), s(θ)²), normalised units.
 
     μ(θ) = coef · [1, u, v, u², uv, v²] and log s(θ) = log_s · [1, u, v], with (u, v) θ scaled to
-    [0, 1] over ``param_ranges``. Why s depends on θ: the mean of a thin slab scatters more when
+    [0, 1] over ``param_ranges``: Ωₘ in its log with ``omega="log"`` (u = ln(Ωₘ/lo)/ln(hi/lo),
+    :func:`explorer.model.gaussian.scaled_theta`; the mean linear density is ∝ Ωₘ, and at the
+    prior's low-Ωₘ edge a quadratic in Ωₘ put μ 0.07 dex too high), linearly otherwise (weights
+    before session 17). Why s depends on θ: the mean of a thin slab scatters more when
     structure is stronger; on the 750 maps of assets/valid the scatter around μ(θ) grows from 0.049
     (σ₈ < 0.7) to 0.079 (σ₈ > 0.9) normalised units, with no trend in Ωₘ (README, model card).
     Weights from before store one scatter (``log_s`` a number), read as log_s = [that, 0, 0].
     Stored in ``explorer.json`` as :meth:`to_dict`.
     """
 
-    def __init__(self, param_ranges=PRIOR):
+    def __init__(self, param_ranges=PRIOR, omega: str = "linear"):
         super().__init__()
         ranges = [tuple(float(v) for v in r) for r in param_ranges]
         if len(ranges) != 2 or any(len(r) != 2 or not r[0] < r[1] for r in ranges):
             raise ValueError(f"param_ranges must be two (lo, hi) pairs with lo < hi, got {param_ranges!r}")
+        if omega not in OMEGA_SCALES:
+            raise ValueError(f"omega must be one of {OMEGA_SCALES}, got {omega!r}")
+        if omega == "log" and ranges[0][0] <= 0:
+            raise ValueError(f"a log scale for Ωₘ needs a positive prior range, got {ranges[0]}")
         self.param_ranges = tuple(ranges)
+        self.omega = omega
         self.coef = nn.Parameter(torch.zeros(6))
         self.log_s = nn.Parameter(torch.tensor([float(np.log(0.1)), 0.0, 0.0]))
         self.register_buffer("theta_lo", torch.tensor([r[0] for r in ranges]), persistent=False)
@@ -72,8 +81,13 @@ class MeanLevel(nn.Module):
         return torch.stack([torch.ones_like(a), a, b, a * a, a * b, b * b], dim=1)
 
     def scaled(self, theta: torch.Tensor) -> torch.Tensor:
-        """Physical θ ``(B, 2)`` -> (u, v) ``(B, 2)`` in [0, 1] over the prior box."""
-        return (theta - self.theta_lo.to(theta)) / self.theta_span.to(theta)
+        """Physical θ ``(B, 2)`` -> (u, v) ``(B, 2)`` in [0, 1] over the prior box (Ωₘ in its log with
+        ``omega="log"``, as :func:`explorer.model.gaussian.scaled_theta`)."""
+        u = (theta - self.theta_lo.to(theta)) / self.theta_span.to(theta)
+        if self.omega == "log":
+            lo, hi = self.param_ranges[0]
+            u = torch.cat([torch.log(theta[:, :1] / lo) / float(np.log(hi / lo)), u[:, 1:]], dim=1)
+        return u
 
     def forward(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ(θ) ``(B,)``, s(θ) ``(B,)``) for physical ``theta: (B, 2)``, normalised units."""
@@ -104,7 +118,7 @@ class MeanLevel(nn.Module):
         if theta.ndim != 2 or theta.shape[1] != 2 or theta.shape[0] != means.shape[0] or means.numel() < 7:
             raise ValueError(f"need theta (N, 2) and means (N,) with N >= 7, got {tuple(theta.shape)}, "
                              f"{tuple(means.shape)}")
-        features = self.features((theta - self.theta_lo.double()) / self.theta_span.double())
+        features = self.features(self.scaled(theta))
         coef = torch.linalg.lstsq(features, means[:, None]).solution[:, 0]
         g = features[:, :3] if scatter == "theta" else features[:, :1]
         w = torch.from_numpy(fit_log_scatter(g.numpy(), (means - features @ coef).numpy()))
@@ -120,12 +134,13 @@ class MeanLevel(nn.Module):
     def to_dict(self) -> dict:
         """The JSON form in ``explorer.json`` (float32 values written exactly)."""
         return {"model": "quadratic-gaussian", "coef": [float(c) for c in self.coef.detach().cpu()],
-                "log_s": [float(c) for c in self.log_s.detach().cpu()]}
+                "log_s": [float(c) for c in self.log_s.detach().cpu()],
+                **({} if self.omega == "linear" else {"omega": self.omega})}
 
     @classmethod
     def from_dict(cls, d: dict, param_ranges=PRIOR) -> "MeanLevel":
         """Inverse of :meth:`to_dict`; a number for ``log_s`` (one scatter for every θ) is read as
-        [that, 0, 0]. Raises ValueError on a malformed entry."""
+        [that, 0, 0]; no ``omega`` means Ωₘ scaled linearly. Raises ValueError on a malformed entry."""
         if not isinstance(d, dict) or d.get("model") != "quadratic-gaussian":
             raise ValueError(f'mean_level must be {{"model": "quadratic-gaussian", "coef": [6 numbers], '
                              f'"log_s": [3 numbers] or a number}}, got {d!r}')
@@ -138,7 +153,10 @@ class MeanLevel(nn.Module):
             log_s = np.array([log_s[0], 0.0, 0.0])
         if coef.shape != (6,) or log_s.shape != (3,) or not (np.isfinite(coef).all() and np.isfinite(log_s).all()):
             raise ValueError(f"mean_level needs 6 finite coef and a finite log_s (3 numbers or one), got {d!r}")
-        out = cls(param_ranges)
+        omega = d.get("omega", "linear")
+        if omega not in OMEGA_SCALES:
+            raise ValueError(f"mean_level omega must be one of {OMEGA_SCALES}, got {omega!r}")
+        out = cls(param_ranges, omega=omega)
         with torch.no_grad():
             out.coef.copy_(torch.tensor(coef, dtype=torch.float32))
             out.log_s.copy_(torch.tensor(log_s, dtype=torch.float32))

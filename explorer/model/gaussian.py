@@ -18,7 +18,8 @@ on an N² map with DFT X_m = Σ_j x_j e^{−2πi m·j/N}:
   total degree ≤ ``degree`` in the scaled θ u ∈ [0, 1]², fitted by least squares to the log ring
   means of every training map and corrected for the mean of a log: a ring mean of K independent
   exponential |X|² has E[ln] = ln S + ψ(K) − ln K;
-* map mean m ~ N(μ(θ), s²), μ the same kind of polynomial, s the residual scatter.
+* map mean m ~ N(μ(θ), s(θ)²), μ the same kind of polynomial but in u = (ln Ωₘ scaled, σ₈ scaled)
+  (:func:`scaled_theta`; weights fitted before session 17 use Ωₘ linearly), log s linear in the same u.
 
 ``GaussianStart.fit`` fits it (``explorer calibrate`` does so on the training split and stores it
 in the weights' ``explorer.json`` under "gaussian_start"); ``GaussianStart.draw`` draws x₀^G.
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from scipy.special import digamma
 
-__all__ = ["GaussianStart", "ring_index", "ring_power", "theta_monomials"]
+__all__ = ["GaussianStart", "OMEGA_SCALES", "ring_index", "ring_power", "scaled_theta", "theta_monomials"]
 
 
 def ring_index(n: int) -> np.ndarray:
@@ -57,14 +58,34 @@ def ring_power(x) -> tuple[np.ndarray, np.ndarray]:
     return sums / count, count
 
 
-def theta_monomials(theta, param_ranges, degree: int, centred: bool = False) -> np.ndarray:
-    """Monomials u₀^i u₁^j of total degree ≤ ``degree`` of θ ``(G, 2)`` scaled over the prior box:
-    ``(G, (degree+1)(degree+2)/2)``, ordered by degree, then by falling power of u₀. u ∈ [0, 1]²,
-    or [−1, 1]² with ``centred`` (the P(k) baseline's convention)."""
+OMEGA_SCALES = ("linear", "log")
+
+
+def scaled_theta(theta, param_ranges, omega: str = "linear") -> np.ndarray:
+    """θ ``(G, 2)`` scaled to u ∈ [0, 1]² over the prior box: ``(G, 2)``. With ``omega="log"`` the
+    first parameter (Ωₘ) is scaled in its logarithm, u₀ = ln(Ωₘ/lo)/ln(hi/lo): a map's mean linear
+    density is ∝ Ωₘ, so its mean log10 Σ is log10 Ωₘ plus a smooth correction, which a polynomial in
+    ln Ωₘ holds (at the low-Ωₘ edge, where log10 Ωₘ bends most) and one in Ωₘ does not (model card,
+    "Mean level")."""
+    if omega not in OMEGA_SCALES:
+        raise ValueError(f"omega scale must be one of {OMEGA_SCALES}, got {omega!r}")
     theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
     lo = np.array([r[0] for r in param_ranges], dtype=np.float64)
-    span = np.array([r[1] - r[0] for r in param_ranges], dtype=np.float64)
-    u = (theta - lo) / span
+    hi = np.array([r[1] for r in param_ranges], dtype=np.float64)
+    u = (theta - lo) / (hi - lo)
+    if omega == "log":
+        if lo[0] <= 0:
+            raise ValueError(f"a log scale for Ωₘ needs a positive prior range, got {tuple(param_ranges[0])}")
+        u[:, 0] = np.log(theta[:, 0] / lo[0]) / np.log(hi[0] / lo[0])
+    return u
+
+
+def theta_monomials(theta, param_ranges, degree: int, centred: bool = False, omega: str = "linear") -> np.ndarray:
+    """Monomials u₀^i u₁^j of total degree ≤ ``degree`` of θ ``(G, 2)`` scaled over the prior box:
+    ``(G, (degree+1)(degree+2)/2)``, ordered by degree, then by falling power of u₀. u ∈ [0, 1]²
+    (:func:`scaled_theta`, Ωₘ in its log with ``omega="log"``), or [−1, 1]² with ``centred`` (the
+    P(k) baseline's convention)."""
+    u = scaled_theta(theta, param_ranges, omega)
     if centred:
         u = 2.0 * u - 1.0
     return np.stack([u[:, 0] ** i * u[:, 1] ** (d - i) for d in range(degree + 1) for i in range(d, -1, -1)], axis=1)
@@ -89,9 +110,9 @@ def fit_log_scatter(features, residuals, iterations: int = 50) -> np.ndarray:
     return w
 
 
-def _linear(theta, param_ranges) -> np.ndarray:
+def _linear(theta, param_ranges, omega: str = "linear") -> np.ndarray:
     """[1, u, v] of θ ``(B, 2)`` scaled to [0, 1] over the prior box: ``(B, 3)``."""
-    return theta_monomials(theta, param_ranges, 1)
+    return theta_monomials(theta, param_ranges, 1, omega=omega)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,14 +128,19 @@ class GaussianStart:
     sigma: float                   # σ* = √((1−ᾱ)/ᾱ) of the first network step
     n_maps: int = 0                # maps it was fitted on (record)
     mean_log_scatter: np.ndarray | None = None  # (3,): log s(θ) = [1, u, v] · this; None: s for every θ
+    mean_omega: str = "linear"     # u of the map-mean model μ(θ), s(θ): Ωₘ scaled linearly or in its log
 
     @classmethod
     def fit(cls, theta_per_map, maps, param_ranges, *, sigma: float = 1.0, degree: int = 3,
-            scatter: str = "theta") -> "GaussianStart":
+            scatter: str = "theta", mean_omega: str = "log") -> "GaussianStart":
         """Fit to normalised maps ``(N, n, n)`` at ``theta_per_map (N, 2)`` (module docstring); the map
-        means' scatter depends on θ (``scatter="theta"``, log s linear in the scaled θ) or not ("constant")."""
+        means' scatter depends on θ (``scatter="theta"``, log s linear in the scaled θ) or not ("constant");
+        the map-mean model takes Ωₘ in its log (``mean_omega="log"``, :func:`scaled_theta`) or linearly
+        (as fitted before session 17)."""
         if scatter not in ("theta", "constant"):
             raise ValueError(f"scatter must be 'theta' or 'constant', got {scatter!r}")
+        if mean_omega not in OMEGA_SCALES:
+            raise ValueError(f"mean_omega must be one of {OMEGA_SCALES}, got {mean_omega!r}")
         maps = np.asarray(maps, dtype=np.float64)
         theta = np.asarray(theta_per_map, dtype=np.float64)
         if maps.ndim != 3 or theta.shape != (maps.shape[0], 2):
@@ -129,13 +155,15 @@ class GaussianStart:
         k = count[1:] / 2.0  # independent complex modes per ring (X_{-m} = conj X_m)
         coef[0] -= digamma(k) - np.log(k)  # φ_0 = 1: remove the bias of the mean of a log
         means = maps.mean(axis=(1, 2))
-        mean_coef = np.linalg.lstsq(phi, means, rcond=None)[0]
-        resid = means - phi @ mean_coef
-        log_scatter = fit_log_scatter(_linear(theta, param_ranges), resid) if scatter == "theta" else None
+        phi_mean = theta_monomials(theta, param_ranges, degree, omega=mean_omega)
+        mean_coef = np.linalg.lstsq(phi_mean, means, rcond=None)[0]
+        resid = means - phi_mean @ mean_coef
+        log_scatter = (fit_log_scatter(_linear(theta, param_ranges, mean_omega), resid) if scatter == "theta"
+                       else None)
         return cls(resolution=int(maps.shape[-1]), param_ranges=tuple(tuple(map(float, r)) for r in param_ranges),
                    degree=int(degree), log_spectrum_coef=coef, mean_coef=mean_coef,
                    mean_scatter=float(np.std(resid, ddof=phi.shape[1])), sigma=float(sigma),
-                   n_maps=int(maps.shape[0]), mean_log_scatter=log_scatter)
+                   n_maps=int(maps.shape[0]), mean_log_scatter=log_scatter, mean_omega=mean_omega)
 
     def spectrum(self, theta) -> np.ndarray:
         """S(θ) on every DFT mode: ``(B, n, n)`` (0 at m = 0; corner modes take the last ring's value)."""
@@ -148,14 +176,14 @@ class GaussianStart:
 
     def mean(self, theta) -> np.ndarray:
         """μ(θ) ``(B,)``, normalised units."""
-        return theta_monomials(theta, self.param_ranges, self.degree) @ self.mean_coef
+        return theta_monomials(theta, self.param_ranges, self.degree, omega=self.mean_omega) @ self.mean_coef
 
     def scatter(self, theta) -> np.ndarray:
         """s(θ) ``(B,)`` of the map means around μ(θ), normalised units."""
         theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
         if self.mean_log_scatter is None:
             return np.full(theta.shape[0], self.mean_scatter)
-        return np.exp(_linear(theta, self.param_ranges) @ self.mean_log_scatter)
+        return np.exp(_linear(theta, self.param_ranges, self.mean_omega) @ self.mean_log_scatter)
 
     def draw(self, theta, generator: torch.Generator) -> torch.Tensor:
         """x₀^G at each θ of ``theta (B, 2)``: ``(B, 1, n, n)`` float32, from the CPU ``generator``."""
@@ -171,7 +199,7 @@ class GaussianStart:
         return {"resolution": self.resolution, "param_ranges": [list(r) for r in self.param_ranges],
                 "degree": self.degree, "log_spectrum_coef": self.log_spectrum_coef.tolist(),
                 "mean_coef": self.mean_coef.tolist(), "mean_scatter": self.mean_scatter, "sigma": self.sigma,
-                "n_maps": self.n_maps,
+                "n_maps": self.n_maps, **({} if self.mean_omega == "linear" else {"mean_omega": self.mean_omega}),
                 **({} if self.mean_log_scatter is None else {"mean_log_scatter": self.mean_log_scatter.tolist()})}
 
     @classmethod
@@ -199,6 +227,9 @@ class GaussianStart:
             log_scatter = np.asarray(d["mean_log_scatter"], dtype=np.float64)
             if log_scatter.shape != (3,) or not np.isfinite(log_scatter).all():
                 raise ValueError(f"gaussian_start: mean_log_scatter must be 3 finite numbers, got {d['mean_log_scatter']!r}")
+        mean_omega = d.get("mean_omega", "linear")
+        if mean_omega not in OMEGA_SCALES:
+            raise ValueError(f"gaussian_start: mean_omega must be one of {OMEGA_SCALES}, got {mean_omega!r}")
         return cls(resolution=n, param_ranges=tuple(tuple(map(float, r)) for r in d["param_ranges"]), degree=degree,
                    log_spectrum_coef=coef, mean_coef=mean_coef, mean_scatter=scatter, sigma=sigma,
-                   n_maps=int(d.get("n_maps", 0)), mean_log_scatter=log_scatter)
+                   n_maps=int(d.get("n_maps", 0)), mean_log_scatter=log_scatter, mean_omega=mean_omega)

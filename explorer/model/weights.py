@@ -17,7 +17,8 @@ Layout (Hugging Face style; the network alone loads with ``ParamUNet.from_pretra
                       were chosen); optional "clip" is the x̂_0 clipping range in x units ([-1, 1])
     param_ranges      [[Ωₘ lo, hi], [σ₈ lo, hi]]
     prediction_type   "epsilon" | "v_prediction"
-    mean_level        optional {"model": "quadratic-gaussian", "coef": [6], "log_s": float}
+    mean_level        optional {"model": "quadratic-gaussian", "coef": [6], "log_s": [3] (or one number),
+                      "omega": "log" (Ωₘ scaled in its log; absent: linearly)}
                       (denoiser.MeanLevel: the map-mean prior that gives the output's k = 0 mode)
     data              provenance (suite, files, number of simulations/maps, ...)
     training          record (steps, batch size, CPU-hours, ...)
