@@ -1,6 +1,7 @@
 """Coverage and precision of the shipped, calibrated likelihood over several noise seeds.
 
     python bench/bench_coverage.py --noise-seeds 0 1 2 --json runs/coverage.json
+    python bench/bench_coverage.py --network small --terms vlb:8   # the small network's own calibration
 
 The evaluation half of ``explorer calibrate``, repeated with other noise draws and without refitting
 anything: the temperatures stored in ``WEIGHTS/explorer.json`` are used as they are. Fields: one map
@@ -69,6 +70,9 @@ def field_row(map_index, theta, post, replicate) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default=None, help="weights folder (default: --weights, $EXPLORER_WEIGHTS, shipped)")
+    p.add_argument("--network", default=None,
+                   help="the likelihood's network: a sub-folder of --weights (e.g. small, as `explorer infer --network`); "
+                        "the P(k) baseline is --weights' own")
     p.add_argument("--valid", default=None, help="evaluation CMD directory (default: the bundled assets/valid)")
     p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="noise replicates r: field f uses seed field_seed(f) + r (0 = explorer infer's default)")
@@ -84,6 +88,7 @@ def main(argv=None) -> int:
     from explorer.inference import infer
     from explorer.inference.defaults import DEFAULT_N_NOISE, DEFAULT_TERMS
     from explorer.inference.grid import calibration_temperature
+    from explorer.inference.batch import likelihood_folder
     from explorer.inference.calibrate import _fields, coverage_metrics, one_map_per_simulation
     from explorer.inference.pk_baseline import FILENAME, PkBaseline
     from explorer.inference.vlb import field_seed
@@ -91,7 +96,11 @@ def main(argv=None) -> int:
 
     weights = resolve_weights(args.weights)
     valid = Path(args.valid) if args.valid else resolve_assets() / "valid"
-    loaded = load_model(weights)
+    if not (weights / FILENAME).is_file():  # before the long part, not after it
+        raise SystemExit(f"no P(k) baseline {weights / FILENAME}: for a sub-network give its parent folder and "
+                         "--network NAME, else fit one with `explorer calibrate`")
+    baseline = PkBaseline.load(weights / FILENAME)
+    loaded = load_model(likelihood_folder(weights, args.network))
     cmd = load_cmd(*find_cmd(valid))
     sims = np.arange(cmd.n_sims)[:args.max_fields]
     idx = one_map_per_simulation(sims, 1)  # explorer calibrate's evaluation fields (field-choice seed 0 + 1)
@@ -116,14 +125,13 @@ def main(argv=None) -> int:
         per_seed[r] = m
         posts_by_seed[r] = posts
         print(json.dumps({"row": "seed", "noise_replicate": r, **m}), flush=True)
-    baseline = PkBaseline.load(weights / FILENAME)
     pk_posts = [baseline.posterior(f, truth=tuple(t)) for f, t in zip(maps, thetas)]
     pk = coverage_metrics(pk_posts)
     # How often the diffusion estimate beats P(k) per field (|mean − truth|, Ωₘ), per replicate.
     pk_err = np.array([abs(q.estimates["omega_m"]["mean"] - t[0]) for q, t in zip(pk_posts, thetas)])
     wins = {r: int(np.sum(np.array([abs(q.estimates["omega_m"]["mean"] - t[0]) for q, t in zip(posts, thetas)]) < pk_err))
             for r, posts in posts_by_seed.items()}
-    report = {"weights": str(weights), "valid": str(valid), "n_fields": int(len(idx)),
+    report = {"weights": str(weights), "network": args.network, "valid": str(valid), "n_fields": int(len(idx)),
               "terms": terms, "n_noise": DEFAULT_N_NOISE, "noise_replicates": list(args.noise_seeds),
               "temperatures": {"2d": posts_by_seed[args.noise_seeds[0]][0].temperature,
                                "marginal": posts_by_seed[args.noise_seeds[0]][0].marginal_temperatures},
