@@ -153,10 +153,7 @@ class MeanLevel(nn.Module):
             log_s = np.array([log_s[0], 0.0, 0.0])
         if coef.shape != (6,) or log_s.shape != (3,) or not (np.isfinite(coef).all() and np.isfinite(log_s).all()):
             raise ValueError(f"mean_level needs 6 finite coef and a finite log_s (3 numbers or one), got {d!r}")
-        omega = d.get("omega", "linear")
-        if omega not in OMEGA_SCALES:
-            raise ValueError(f"mean_level omega must be one of {OMEGA_SCALES}, got {omega!r}")
-        out = cls(param_ranges, omega=omega)
+        out = cls(param_ranges, omega=d.get("omega", "linear"))  # refuses an unknown scale
         with torch.no_grad():
             out.coef.copy_(torch.tensor(coef, dtype=torch.float32))
             out.log_s.copy_(torch.tensor(log_s, dtype=torch.float32))

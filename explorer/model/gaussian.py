@@ -66,7 +66,7 @@ def scaled_theta(theta, param_ranges, omega: str = "linear") -> np.ndarray:
     first parameter (Ωₘ) is scaled in its logarithm, u₀ = ln(Ωₘ/lo)/ln(hi/lo): a map's mean linear
     density is ∝ Ωₘ, so its mean log10 Σ is log10 Ωₘ plus a smooth correction, which a polynomial in
     ln Ωₘ holds (at the low-Ωₘ edge, where log10 Ωₘ bends most) and one in Ωₘ does not (model card,
-    "Mean level")."""
+    "Map-mean model")."""
     if omega not in OMEGA_SCALES:
         raise ValueError(f"omega scale must be one of {OMEGA_SCALES}, got {omega!r}")
     theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
@@ -129,6 +129,10 @@ class GaussianStart:
     n_maps: int = 0                # maps it was fitted on (record)
     mean_log_scatter: np.ndarray | None = None  # (3,): log s(θ) = [1, u, v] · this; None: s for every θ
     mean_omega: str = "linear"     # u of the map-mean model μ(θ), s(θ): Ωₘ scaled linearly or in its log
+
+    def __post_init__(self):
+        if self.mean_omega not in OMEGA_SCALES:
+            raise ValueError(f"gaussian_start: mean_omega must be one of {OMEGA_SCALES}, got {self.mean_omega!r}")
 
     @classmethod
     def fit(cls, theta_per_map, maps, param_ranges, *, sigma: float = 1.0, degree: int = 3,
@@ -227,9 +231,7 @@ class GaussianStart:
             log_scatter = np.asarray(d["mean_log_scatter"], dtype=np.float64)
             if log_scatter.shape != (3,) or not np.isfinite(log_scatter).all():
                 raise ValueError(f"gaussian_start: mean_log_scatter must be 3 finite numbers, got {d['mean_log_scatter']!r}")
-        mean_omega = d.get("mean_omega", "linear")
-        if mean_omega not in OMEGA_SCALES:
-            raise ValueError(f"gaussian_start: mean_omega must be one of {OMEGA_SCALES}, got {mean_omega!r}")
         return cls(resolution=n, param_ranges=tuple(tuple(map(float, r)) for r in d["param_ranges"]), degree=degree,
                    log_spectrum_coef=coef, mean_coef=mean_coef, mean_scatter=scatter, sigma=sigma,
-                   n_maps=int(d.get("n_maps", 0)), mean_log_scatter=log_scatter, mean_omega=mean_omega)
+                   n_maps=int(d.get("n_maps", 0)), mean_log_scatter=log_scatter,
+                   mean_omega=d.get("mean_omega", "linear"))  # __post_init__ refuses an unknown scale
