@@ -308,8 +308,7 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
         test_sims, valid_sims = test_sims[:max_fields], valid_sims[:max_fields]
     from explorer.data import MAPS_PER_SIM
 
-    if not 1 <= maps_per_sim <= MAPS_PER_SIM:  # before anything is written
-        raise ValueError(f"maps per simulation must be 1 … {MAPS_PER_SIM}, got {maps_per_sim}")
+    cal_idx = maps_per_simulation(test_sims, seed, maps_per_sim)  # (refuses a bad count) before anything is written
     if not skip_coverage and (test_sims.size < 3 or valid_sims.size < 3):  # before anything is written
         raise ValueError(f"need >= 3 calibration and evaluation fields, got {test_sims.size} and {valid_sims.size}")
     kw = dict(terms=terms, n_noise=n_noise, coarse=coarse, fine=fine, seed=noise_seed,
@@ -325,8 +324,7 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
                 "seconds": time.perf_counter() - t_start}
 
     saved = load_grids(from_grids, terms, n_noise) if from_grids is not None else None
-    cal_idx = maps_per_simulation(test_sims, seed, maps_per_sim)                            # 2.
-    cal_maps, cal_theta = _fields(train_cmd, cal_idx, r), train_cmd.theta[cal_idx // MAPS_PER_SIM]
+    cal_maps, cal_theta = _fields(train_cmd, cal_idx, r), train_cmd.theta[cal_idx // MAPS_PER_SIM]   # 2.
     if saved is not None:
         raw = _saved(saved, "calibration", cal_idx, cal_theta)
     else:
