@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_browser import free_port, stop_server, wait_for_http  # noqa: E402  (one copy of the server helpers)
+from conftest import free_port, stop_server, wait_for_http  # noqa: E402  (one copy of the server helpers)
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_app import (CHROMIUM_ARGS, COUNT_JS, N_FIGURES, REPO, drag, reused, wait_first_render,  # noqa: E402
                        wait_settled, watch)
-from test_browser import free_port, wait_for_http  # noqa: E402  (bench_app put tests/ on the path)
+from conftest import free_port, wait_for_http  # noqa: E402  (bench_app put tests/ on the path)
 
 
 def main(argv=None) -> int:

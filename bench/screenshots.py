@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_browser import (CHROMIUM, CHROMIUM_ARGS, free_port, open_tab, start_server,  # noqa: E402
-                          stop_server, wait_for_http)
+from conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server, wait_for_http  # noqa: E402
+from test_browser import open_tab  # noqa: E402
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
