@@ -98,24 +98,19 @@ def make_tiny_examples(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory):
-    return make_tiny_weights(tmp_path_factory.mktemp("weights"))
+def _tiny_folder_fixture(name: str, make):
+    """A session fixture ``tiny_<name>``: ``make`` (one of the ``make_tiny_*`` above) in a new temporary folder."""
+    def fixture(tmp_path_factory):
+        return make(tmp_path_factory.mktemp(name))
+
+    fixture.__doc__ = make.__doc__
+    return pytest.fixture(scope="session", name=f"tiny_{name}")(fixture)
 
 
-@pytest.fixture(scope="session")
-def tiny_reference(tmp_path_factory):
-    return make_tiny_reference(tmp_path_factory.mktemp("reference"))
-
-
-@pytest.fixture(scope="session")
-def tiny_onep(tmp_path_factory):
-    return make_tiny_onep(tmp_path_factory.mktemp("onep"))
-
-
-@pytest.fixture(scope="session")
-def tiny_examples(tmp_path_factory):
-    return make_tiny_examples(tmp_path_factory.mktemp("examples"))
+tiny_weights = _tiny_folder_fixture("weights", make_tiny_weights)
+tiny_reference = _tiny_folder_fixture("reference", make_tiny_reference)
+tiny_onep = _tiny_folder_fixture("onep", make_tiny_onep)
+tiny_examples = _tiny_folder_fixture("examples", make_tiny_examples)
 
 
 def app_environment_of(weights: Path, reference: Path, onep: Path, examples: Path) -> dict:
