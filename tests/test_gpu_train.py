@@ -3,7 +3,7 @@
 Every phase runs (simulate, train both networks from the shipped weights, the full one on two DDP
 processes through torchrun, assemble, evaluate side by side, figures) without the app's packages: panel, holoviews, bokeh, dask and astropy are made
 unimportable, as on a GPU node that only has PyTorch's image. The run itself starts in the
-background with the test session (``conftest.tiny_gpu_train``) and this test checks what it wrote.
+background before the tests are collected (``conftest.start_gpu_train``, ``conftest.tiny_gpu_train``) and this test checks what it wrote.
 """
 
 import json
