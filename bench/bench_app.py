@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import free_port, stop_server, wait_for_http  # noqa: E402  (one copy of the server helpers)
+from conftest import free_port, stop_group, wait_for_http  # noqa: E402  (one copy of the server helpers)
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -426,7 +426,7 @@ def main(argv=None) -> int:
             time.sleep(40)  # Bokeh destroys a closed session after 15 s, checking every 17 s
             out["rss_mb_after_all_sessions_closed"] = rss_mb(proc.pid)
     finally:
-        stop_server(proc)
+        stop_group(proc)
     out["load_average_end"] = os.getloadavg()
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0

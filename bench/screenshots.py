@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server, wait_for_http  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_group, wait_for_http  # noqa: E402
 from test_browser import open_tab  # noqa: E402
 
 from playwright.sync_api import sync_playwright  # noqa: E402
@@ -128,7 +128,7 @@ def main(tabs=TABS):
                 presenter(browser, url)
             browser.close()
     finally:
-        stop_server(proc)
+        stop_group(proc)
 
 
 if __name__ == "__main__":

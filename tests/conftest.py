@@ -171,7 +171,8 @@ def wait_for_http(url: str, proc: subprocess.Popen | None = None, timeout: float
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-def stop_server(proc: subprocess.Popen) -> None:
+def stop_group(proc: subprocess.Popen) -> None:
+    """End ``proc`` and its process group (SIGTERM, then SIGKILL after 10 s)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -227,12 +228,6 @@ def start_gpu_train(folder: Path) -> subprocess.Popen:
                             process_group=0)  # not a new session: that would be its own autogroup, and nice moot
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def _jobs_the_command_line_selects(config) -> set[str]:
     """Which of the two jobs the tests this command line selects will probably need, judged before
     collection from its paths, ``-m`` and ``-k`` (a job not started here starts with its first test)."""
@@ -249,9 +244,8 @@ def _jobs_the_command_line_selects(config) -> set[str]:
     if not CHROMIUM.exists():
         wanted.discard("app_server")
     if config.option.markexpr:
-        marks = {"app_server": {"browser"}, "gpu_train": {"slow"}}
-        wanted = {job for job in wanted if Expression.compile(config.option.markexpr).evaluate(
-            lambda name, **kwargs: name in marks[job])}
+        selects, marks = Expression.compile(config.option.markexpr), {"app_server": {"browser"}, "gpu_train": {"slow"}}
+        wanted = {job for job in wanted if selects.evaluate(lambda name, **kwargs: name in marks[job])}
     return wanted
 
 
@@ -266,39 +260,31 @@ def pytest_sessionstart(session):
     wanted = _jobs_the_command_line_selects(config)
     if "gpu_train" in wanted:
         folder = config._tmp_path_factory.mktemp("gpu_train")
-        proc = start_gpu_train(folder)
-        _STARTED[GPU_TRAIN_TESTS] = proc, _stop_group
-        config.add_cleanup(lambda: _stop_group(proc))
+        proc = _STARTED[GPU_TRAIN_TESTS] = start_gpu_train(folder)
+        config.add_cleanup(lambda: stop_group(proc))
         os.environ[GPU_TRAIN_ENV] = str(folder)
     if "app_server" in wanted:
         url, server = start_app_server(config._tmp_path_factory.mktemp("app"))
-        _STARTED[BROWSER_TESTS] = server, stop_server
-        config.add_cleanup(lambda: stop_server(server))
+        _STARTED[BROWSER_TESTS] = server
+        config.add_cleanup(lambda: stop_group(server))
         os.environ[APP_URL_ENV] = url
     config.add_cleanup(lambda: [os.environ.pop(name, None) for name in (APP_URL_ENV, GPU_TRAIN_ENV)])
 
 
-_STARTED: dict[str, tuple] = {}  # the tests a job started by pytest_sessionstart serves: (process, stop)
+_STARTED: dict[str, subprocess.Popen] = {}  # a job started by pytest_sessionstart, by the tests it serves
 
 
 def pytest_collection_finish(session):
     """Stop a job that no selected test needs (deselected by --deselect, --lf, ...)."""
-    for tests, (proc, stop) in _STARTED.items():
+    for tests, proc in _STARTED.items():
         if not any(tests in item.nodeid for item in session.items):
-            stop(proc)
+            stop_group(proc)
 
 
 def pytest_collection_modifyitems(config, items):
-    """The GPU training's test late (its job is done by then). The browser tests last in one process
-    (their server started with the session); first under pytest-xdist, whose loadscope scheduler hands
-    them to one worker while the other runs the rest (stable order otherwise)."""
-    first = hasattr(config, "workerinput")
-
-    def order(item):
-        browser = item.get_closest_marker("browser") is not None
-        return (browser != first, GPU_TRAIN_TESTS in item.nodeid)
-
-    items.sort(key=order)
+    """The browser tests last, the GPU training's test just before them (stable order otherwise): their
+    jobs started with the session and are done or warm by then."""
+    items.sort(key=lambda item: (item.get_closest_marker("browser") is not None, GPU_TRAIN_TESTS in item.nodeid))
 
 
 @pytest.fixture(scope="session")
@@ -312,7 +298,7 @@ def app_server(tmp_path_factory):
     try:
         yield url
     finally:
-        stop_server(proc)
+        stop_group(proc)
 
 
 @pytest.fixture(scope="session")
@@ -338,4 +324,4 @@ def tiny_gpu_train(tmp_path_factory):
         yield finished
     finally:
         if proc is not None:
-            _stop_group(proc)
+            stop_group(proc)
