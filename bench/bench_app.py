@@ -24,9 +24,10 @@ Debian's Chromium with playwright and measures:
   until each shows its maps and statistics, and how many showed reused maps;
 - ``concurrent_sessions``: ``--concurrent`` sessions release a slider together: each one's
   release -> maps and -> statistics, and the worst maps time over the solo median;
-- ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours drawn (the
-  refined surface); ``infer_drop_to_first_look_s``: -> the coarse scan's first look drawn (the
-  page's own clock, from just before the drop).
+- ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours of the first
+  complete result drawn (the refined surface; with the tab's fast preset, the small network's);
+  ``infer_drop_to_first_look_s``: -> the coarse scan's first look drawn; ``infer_drop_to_full_network_refined_s``:
+  -> the full network's result that replaces the fast one (the page's own clocks, from just before the drop).
 
 Also the server's resident memory after each phase (flat across repeated runs and sessions is the
 goal, and back near its post-load level once every session has closed), every request that left
@@ -120,16 +121,22 @@ COUNT_JS = """(name) => { let n = 0;
     for (const doc of Bokeh.documents) for (const m of doc.all_models) if (m.constructor.__name__ === name) n++;
     return n }"""
 #: Stamps (page clock, ms after the call) when a status line naming ``prefix`` first reads "first
-#: look" (the coarse scan drawn) and "network evaluations in" (the refined surface).
-INFER_WATCH_JS = """(prefix) => { const w = window.__infer = {t0: performance.now(), first: null, final: null};
+#: look" (the coarse scan drawn), "network evaluations in" (the first complete result: the fast one
+#: with the fast preset) and, where that result said "Refining with the full network", the full
+#: network's result that replaced it ("refined").
+INFER_WATCH_JS = """(prefix) => { const w = window.__infer = {t0: performance.now(), first: null, final: null,
+        refining: false, refined: null};
     clearInterval(window.__inferTimer);
     window.__inferTimer = setInterval(() => { const now = performance.now();
         for (const doc of Bokeh.documents) for (const m of doc.all_models) {
             if (typeof m.text !== 'string' || !m.text.includes(prefix)) continue;
             if (w.first === null && m.text.includes('first look')) w.first = now - w.t0;
-            if (w.final === null && m.text.includes('network evaluations in')) w.final = now - w.t0;
+            if (w.final === null && m.text.includes('network evaluations in')) {
+                w.final = now - w.t0; w.refining = m.text.includes('Refining with the full network'); }
+            else if (w.final !== null && w.refining && w.refined === null && m.text.includes('network evaluations in')
+                     && m.text.includes('(full network')) w.refined = now - w.t0;
         }
-        if (w.final !== null) clearInterval(window.__inferTimer); }, 50);
+        if (w.final !== null && (!w.refining || w.refined !== null)) clearInterval(window.__inferTimer); }, 50);
     return true }"""
 STATUS = "text=/map\\(s\\) at Ωₘ/"
 
@@ -391,7 +398,7 @@ def main(argv=None) -> int:
                     if out["infer_network"] is None:
                         raise RuntimeError(f"no {args.infer_network!r} entry in the Infer tab's network menu")
                     page.wait_for_timeout(500)
-                drops, first_looks, infer_rss = [], [], []
+                drops, first_looks, refines, infer_rss = [], [], [], []
                 for i in range(args.infers):  # the same field under a new name each time (a new drop)
                     with tempfile.TemporaryDirectory() as tmp:
                         dropped = Path(tmp) / f"drop{i}_{field.name}"
@@ -405,8 +412,17 @@ def main(argv=None) -> int:
                     drops.append(round(time.monotonic() - t, 2))
                     first = page.evaluate("() => window.__infer.first")
                     first_looks.append(None if first is None else round(first / 1000, 2))
+                    # with the fast preset the full network refines the result in place: wait for it
+                    # (the next drop would cancel it) and stamp it
+                    page.wait_for_function("() => !window.__infer.refining || window.__infer.refined !== null",
+                                           timeout=ms)
+                    refined = page.evaluate("() => window.__infer.refined")
+                    refines.append(None if refined is None else round(refined / 1000, 2))
                     infer_rss.append(rss_mb(proc.pid))
                 out["infer_drop_to_contours_s"] = {"median": statistics.median(drops), "all": drops}
+                done = [f for f in refines if f is not None]
+                out["infer_drop_to_full_network_refined_s"] = {"median": statistics.median(done) if done else None,
+                                                               "all": refines}
                 shown = [f for f in first_looks if f is not None]
                 out["infer_drop_to_first_look_s"] = {"median": statistics.median(shown) if shown else None,
                                                      "all": first_looks}

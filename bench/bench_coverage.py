@@ -79,6 +79,10 @@ def main(argv=None) -> int:
     p.add_argument("--max-fields", type=int, default=None, help="first N fields only (quick runs)")
     p.add_argument("--terms", default=None,
                    help="likelihood terms (default: explorer infer's); the weights' calibration must be for them")
+    p.add_argument("--coarse", type=int, nargs=2, default=None, metavar=("N_OM", "N_S8"),
+                   help="coarse grid points per axis (default: explorer infer's)")
+    p.add_argument("--fine", type=int, nargs=2, default=None, metavar=("N_OM", "N_S8"),
+                   help="fine grid points per axis (default: explorer infer's)")
     p.add_argument("--json", type=Path, default=None, help="also write the whole report here")
     args = p.parse_args(argv)
     if len(args.noise_seeds) < 1 or len(set(args.noise_seeds)) != len(args.noise_seeds):
@@ -86,7 +90,7 @@ def main(argv=None) -> int:
 
     from explorer.data import find_cmd, load_cmd
     from explorer.inference import infer
-    from explorer.inference.defaults import DEFAULT_N_NOISE, DEFAULT_TERMS
+    from explorer.inference.defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS
     from explorer.inference.grid import calibration_temperature
     from explorer.inference.batch import likelihood_folder
     from explorer.inference.calibrate import _fields, coverage_metrics, one_map_per_simulation
@@ -107,17 +111,19 @@ def main(argv=None) -> int:
     maps, thetas = _fields(cmd, idx, loaded.resolution), cmd.theta[sims]
 
     terms = args.terms or DEFAULT_TERMS
+    coarse, fine = tuple(args.coarse or DEFAULT_COARSE), tuple(args.fine or DEFAULT_FINE)
     note = calibration_temperature(loaded.metadata, terms, DEFAULT_N_NOISE)[2]
     if note:  # the figures are of the calibrated likelihood: refuse a raw one
         raise SystemExit(f"{weights}: {note}")
     start = time.perf_counter()
-    per_seed, per_field, posts_by_seed = {}, [], {}
+    per_seed, per_field, posts_by_seed, seconds = {}, [], {}, []
     for r in args.noise_seeds:
         posts = []
         for i, field, theta in zip(idx, maps, thetas):
             post = infer(loaded, field, kind="log10", truth=tuple(theta), seed=(field_seed(field) + r) % 2**63,
-                         terms=terms)
+                         terms=terms, coarse=coarse, fine=fine)
             posts.append(post)
+            seconds.append(post.seconds)
             row = field_row(i, theta, post, r)
             per_field.append(row)
             print(json.dumps(row), flush=True)
@@ -132,7 +138,10 @@ def main(argv=None) -> int:
     wins = {r: int(np.sum(np.array([abs(q.estimates["omega_m"]["mean"] - t[0]) for q, t in zip(posts, thetas)]) < pk_err))
             for r, posts in posts_by_seed.items()}
     report = {"weights": str(weights), "network": args.network, "valid": str(valid), "n_fields": int(len(idx)),
-              "terms": terms, "n_noise": DEFAULT_N_NOISE, "noise_replicates": list(args.noise_seeds),
+              "terms": terms, "n_noise": DEFAULT_N_NOISE, "coarse": list(coarse), "fine": list(fine),
+              "n_evaluations": posts_by_seed[args.noise_seeds[0]][0].n_evaluations,
+              "seconds_per_field": {"median": float(np.median(seconds)), "min": float(np.min(seconds)),
+                                    "max": float(np.max(seconds))}, "noise_replicates": list(args.noise_seeds),
               "temperatures": {"2d": posts_by_seed[args.noise_seeds[0]][0].temperature,
                                "marginal": posts_by_seed[args.noise_seeds[0]][0].marginal_temperatures},
               "vlb_calibrated": summarise(per_seed, per_field, PARAM_NAMES),

@@ -5,7 +5,8 @@
 
 Starts `panel serve explorer` on localhost, waits for the first sampled maps, then opens the
 Parameter response tab and runs the Infer tab on a bundled example field (slow on a 2-core CPU;
-``infer_first_look.png`` is its coarse first look, ``infer.png`` the refined result).
+``infer_first_look.png`` is its coarse first look, ``infer_fast.png`` the fast preset's result while
+the full network refines it, ``infer.png`` the full network's result).
 The Guess-the-universe tab is taken at 1280×800 (a laptop screen): round 1 of game seed 17, one
 slider moved, revealed, after the models' contours are drawn. ``presenter``: the Emulate tab at
 1280×800 in presenter mode, and its one-click handout as PNG (``handout_emulate.png``). PNGs above
@@ -67,6 +68,10 @@ def three_tabs(browser, url: str, tabs) -> None:
         page.wait_for_timeout(1500)
         save(page, "infer_first_look")  # the coarse scan's surface while the fine grid is computed
         page.wait_for_selector("text=/network evaluations in/", timeout=300_000)
+        if page.locator("text=/Refining with the full network/").count():  # the fast preset's result
+            page.wait_for_timeout(1500)
+            save(page, "infer_fast")
+            page.wait_for_selector("text=/network evaluations in .*\\(full network/", timeout=300_000)
         page.wait_for_timeout(3000)
         save(page, "infer")
     page.close()

@@ -137,3 +137,28 @@ def test_network_option_takes_the_likelihood_from_a_sub_folder(weights, tmp_path
         runs[name] = np.asarray(json.loads(out.read_text())["posterior"]["delta_chi2"])
     np.testing.assert_allclose(runs["sub"], runs["direct"], rtol=1e-5, atol=1e-6)  # that network's surface
     assert not np.allclose(runs["sub"], runs["main"], atol=1e-3)
+
+
+def test_fast_preset_is_the_small_network_every_scale_alike_on_3x3_grids(weights, tmp_path):
+    """``--fast`` = --network small --terms vlb:8 --coarse 3 3 --fine 3 3; options given explicitly win."""
+    import shutil
+
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        small = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
+                          attention_levels=1, norm_num_groups=4, attention_head_dim=8)
+    folder = tmp_path / "weights"
+    shutil.copytree(weights, folder)
+    save_model(folder / "small", small, {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(100)})
+    np.save(tmp_path / "f.npy", density())
+    common = [str(tmp_path / "f.npy"), "--weights", str(folder), "--seed", "3", "--quiet"]
+    runs = {}
+    for name, extra in (("fast", ["--fast"]), ("spelled", ["--network", "small", "--terms", "vlb:8", *FAST]),
+                        ("fast_vlb4", ["--fast", "--terms", "vlb:4"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["infer", *common, *extra, "--json", str(out)]) == 0
+        runs[name] = json.loads(out.read_text())["posterior"]
+    assert runs["fast"]["terms"] == "vlb:8" and runs["fast"]["settings"]["coarse"] == [3, 3]
+    assert runs["fast"]["settings"]["fine"] == [3, 3] and runs["fast"]["n_evaluations"] == 18 * 8
+    np.testing.assert_allclose(runs["fast"]["delta_chi2"], runs["spelled"]["delta_chi2"], rtol=1e-6, atol=1e-9)
+    assert runs["fast_vlb4"]["terms"] == "vlb:4" and runs["fast_vlb4"]["n_evaluations"] == 18 * 4

@@ -600,7 +600,10 @@ def test_the_coarse_scan_is_drawn_first_then_refined_in_place(infer_context, sma
     assert "only the coarse first look" in tab._status.object
 
 
-def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, small_grids, tmp_path):
+def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, small_grids, tmp_path, monkeypatch):
+    """Where the weights carry a small network calibrated for its terms (vlb:8), the tab offers it first,
+    as its fast default (those terms, the 3x3 + 3x3 grid), and the full network's precise result then
+    replaces it in place; the full network brings back the precise preset."""
     import torch
 
     from explorer.model import Emulator, ParamUNet, save_model
@@ -612,21 +615,42 @@ def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, s
         torch.manual_seed(5)
         net = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
                         attention_levels=1, norm_num_groups=4, attention_head_dim=8)
-    save_model(folder / "small", net, {"normalization": {"lo": 9.0, "hi": 15.0},
-                                       "calibration": {"temperature": 2.0, "terms": compute.DEFAULT_TERMS,
-                                                       "n_noise": 1}})
-    ctx = AppContext(settings=Settings(weights=folder), emulator=Emulator.from_folder(folder, device="cpu"),
-                     examples=infer_context.examples, pk_baseline=infer_context.pk_baseline)
-    tab = InferTab(ctx)
-    assert list(tab.param.network.objects.values()) == ["full", "small"]
+
+    def context(terms):
+        save_model(folder / "small", net, {"normalization": {"lo": 9.0, "hi": 15.0},
+                                           "calibration": {"temperature": 2.0, "terms": terms, "n_noise": 1}})
+        return AppContext(settings=Settings(weights=folder), emulator=Emulator.from_folder(folder, device="cpu"),
+                          examples=infer_context.examples, pk_baseline=infer_context.pk_baseline)
+
+    # calibrated for other terms only: its contours would be raw, so it is not offered
+    assert list(InferTab(context(compute.DEFAULT_TERMS)).param.network.objects.values()) == ["full"]
+    tab = InferTab(context(compute.FAST_TERMS))
+    assert list(tab.param.network.objects.values()) == ["small", "full"]
+    assert (tab.network, tab.terms, tab.grid, tab.refine) == ("small", "vlb:8", "3x3+3x3", True)
+    shown, inferred = [], tab._inferred
+    monkeypatch.setattr(tab, "_inferred", lambda result: (shown.append((result, tab._status.object)), inferred(result)))
+    tab.param.trigger("run_example")  # the fast result, then the full network's
+    assert [r.network for r, _ in shown] == ["small", "full"] and tab.result is shown[1][0]
+    assert shown[1][0].posterior.settings["coarse"] == [4, 4] and shown[1][0].posterior.terms == compute.DEFAULT_TERMS
+    assert "(full network, " in tab._status.object and not tab.busy and not tab._refining
+    tab.refine = False
     tab.param.trigger("run_example")
-    full = tab.result.posterior
-    tab.network = "small"
-    tab.param.trigger("run_example")
+    assert [r.network for r, _ in shown] == ["small", "full", "small"]
     small = tab.result.posterior
     assert not tab._error.visible, tab._error.object
+    assert small.settings["coarse"] == [3, 3] and small.settings["fine"] == [3, 3] and small.terms == "vlb:8"
+    assert tab.result.network == "small" and "(small network, vlb:8, 3×3 + 3×3 grid)" in tab._status.object
+    assert json.loads(tab._result_json().getvalue())["network"] == "small"
+    tab.network = "full"
+    assert (tab.terms, tab.grid) == (compute.DEFAULT_TERMS, "4x4+4x4")
+    tab.terms = "vlb:8"  # the preset is a starting point: terms and grid stay free
+    tab.param.trigger("run_example")
+    full = tab.result.posterior
+    assert full.settings["coarse"] == [4, 4] and tab.result.network == "full"
     assert full.temperature == 1.0 and small.temperature == 2.0  # each network's own calibration
     assert not np.allclose(small.delta_chi2 * 2.0, full.delta_chi2)  # another network's surface
+    with pytest.raises(ValueError, match="grid must look like"):
+        compute.grid_shape("4x4")
 
 
 def test_per_timestep_contours(infer_context, small_grids):
@@ -685,6 +709,54 @@ def test_dropping_a_second_file_infers_that_file(context, monkeypatch):
     del tab.dropper.value["field_2.npy"]  # removing a file in the dropper starts nothing
     tab.dropper.param.trigger("value")
     assert len(inferred) == 3
+
+
+def test_the_fast_result_stays_in_view_while_the_full_network_refines_it_and_after_a_cancel(infer_context, monkeypatch):
+    from explorer.inference import InferenceCancelled, Posterior
+    from explorer.ui.panes import SHOWN
+
+    started, calls = threading.Event(), []
+
+    def inference(loaded, field, *, name, network="full", progress=None, cancel=None, **settings):
+        calls.append((network, settings["terms"], settings["grid"]))
+        if network == "small":  # the fast preset: a result at once
+            om, s8 = np.linspace(0.1, 0.5, 21), np.linspace(0.6, 1.0, 21)
+            chi2 = ((om[:, None] - 0.3) / 0.05) ** 2 + ((s8[None, :] - 0.8) / 0.05) ** 2
+            return compute.Inference(name, np.zeros((16, 16), np.float32), "log10", Posterior.from_grid(om, s8, chi2),
+                                     None, network="small")
+        started.set()
+        for step in range(500):  # the full network: until cancelled
+            if cancel():
+                raise InferenceCancelled("cancelled")
+            progress(step, 500)
+            time.sleep(0.01)
+        raise AssertionError("never cancelled")
+
+    monkeypatch.setattr(compute, "infer_field", inference)
+    monkeypatch.setattr(compute, "likelihood_networks", lambda emulator: {"small": "small", "full": "full"})
+    monkeypatch.setattr(infer_context.emulator, "network", lambda name: None, raising=False)
+    tab = InferTab(infer_context)
+    assert tab.network == "small" and tab.refine
+
+    async def scenario():
+        job = asyncio.ensure_future(tab.run("field.npy", data=npy_bytes(np.full((32, 32), 1e12))))
+        for _ in range(1000):
+            if started.is_set() or job.done():
+                break
+            await asyncio.sleep(0.01)
+        assert started.is_set(), "the full network never started refining"
+        await asyncio.sleep(0.05)
+        # the fast result is drawn in full (not dimmed, no spinner), Cancel and the progress bar stay
+        assert tab.result.network == "small" and tab._details.styles == SHOWN and not tab.waiting
+        assert "Refining with the full network" in tab._status.object and tab.busy and tab.progress_shown
+        assert not tab._cancel_button.disabled and not tab._json.disabled
+        tab.param.trigger("cancel")
+        await job
+
+    run(scenario())
+    assert calls == [("small", "vlb:8", "3x3+3x3"), ("full", compute.DEFAULT_TERMS, "4x4+4x4")]
+    assert tab.result.network == "small" and tab._status.object.startswith("Refinement cancelled")
+    assert not tab.busy and not tab.progress_shown and not tab._error.visible
 
 
 def test_cancel_stops_inference(infer_context, monkeypatch):

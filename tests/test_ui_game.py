@@ -43,7 +43,8 @@ def inferred(monkeypatch):
 
     def fake_inference(loaded, field, *, name, kind="auto", truth=None, pk_baseline=None, progress=None,
                        cancel=None, **settings):
-        calls.append(dict(name=name, kind=kind, truth=truth, field=field))
+        calls.append(dict(name=name, kind=kind, truth=truth, field=field, loaded=loaded,
+                          **{k: settings.get(k) for k in ("network", "terms", "grid")}))
         post = gaussian_posterior((truth[0] + 0.02, truth[1]), truth)
         return compute.Inference(name, field, kind, post, gaussian_posterior(truth, truth, (0.06, 0.08)))
 
@@ -127,7 +128,9 @@ def test_reveal_shows_truth_error_score_and_the_models(context, inferred):
     assert f"Ωₘ = {truth[0]:.3f}" in tab.map_pane.object.opts.get().kwargs["title"]
     assert tab._reveal_button.disabled and not tab._next_button.disabled
     # the Infer tab's inference, on the revealed map, with the truth
-    assert inferred == [dict(name="round 1", kind="log10", truth=truth, field=tab.puzzle.field)]
+    # (the spy emulator has no small network: the full network's precise preset)
+    assert inferred == [dict(name="round 1", kind="log10", truth=truth, field=tab.puzzle.field, loaded=context.emulator.loaded,
+                             network="full", terms=compute.DEFAULT_TERMS, grid=compute.PRECISE_GRID)]
     overlay = tab.contour_pane.object
     labels = {el.label for el in overlay if el.label}
     assert {"truth", "your guess", "maximum"} <= labels
@@ -138,6 +141,23 @@ def test_reveal_shows_truth_error_score_and_the_models(context, inferred):
 
     play(tab, (0.5, 0.6))  # a revealed round cannot be scored twice, nor its guess changed
     assert tab.scoreboard.rounds == 1 and tab.outcome.guess == (0.25, 0.9)
+
+
+def test_the_game_reads_with_the_small_networks_fast_preset_where_it_is_calibrated(context, inferred, monkeypatch):
+    from types import SimpleNamespace
+
+    small = SimpleNamespace(metadata={"calibration": {"temperature": 9.0, "terms": compute.FAST_TERMS, "n_noise": 1}})
+    monkeypatch.setattr(context.emulator, "network", lambda name: small if name == "small" else None, raising=False)
+    tab = GameTab(context, seed=11)
+    run(tab.activate())
+    play(tab, (0.25, 0.9))
+    assert len(inferred) == 1 and inferred[0]["loaded"] is small
+    assert (inferred[0]["network"], inferred[0]["terms"], inferred[0]["grid"]) == ("small", "vlb:8", "3x3+3x3")
+    # calibrated only for other terms: the full network reads the map
+    small.metadata["calibration"]["terms"] = compute.DEFAULT_TERMS
+    tab.param.trigger("next_round")
+    play(tab, (0.25, 0.9))
+    assert inferred[-1]["network"] == "full" and inferred[-1]["loaded"] is context.emulator.loaded
 
 
 def test_rounds_running_score_and_reset(context, inferred):

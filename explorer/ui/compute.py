@@ -19,7 +19,7 @@ import numpy as np
 
 from explorer import BOX_SIZE
 from explorer.params import PARAM_NAMES
-from explorer.inference.grid import DEFAULT_TERMS
+from explorer.inference.defaults import DEFAULT_TERMS, FAST_NETWORK, FAST_TERMS
 from explorer.stats import (Histograms, Response, Structure, histogram_bins, leave_one_out_chi2,
                             pixel_histograms, power_spectrum, reduced_chi2, response_ratio,
                             structure_statistics, z_scores)
@@ -273,8 +273,8 @@ def _grouped_power(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 #: Likelihood choices of the infer tab: label -> VLB ``terms`` (explorer.inference.vlb.term_timesteps).
 TERM_CHOICES = {
-    "whole bound, 8 strata, small scales down-weighted (default, calibrated)": DEFAULT_TERMS,
-    "whole bound, 8 strata, every scale alike (calibrated)": "vlb:8",
+    "whole bound, 8 strata, small scales down-weighted (the full network's default, calibrated)": DEFAULT_TERMS,
+    "whole bound, 8 strata, every scale alike (the small network's default, calibrated)": "vlb:8",
     "whole bound, 4 strata (faster, less precise)": "vlb:4",
     "L0 (seed paper)": "L0",
     "L0 … L4 (sum of 5 terms)": "sum:5",
@@ -282,18 +282,49 @@ TERM_CHOICES = {
 }
 
 
+#: Grids of the infer tab: label -> "COARSExCOARSE+FINExFINE" points per axis (``grid_shape``).
+GRID_CHOICES = {
+    "4×4 + 4×4 points (precise)": "4x4+4x4",
+    "3×3 + 3×3 points (fast, 44 % fewer evaluations)": "3x3+3x3",
+}
+PRECISE_GRID, FAST_GRID = "4x4+4x4", "3x3+3x3"  # DEFAULT_COARSE + DEFAULT_FINE; FAST_COARSE + FAST_FINE
+
+
+def grid_shape(grid: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``"4x4+4x4"`` -> ((4, 4), (4, 4)): the coarse and fine points per axis; ValueError otherwise."""
+    try:
+        coarse, fine = (tuple(int(n) for n in part.split("x")) for part in grid.split("+"))
+        if len(coarse) != 2 or len(fine) != 2:
+            raise ValueError
+    except (AttributeError, ValueError):
+        raise ValueError(f"grid must look like '4x4+4x4' (coarse + fine points per axis), got {grid!r}") from None
+    return coarse, fine
+
+
 def likelihood_networks(emulator) -> dict[str, str]:
     """The Infer tab's network menu: label -> network name. "full" always; "small" where the weights
-    carry a small network with a likelihood calibration of its own (``explorer calibrate --weights
-    weights/small``: its temperatures differ from the full network's)."""
-    choices = {"full network (the default)": "full"}
+    carry a small network with a likelihood calibration of its own for :data:`FAST_TERMS`
+    (``explorer calibrate --weights weights/small --terms vlb:8``: its temperatures differ from the
+    full network's). The small network comes first: it is the tab's default (:func:`network_preset`)."""
+    full = {"full network: precise, about 4× slower (default terms, 4×4 + 4×4 grid)": "full"}
     try:
         small = emulator.network("small")
     except (AttributeError, ValueError):  # no small network in these weights
-        return choices
-    if (small.metadata.get("calibration") or {}).get("temperature") is not None:
-        choices["small network (about 3x faster, calibrated on its own)"] = "small"
-    return choices
+        return full
+    from explorer.inference.defaults import DEFAULT_N_NOISE
+    from explorer.inference.grid import calibration_temperature
+
+    if calibration_temperature(small.metadata, FAST_TERMS, DEFAULT_N_NOISE)[2] is not None:
+        return full  # not calibrated for its terms: raw contours would be 5-10x too narrow
+    return {"small network: fast (every scale alike, 3×3 + 3×3 grid)": "small", **full}
+
+
+def network_preset(network: str) -> dict:
+    """The terms and grid that go with a likelihood network in the app: the small network's measured
+    fast configuration, or the full network's precise default."""
+    if network == FAST_NETWORK:  # explorer.inference.defaults: the fast preset, measured there
+        return {"terms": FAST_TERMS, "grid": FAST_GRID}
+    return {"terms": DEFAULT_TERMS, "grid": PRECISE_GRID}
 
 
 @dataclass(frozen=True, eq=False)
@@ -306,16 +337,18 @@ class Inference:
     posterior: object                # explorer.inference.Posterior (VLB)
     baseline: object | None          # explorer.inference.Posterior (P(k)), or None
     cnn: dict | None = None          # the CNN estimator's {"omega_m": {"mean", "std", ...}, ...}, or None
+    network: str = "full"            # the likelihood's network ("full" or a sub-network such as "small")
 
 
 def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = DEFAULT_TERMS,
                 calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int | None = None,
                 pk_baseline=None, cnn=None, progress: Progress | None = None, cancel=None,
-                on_coarse=None) -> Inference:
+                on_coarse=None, grid: str = PRECISE_GRID, network: str = "full") -> Inference:
     """Infer (Ωₘ, σ₈) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
 
     ``loaded`` is an ``explorer.model.Denoiser``; ``pk_baseline`` the path of a
-    ``pk_baseline.json`` (None: no baseline); ``cnn`` the folder of a CNN estimator (None: none).
+    ``pk_baseline.json`` (None: no baseline); ``cnn`` the folder of a CNN estimator (None: none);
+    ``grid`` the coarse and fine points (:data:`GRID_CHOICES`); ``network`` names ``loaded`` in the result.
     The baselines (a fraction of a second) come first, so that ``on_coarse(Inference)``, called
     once the coarse scan is done, carries them beside the first look at the surface
     (``explorer.inference.grid.coarse_preview``). Raises ValueError for a field the model cannot use,
@@ -324,6 +357,7 @@ def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", ter
     from explorer.data import prepare_field
     from explorer.inference import PkBaseline, infer
 
+    coarse, fine = grid_shape(grid)
     prepared = prepare_field(field, loaded.resolution, kind)  # fails fast, before any network call
     baseline = None
     if pk_baseline is not None:
@@ -334,9 +368,9 @@ def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", ter
         estimate = estimator.estimate(prepare_field(field, estimator.resolution, prepared.kind).log10)
 
     def result(posterior) -> Inference:
-        return Inference(name, prepared.log10, prepared.kind, posterior, baseline, estimate)
+        return Inference(name, prepared.log10, prepared.kind, posterior, baseline, estimate, network)
 
-    posterior = infer(loaded, prepared, kind=prepared.kind, terms=terms, calibrated=calibrated,
+    posterior = infer(loaded, prepared, kind=prepared.kind, terms=terms, calibrated=calibrated, coarse=coarse, fine=fine,
                       per_timestep=per_timestep, truth=truth, seed=seed, progress=progress, cancel=cancel,
                       on_coarse=None if on_coarse is None else (lambda post: on_coarse(result(post))))
     return result(posterior)

@@ -221,7 +221,7 @@ class GameTab(Tab):
         self._status.object = (f"Round {puzzle.number}: the diffusion model and the P(k) baseline are reading "
                                f"the same map …")
         self.models_text.object = ("*The models' contours appear here when the inference is done "
-                                   "(10 to 30 s on a CPU).*")
+                                   "(5 to 30 s on a CPU).*")
         await run_job(job, what=f"game round {puzzle.number} inference", on_busy=self._inferring,
                       on_result=self._inferred, on_error=self._infer_failed, logger=log)
 
@@ -229,11 +229,13 @@ class GameTab(Tab):
         """The Infer tab's inference of the round's map with its truth (on a worker)."""
         from explorer.inference import InferenceCancelled
 
+        network = next(iter(compute.likelihood_networks(self.emulator).values()))  # the Infer tab's default
+        loaded = self.emulator.loaded if network == "full" else self.emulator.network(network)
         try:
             return compute.infer_field(
-                self.emulator.loaded, puzzle.field, name=f"round {puzzle.number}", kind="log10",
+                loaded, puzzle.field, name=f"round {puzzle.number}", kind="log10",
                 truth=puzzle.truth, pk_baseline=self.context.pk_baseline, cnn=self.context.cnn, progress=job.progress(),
-                cancel=lambda: not job.current)
+                cancel=lambda: not job.current, network=network, **compute.network_preset(network))
         except InferenceCancelled:
             raise Superseded(f"inference of round {puzzle.number} cancelled") from None
 

@@ -40,6 +40,10 @@ class InferTab(Tab):
                                                    "log10 Σ": "log10"}, label="the file holds")
     terms = param.Selector(default=compute.DEFAULT_TERMS, objects=compute.TERM_CHOICES, label="likelihood terms")
     network = param.Selector(default="full", objects={"full network (the default)": "full"}, label="likelihood network")
+    grid = param.Selector(default=compute.PRECISE_GRID, objects=compute.GRID_CHOICES, label="grid over the prior")
+    refine = param.Boolean(default=True, label="then refine with the full network",
+                           doc="After the small network's fast result, the full network's precise one replaces it "
+                               "in place (only with the fast preset).")
     calibrated = param.Boolean(default=True, label="calibrated error bars")
     per_timestep = param.Boolean(default=False, label="per-timestep contours (1σ of each term)")
     show_baseline = param.Boolean(default=True, label="show the baselines (P(k) contours, CNN point)")
@@ -58,7 +62,11 @@ class InferTab(Tab):
         self.param.example.objects = list(names)
         if names:
             self.example = next(iter(names))
-        self.param.network.objects = compute.likelihood_networks(context.emulator)
+        networks = compute.likelihood_networks(context.emulator)
+        self.param.network.objects = networks
+        if params.get("network") not in networks.values():  # the small network's fast preset where it is calibrated
+            self.network = next(iter(networks.values()))
+        self.param.update(**{k: v for k, v in compute.network_preset(self.network).items() if k not in params})
         self.result: compute.Inference | None = None
         self.dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_MB}MB", height=120,
                                               sizing_mode="stretch_width")
@@ -77,6 +85,7 @@ class InferTab(Tab):
         self._cancel_button = pn.widgets.Button.from_param(self.param.cancel, color="warning",
                                                            disabled=self.param.busy.rx.not_())
         self._dropped: dict[str, bytes | str] = {}  # the dropper's files already seen
+        self._refining = False  # the full network is refining the fast result shown
         self._json = pn.widgets.FileDownload(callback=self._result_json, filename="posterior.json",
                                              label="Download result (.json)", disabled=True)
         self._html = pn.widgets.FileDownload(callback=self._figure_html, filename="posterior.html",
@@ -85,6 +94,7 @@ class InferTab(Tab):
         self.param.watch(self._on_example, "run_example")
         self.param.watch(self._on_cancel, "cancel")
         self.param.watch(self._redraw, ["show_baseline", "per_timestep"])
+        self.param.watch(self._on_network, "network")
 
     def stop(self) -> None:
         """Abandon running jobs (the session closed): they stop at their next progress callback."""
@@ -142,6 +152,11 @@ class InferTab(Tab):
             name = new[-1]
             await self.run(name, data=files[name])
 
+    def _on_network(self, event) -> None:
+        """A network comes with its measured terms and grid (``compute.network_preset``); either can
+        still be changed afterwards."""
+        self.param.update(**compute.network_preset(event.new))
+
     async def _on_example(self, _event) -> None:
         example = self._examples.get(self.example)
         if example is not None:
@@ -150,8 +165,13 @@ class InferTab(Tab):
 
     def _on_cancel(self, _event) -> None:
         self._slot.cancel()
+        refining, self._refining = self._refining, False
         self._busy(False)
-        self._status.object = "Cancelled." + (" The surface shown is the coarse first look." if self._first_look_shown() else "")
+        if refining:
+            self._status.object = (f"Refinement cancelled: the result shown is the small network's fast one "
+                                   f"for **{self.result.name}**.")
+        else:
+            self._status.object = "Cancelled." + (" The surface shown is the coarse first look." if self._first_look_shown() else "")
 
     # ---- the job -------------------------------------------------------------------------------
     def _work(self, job: Job, name: str, data, path, truth, settings: dict, on_coarse=None) -> compute.Inference:
@@ -167,7 +187,7 @@ class InferTab(Tab):
             field = read_field(data, filename=name, max_bytes=MAX_BYTES)
         job.check()
         settings = dict(settings)
-        network = settings.pop("network", "full")
+        network = settings.get("network", "full")
         loaded = self.context.emulator.loaded if network == "full" else self.context.emulator.network(network)
         try:
             return compute.infer_field(
@@ -186,7 +206,7 @@ class InferTab(Tab):
         The coarse scan's first look at the surface is drawn as soon as it exists (about half-way),
         then replaced in place by the refined surface."""
         settings = dict(kind=kind or self.kind, terms=self.terms, calibrated=self.calibrated,
-                        per_timestep=self.per_timestep, network=self.network)
+                        per_timestep=self.per_timestep, network=self.network, grid=self.grid)
         loop = asyncio.get_running_loop()
         first_look = loop.create_future()
 
@@ -202,12 +222,51 @@ class InferTab(Tab):
             if job.current and self.busy:
                 self._show_coarse(result)
 
+        shown = []
+
+        def on_result(result: compute.Inference) -> None:
+            shown.append(result)
+            self._inferred(result)
+
         drawing = asyncio.ensure_future(show_first_look())
+        self._refining = False
         try:
-            await run_job(job, what=f"inference on {name}", on_busy=self._busy, on_result=self._inferred,
+            await run_job(job, what=f"inference on {name}", on_busy=self._busy, on_result=on_result,
                           on_error=lambda err: self._failed(name, err), logger=log)
         finally:
             drawing.cancel()
+        if shown and job.current and self._refines(settings):
+            await self._refine(name, data, path, truth, settings)
+
+    def _refines(self, settings: dict) -> bool:
+        """Whether a result of ``settings`` is followed by the full network's: the fast preset, the
+        full network at hand, and "then refine" on."""
+        fast = {"network": compute.FAST_NETWORK, **compute.network_preset(compute.FAST_NETWORK)}
+        return (self.refine and "full" in self.param.network.objects.values()
+                and all(settings.get(k) == v for k, v in fast.items()))
+
+    async def _refine(self, name: str, data, path, truth, settings: dict) -> None:
+        """The fast result is shown; the full network's precise preset replaces it in place when done
+        (the progress bar and Cancel stay; the fast result stays on screen, not dimmed)."""
+        settings = {**settings, "network": "full", **compute.network_preset("full")}
+        job = start_job(self._slot, self._work, name, data, path, truth, settings, None, pool="long")
+        self._status.object += " Refining with the full network (precise, about 5× longer) …"
+        self._refining = True
+
+        def busy(on: bool) -> None:
+            show_progress(self._progress, on)
+            self.busy = on
+
+        def done(result: compute.Inference) -> None:
+            self._refining = False
+            self._inferred(result)
+
+        def failed(err: Exception) -> None:
+            self._refining = False
+            self._failed(name, err)
+
+        await run_job(job, what=f"full-network refinement on {name}", on_busy=busy, on_result=done,
+                      on_error=failed, logger=log)
 
     def _busy(self, busy: bool) -> None:
         show_progress(self._progress, busy)
@@ -220,7 +279,7 @@ class InferTab(Tab):
 
     def _inferred(self, result: compute.Inference) -> None:
         self._status.object = (f"**{result.name}** ({result.kind}): {result.posterior.n_evaluations} network "
-                               f"evaluations in {result.posterior.seconds:.1f} s.")
+                               f"evaluations in {result.posterior.seconds:.1f} s ({_how(result)}).")
         with batch_updates():
             self.show(result)
 
@@ -293,12 +352,21 @@ class InferTab(Tab):
 
     def _result_json(self) -> io.BytesIO:
         r = self.result
-        out = {"field": r.name, "kind": r.kind, "posterior": r.posterior.to_dict(),
+        out = {"field": r.name, "kind": r.kind, "network": r.network, "posterior": r.posterior.to_dict(),
                "pk_baseline": r.baseline.to_dict() if r.baseline is not None else None, "cnn": r.cnn}
         return io.BytesIO(json.dumps(out, indent=1, default=_jsonable).encode())
 
     def _figure_html(self) -> io.BytesIO:
         return plots.figure_html(self.figure(), f"Posterior of {self.result.name}")
+
+
+def _how(result: compute.Inference) -> str:
+    """"small network, vlb:8, 3×3 + 3×3 grid": what computed ``result``."""
+    post = result.posterior
+    settings = getattr(post, "settings", None) or {}
+    grid = " + ".join("×".join(str(n) for n in settings[k]) for k in ("coarse", "fine") if k in settings)
+    return ", ".join(part for part in (f"{getattr(result, 'network', 'full')} network", getattr(post, "terms", ""),
+                                       grid and f"{grid} grid") if part)
 
 
 def _jsonable(value):
