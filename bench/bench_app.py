@@ -125,18 +125,20 @@ COUNT_JS = """(name) => { let n = 0;
 #: with the fast preset) and, where that result said "Refining with the full network", the full
 #: network's result that replaced it ("refined").
 INFER_WATCH_JS = """(prefix) => { const w = window.__infer = {t0: performance.now(), first: null, final: null,
-        refining: false, refined: null};
+        refining: false, refined: null, done: false};
     clearInterval(window.__inferTimer);
     window.__inferTimer = setInterval(() => { const now = performance.now();
         for (const doc of Bokeh.documents) for (const m of doc.all_models) {
             if (typeof m.text !== 'string' || !m.text.includes(prefix)) continue;
             if (w.first === null && m.text.includes('first look')) w.first = now - w.t0;
-            if (w.final === null && m.text.includes('network evaluations in')) {
-                w.final = now - w.t0; w.refining = m.text.includes('Refining with the full network'); }
-            else if (w.final !== null && w.refining && w.refined === null && m.text.includes('network evaluations in')
-                     && m.text.includes('(full network')) w.refined = now - w.t0;
+            if (w.final === null && m.text.includes('network evaluations in')) w.final = now - w.t0;
+            if (w.final !== null && m.text.includes('Refining with the full network')) w.refining = true;
+            if (w.refining && w.refined === null && m.text.includes('network evaluations in')
+                && m.text.includes('(full network')) w.refined = now - w.t0;
         }
-        if (w.final !== null && (!w.refining || w.refined !== null)) clearInterval(window.__inferTimer); }, 50);
+        // done: refined, or a result that 3 s later has not said it is being refined
+        w.done = w.refined !== null || (w.final !== null && !w.refining && now - w.t0 - w.final > 3000);
+        if (w.done) clearInterval(window.__inferTimer); }, 50);
     return true }"""
 STATUS = "text=/map\\(s\\) at Ωₘ/"
 
@@ -414,8 +416,7 @@ def main(argv=None) -> int:
                     first_looks.append(None if first is None else round(first / 1000, 2))
                     # with the fast preset the full network refines the result in place: wait for it
                     # (the next drop would cancel it) and stamp it
-                    page.wait_for_function("() => !window.__infer.refining || window.__infer.refined !== null",
-                                           timeout=ms)
+                    page.wait_for_function("() => window.__infer.done", timeout=ms)
                     refined = page.evaluate("() => window.__infer.refined")
                     refines.append(None if refined is None else round(refined / 1000, 2))
                     infer_rss.append(rss_mb(proc.pid))

@@ -250,7 +250,7 @@ class InferTab(Tab):
         (the progress bar and Cancel stay; the fast result stays on screen, not dimmed)."""
         settings = {**settings, "network": "full", **compute.network_preset("full")}
         job = start_job(self._slot, self._work, name, data, path, truth, settings, None, pool="long")
-        self._status.object += " Refining with the full network (precise, about 5× longer) …"
+        self._status.object += " Refining with the full network (precise, about 4× longer) …"
         self._refining = True
 
         def busy(on: bool) -> None:
