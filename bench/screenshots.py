@@ -67,8 +67,10 @@ def three_tabs(browser, url: str, tabs) -> None:
         page.wait_for_selector("text=/first look from the coarse scan/", timeout=300_000)
         page.wait_for_timeout(1500)
         save(page, "infer_first_look")  # the coarse scan's surface while the fine grid is computed
-        page.wait_for_selector("text=/network evaluations in/", timeout=300_000)
-        if page.locator("text=/Refining with the full network/").count():  # the fast preset's result
+        # the fast preset's result (then refined by the full network), or the full network's alone
+        page.wait_for_selector("text=/Refining with the full network|network evaluations in .*\\(full network/",
+                               timeout=300_000)
+        if page.locator("text=/Refining with the full network/").count():
             page.wait_for_timeout(1500)
             save(page, "infer_fast")
             page.wait_for_selector("text=/network evaluations in .*\\(full network/", timeout=300_000)

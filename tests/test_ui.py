@@ -627,6 +627,10 @@ def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, s
     tab = InferTab(context(compute.FAST_TERMS))
     assert list(tab.param.network.objects.values()) == ["small", "full"]
     assert (tab.network, tab.terms, tab.grid, tab.refine) == ("small", "vlb:8", "3x3+3x3", True)
+    shown_controls = [getattr(w, "name", None) for w in tab.controls()]
+    assert [n for n in shown_controls if n in ("likelihood network", "then refine with the full network",
+                                               "likelihood terms", "grid over the prior")] == [
+        "likelihood network", "then refine with the full network", "likelihood terms", "grid over the prior"]
     shown, inferred = [], tab._inferred
     monkeypatch.setattr(tab, "_inferred", lambda result: (shown.append((result, tab._status.object)), inferred(result)))
     tab.param.trigger("run_example")  # the fast result, then the full network's
