@@ -65,7 +65,7 @@ def three_tabs(browser, url: str, tabs) -> None:
         open_tab(page, "Infer")
         page.get_by_role("button", name="Infer from the example").click()
         page.wait_for_selector("text=/first look from the coarse scan/", timeout=300_000)
-        page.wait_for_timeout(1500)
+        page.wait_for_timeout(500)  # the fast preset's fine grid takes only ~2 s more
         save(page, "infer_first_look")  # the coarse scan's surface while the fine grid is computed
         # the fast preset's result (then refined by the full network), or the full network's alone
         page.wait_for_selector("text=/Refining with the full network|network evaluations in .*\\(full network/",
