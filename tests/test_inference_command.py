@@ -157,8 +157,9 @@ def test_fast_preset_is_the_small_network_every_scale_alike_on_3x3_grids(weights
                         ("fast_vlb4", ["--fast", "--terms", "vlb:4"])):
         out = tmp_path / f"{name}.json"
         assert main(["infer", *common, *extra, "--json", str(out)]) == 0
-        runs[name] = json.loads(out.read_text())["posterior"]
-    assert runs["fast"]["terms"] == "vlb:8" and runs["fast"]["settings"]["coarse"] == [3, 3]
+        doc = json.loads(out.read_text())
+        runs[name] = {**doc["posterior"], "network": doc["network"]}
+    assert runs["fast"]["network"] == "small" and runs["fast"]["terms"] == "vlb:8" and runs["fast"]["settings"]["coarse"] == [3, 3]
     assert runs["fast"]["settings"]["fine"] == [3, 3] and runs["fast"]["n_evaluations"] == 18 * 8
     np.testing.assert_allclose(runs["fast"]["delta_chi2"], runs["spelled"]["delta_chi2"], rtol=1e-6, atol=1e-9)
     assert runs["fast_vlb4"]["terms"] == "vlb:4" and runs["fast_vlb4"]["n_evaluations"] == 18 * 4

@@ -226,7 +226,7 @@ def analyse(field, options: dict, truth=None, models=None) -> dict:
     ``options``: weights, device, kind, terms, n_noise, coarse, fine, seed (or noise_replicate r:
     the seed :func:`.vlb.field_seed` + r, as ``bench/bench_coverage.py``), calibrated,
     per_timestep, baseline (bool), cnn (bool). ``models``: (model, baseline, cnn) to use instead of
-    loading them. Returns {"kind", "weights", "posterior", "pk_baseline", "cnn"} with the
+    loading them. Returns {"kind", "weights", "network", "posterior", "pk_baseline", "cnn"} with the
     :class:`Posterior` objects themselves under "_vlb" and "_pk" (dropped before JSON).
     """
     from explorer.data import prepare_field
@@ -249,7 +249,8 @@ def analyse(field, options: dict, truth=None, models=None) -> dict:
     if cnn is not None and options.get("cnn", True):
         cnn_field = prepare_field(field, cnn.resolution, options.get("kind", "auto")).log10
         cnn_est = cnn.estimate(cnn_field)
-    return {"kind": prepared.kind, "weights": str(options["weights"]), "posterior": post.to_dict(),
+    return {"kind": prepared.kind, "weights": str(options["weights"]), "network": options.get("network") or "full",
+            "posterior": post.to_dict(),
             "pk_baseline": pk_post.to_dict() if pk_post is not None else None, "cnn": cnn_est,
             "_vlb": post, "_pk": pk_post}
 
