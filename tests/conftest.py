@@ -42,6 +42,16 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+def load_bench(script: str):
+    """``bench/<script>.py`` imported as a module (the benchmark scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{script}", Path(__file__).resolve().parents[1] / "bench" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def fake_density_maps(theta, size: int, seed: int = 0) -> np.ndarray:
     """(15 n, size, size) float32 positive linear Σ whose mean and contrast grow with Ωₘ, σ₈."""
     rng = np.random.default_rng(seed)

@@ -1,21 +1,16 @@
 """bench/compare_calibrations.py: the headline figures of calibration reports (the largest z from the
 per-field rows, the ratio to the P(k) baseline), and refusing reports of other fields."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from conftest import load_bench
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare_calibrations", BENCH / "compare_calibrations.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("compare_calibrations")
 
 
 def report(maps, rows):

@@ -2,21 +2,16 @@
 of each posterior mean in units of the reference's std, the std ratio, coverage and error from the rows),
 and refusing reports of other fields."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from conftest import load_bench
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare_coverage", BENCH / "compare_coverage.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("compare_coverage")
 
 
 def report(rows, **settings):

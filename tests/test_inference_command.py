@@ -118,7 +118,8 @@ def test_bad_options_are_refused(weights, tmp_path, capsys, monkeypatch, extra, 
     assert not (tmp_path / "post.json").exists()
 
 
-def test_network_option_takes_the_likelihood_from_a_sub_folder(weights, tmp_path):
+def weights_with_sub_network(weights, tmp_path, name: str):
+    """A copy of ``weights`` with another tiny network (seed 1) in the sub-folder ``name``."""
     import shutil
 
     with torch.random.fork_rng():
@@ -127,7 +128,12 @@ def test_network_option_takes_the_likelihood_from_a_sub_folder(weights, tmp_path
                           attention_levels=1, norm_num_groups=4, attention_head_dim=8)
     folder = tmp_path / "weights"
     shutil.copytree(weights, folder)
-    save_model(folder / "other", other, {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(100)})
+    save_model(folder / name, other, {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(100)})
+    return folder
+
+
+def test_network_option_takes_the_likelihood_from_a_sub_folder(weights, tmp_path):
+    folder = weights_with_sub_network(weights, tmp_path, "other")
     np.save(tmp_path / "f.npy", density())
     runs = {}
     for name, extra in (("main", ["--weights", str(folder)]), ("sub", ["--weights", str(folder), "--network", "other"]),
@@ -141,15 +147,7 @@ def test_network_option_takes_the_likelihood_from_a_sub_folder(weights, tmp_path
 
 def test_fast_preset_is_the_small_network_every_scale_alike_on_3x3_grids(weights, tmp_path):
     """``--fast`` = --network small --terms vlb:8 --coarse 3 3 --fine 3 3; options given explicitly win."""
-    import shutil
-
-    with torch.random.fork_rng():
-        torch.manual_seed(1)
-        small = ParamUNet(sample_size=16, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
-                          attention_levels=1, norm_num_groups=4, attention_head_dim=8)
-    folder = tmp_path / "weights"
-    shutil.copytree(weights, folder)
-    save_model(folder / "small", small, {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(100)})
+    folder = weights_with_sub_network(weights, tmp_path, "small")
     np.save(tmp_path / "f.npy", density())
     common = [str(tmp_path / "f.npy"), "--weights", str(folder), "--seed", "3", "--quiet"]
     runs = {}

@@ -715,8 +715,22 @@ def test_dropping_a_second_file_infers_that_file(context, monkeypatch):
     assert len(inferred) == 3
 
 
+def until_cancelled(started: threading.Event, progress, cancel) -> None:
+    """A slow inference's stand-in: reports progress until ``cancel()`` (then InferenceCancelled), at
+    most 5 s."""
+    from explorer.inference import InferenceCancelled
+
+    started.set()
+    for step in range(500):
+        if cancel():
+            raise InferenceCancelled("cancelled")
+        progress(step, 500)
+        time.sleep(0.01)
+    raise AssertionError("never cancelled")
+
+
 def test_the_fast_result_stays_in_view_while_the_full_network_refines_it_and_after_a_cancel(infer_context, monkeypatch):
-    from explorer.inference import InferenceCancelled, Posterior
+    from explorer.inference import Posterior
     from explorer.ui.panes import SHOWN
 
     started, calls = threading.Event(), []
@@ -728,13 +742,7 @@ def test_the_fast_result_stays_in_view_while_the_full_network_refines_it_and_aft
             chi2 = ((om[:, None] - 0.3) / 0.05) ** 2 + ((s8[None, :] - 0.8) / 0.05) ** 2
             return compute.Inference(name, np.zeros((16, 16), np.float32), "log10", Posterior.from_grid(om, s8, chi2),
                                      None, network="small")
-        started.set()
-        for step in range(500):  # the full network: until cancelled
-            if cancel():
-                raise InferenceCancelled("cancelled")
-            progress(step, 500)
-            time.sleep(0.01)
-        raise AssertionError("never cancelled")
+        until_cancelled(started, progress, cancel)  # the full network
 
     monkeypatch.setattr(compute, "infer_field", inference)
     monkeypatch.setattr(compute, "likelihood_networks", lambda emulator: {"small": "small", "full": "full"})
@@ -764,18 +772,10 @@ def test_the_fast_result_stays_in_view_while_the_full_network_refines_it_and_aft
 
 
 def test_cancel_stops_inference(infer_context, monkeypatch):
-    from explorer.inference import InferenceCancelled
-
     started = threading.Event()
 
     def slow_inference(loaded, field, *, progress=None, cancel=None, **kw):
-        started.set()
-        for step in range(500):
-            if cancel():
-                raise InferenceCancelled("cancelled")
-            progress(step, 500)
-            time.sleep(0.01)
-        raise AssertionError("never cancelled")
+        until_cancelled(started, progress, cancel)
 
     monkeypatch.setattr(compute, "infer_field", slow_inference)
     tab = InferTab(infer_context)
