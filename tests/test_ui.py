@@ -878,6 +878,11 @@ def test_header_names_the_sampling_network_and_its_own_training_steps():
     assert text.startswith("Maps from a 0.3 M-parameter network (2,000 training steps)")
     assert "likelihood from a 1.0 M-parameter network (3,191 training steps)" in text
     assert "450 PM simulations at 64²" in text and "weights" not in text  # words, not file paths
+    # a small network calibrated for the fast preset answers the Infer tab first
+    emu.network = lambda name: emu.networks[name]
+    small.metadata["calibration"] = {"temperature": 9.0, "terms": compute.FAST_TERMS, "n_noise": 1}
+    text = _model_summary(SimpleNamespace(emulator=emu))
+    assert "likelihood from that network first, refined by a 1.0 M-parameter network (3,191 training steps)" in text
     emu.default_network = "full"
     assert _model_summary(SimpleNamespace(emulator=emu)).startswith("Maps from a 1.0 M-parameter network (3,191")
 

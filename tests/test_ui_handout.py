@@ -73,7 +73,7 @@ def inference() -> compute.Inference:
     base = bowl((0.28, 0.83), (0.06, 0.08), method="pk")
     cnn = {n: {"mean": m, "std": s, "max": m, "lo68": m - s, "hi68": m + s, "lo95": m - 2 * s, "hi95": m + 2 * s}
            for n, m, s in (("omega_m", 0.312, 0.021), ("sigma_8", 0.845, 0.033))}
-    return compute.Inference("example_1.npy", log_maps(TRUTH, 1)[0], "log10", post, base, cnn)
+    return compute.Inference("example_1.npy", log_maps(TRUTH, 1)[0], "log10", post, base, cnn, network="small")
 
 
 @cache
@@ -247,6 +247,7 @@ def test_infer_contours_centre_on_the_likelihood_minimum(pages):
     assert len([c for c in ax.collections if isinstance(c, ContourSet)]) == 2  # and the P(k) baseline's
     joined = words(fig)
     assert "P(k) baseline" in joined and "τ = 3" in joined and "⚠ calibration for Ωₘ missing" in joined
+    assert "Likelihood: the small network, vlb:8, 256 network evaluations" in joined  # which network read it
     assert "CNN (mean ± σ)" in joined and "0.312 [0.291, 0.333]" in joined  # its row: mean [mean ∓ σ]
     cnn = next(line for line in ax.lines if line.get_marker() == "o")  # the CNN's point, with its bars
     assert (cnn.get_xdata()[0], cnn.get_ydata()[0]) == (0.312, 0.845)

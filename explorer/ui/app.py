@@ -16,6 +16,7 @@ import threading
 import panel as pn
 import param
 
+from . import compute
 from .context import AppContext, Settings, get_context, release_memory, submit_to_worker
 from .emulate import EmulateTab
 from .explain import Intro
@@ -58,7 +59,11 @@ def _model_summary(ctx: AppContext) -> str:
     sampling = networks.get(getattr(emu, "default_network", "full"), emu.loaded)
     data = emu.loaded.metadata.get("data") or {}
     parts = [f"Maps from a {_network_words(sampling)}"]
-    if sampling is not emu.loaded:
+    first = next(iter(compute.likelihood_networks(emu).values()))  # the Infer tab's first answer
+    if first != "full":
+        parts.append(f"likelihood from {'that' if networks.get(first) is sampling else 'a smaller'} network first, "
+                     f"refined by a {_network_words(emu.loaded)}")
+    elif sampling is not emu.loaded:
         parts.append(f"likelihood from a {_network_words(emu.loaded)}")
     if data.get("suite"):
         sims = data.get("train_sims")  # a count (older folders: a list)

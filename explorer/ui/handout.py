@@ -141,7 +141,7 @@ def infer_page(inference: compute.Inference, *, model: str = "") -> Figure:
         body[1] - body[0] - _table_height(len(rows)) - 0.45, 0.45, _table_height(len(rows))))
     field = inference.field_log10
     _map_grid(fig, left, [([field], [f"“{inference.name}” ({field.shape[0]}² pixels)"])], map_clim(field),
-              _infer_facts(post))
+              _infer_facts(post, getattr(inference, "network", "full")))
     middle, right = main.subgridspec(1, 2, width_ratios=(1.15, 1), wspace=0.45)
     _contour_panel(fig, middle, post, base, truth=post.truth, cnn=inference.cnn)
     for spec, name in zip(right.subgridspec(2, 1, hspace=0.85), SYMBOL):
@@ -476,16 +476,17 @@ def _estimate_rows(post: Posterior, baseline: Posterior | None, cnn=None) -> lis
     return rows
 
 
-def _infer_facts(post: Posterior) -> str:
-    """The numbers behind the contours: Δχ² at the truth, the terms, the temperature τ and the notes."""
+def _infer_facts(post: Posterior, network: str = "full") -> str:
+    """The numbers behind the contours: Δχ² at the truth, the network and terms, the temperature τ and
+    the notes."""
     lines = []
     at_truth = post.delta_chi2_truth()
     if at_truth is not None and np.isfinite(at_truth):
         lines.append(f"Δχ² at the truth: {at_truth:.2f} (1σ contour: {post.levels[0]:.2f}).")
     elif at_truth is not None:
         lines.append("The truth lies outside the scanned window.")
-    lines.append(f"Likelihood: {post.terms or post.method}, {post.n_evaluations} network evaluations "
-                 f"in {post.seconds:.0f} s.")
+    lines.append(f"Likelihood: the {network} network, {post.terms or post.method}, {post.n_evaluations} network "
+                 f"evaluations in {post.seconds:.0f} s.")
     lines.append(f"Calibration: {_plain(post.temperature_label())}"
                  + (f"; {_plain(post.held_out_label())}." if post.held_out_label() else "."))
     lines += [f"⚠ {_plain(note)}" for note in post.notes]
