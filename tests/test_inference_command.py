@@ -108,6 +108,7 @@ def test_bad_files_are_refused(weights, tmp_path, capsys):
     (["--json", "no/such/dir/out.json"], "does not exist"),
     (["--weights", "no-such-weights"], "does not exist"),
     (["--network", "no-such-network"], "network must name a sub-folder"),
+    (["--fast"], "--fast uses the sub-folder small"),  # these weights have no small network
 ])
 def test_bad_options_are_refused(weights, tmp_path, capsys, monkeypatch, extra, words):
     monkeypatch.chdir(tmp_path)

@@ -188,7 +188,8 @@ def likelihood_folder(weights, network: str | None = None) -> Path:
 
     folder = network_folder(weights, network)
     if folder is None:
-        raise ValueError(f"network must name a sub-folder of {weights} holding a network, got {network!r}")
+        hint = " (--fast uses the sub-folder small, as the shipped weights have it)" if network == "small" else ""
+        raise ValueError(f"network must name a sub-folder of {weights} holding a network, got {network!r}{hint}")
     return folder
 
 
