@@ -83,6 +83,9 @@ def main(argv=None) -> int:
                    help="coarse grid points per axis (default: explorer infer's)")
     p.add_argument("--fine", type=int, nargs=2, default=None, metavar=("N_OM", "N_S8"),
                    help="fine grid points per axis (default: explorer infer's)")
+    p.add_argument("--window-from", default=None, metavar="NETWORK",
+                   help="the app's refinement: NETWORK's fast preset first (e.g. small), its calibrated 3σ box "
+                        "(explorer.inference.grid.window_from) as the fine window, no coarse scan")
     p.add_argument("--json", type=Path, default=None, help="also write the whole report here")
     args = p.parse_args(argv)
     if len(args.noise_seeds) < 1 or len(set(args.noise_seeds)) != len(args.noise_seeds):
@@ -90,7 +93,9 @@ def main(argv=None) -> int:
 
     from explorer.data import find_cmd, load_cmd
     from explorer.inference import infer
-    from explorer.inference.defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS
+    from explorer.inference.defaults import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, FAST_COARSE,
+                                             FAST_FINE, FAST_TERMS)
+    from explorer.inference.grid import window_from
     from explorer.inference.grid import calibration_temperature
     from explorer.inference.batch import likelihood_folder
     from explorer.inference.calibrate import _fields, coverage_metrics, one_map_per_simulation
@@ -105,6 +110,7 @@ def main(argv=None) -> int:
                          "--network NAME, else fit one with `explorer calibrate`")
     baseline = PkBaseline.load(weights / FILENAME)
     loaded = load_model(likelihood_folder(weights, args.network))
+    first = None if args.window_from is None else load_model(likelihood_folder(weights, args.window_from))
     cmd = load_cmd(*find_cmd(valid))
     sims = np.arange(cmd.n_sims)[:args.max_fields]
     idx = one_map_per_simulation(sims, 1)  # explorer calibrate's evaluation fields (field-choice seed 0 + 1)
@@ -120,10 +126,16 @@ def main(argv=None) -> int:
     for r in args.noise_seeds:
         posts = []
         for i, field, theta in zip(idx, maps, thetas):
-            post = infer(loaded, field, kind="log10", truth=tuple(theta), seed=(field_seed(field) + r) % 2**63,
-                         terms=terms, coarse=coarse, fine=fine)
+            seed = (field_seed(field) + r) % 2**63
+            window, spent = None, 0.0
+            if first is not None:  # the fast preset's posterior places the fine window
+                fast = infer(first, field, kind="log10", truth=tuple(theta), seed=seed, terms=FAST_TERMS,
+                             coarse=FAST_COARSE, fine=FAST_FINE)
+                window, spent = window_from(fast), fast.seconds
+            post = infer(loaded, field, kind="log10", truth=tuple(theta), seed=seed, terms=terms, coarse=coarse,
+                         fine=fine, window=window)
             posts.append(post)
-            seconds.append(post.seconds)
+            seconds.append(post.seconds + spent)
             row = field_row(i, theta, post, r)
             per_field.append(row)
             print(json.dumps(row), flush=True)
@@ -139,6 +151,7 @@ def main(argv=None) -> int:
             for r, posts in posts_by_seed.items()}
     report = {"weights": str(weights), "network": args.network, "valid": str(valid), "n_fields": int(len(idx)),
               "terms": terms, "n_noise": DEFAULT_N_NOISE, "coarse": list(coarse), "fine": list(fine),
+              "window_from": args.window_from,
               "n_evaluations": posts_by_seed[args.noise_seeds[0]][0].n_evaluations,
               "seconds_per_field": {"median": float(np.median(seconds)), "min": float(np.min(seconds)),
                                     "max": float(np.max(seconds))}, "noise_replicates": list(args.noise_seeds),

@@ -143,6 +143,36 @@ def test_coarse_preview_comes_before_the_fine_grid_and_covers_the_prior():
         assert abs(first.estimates[name]["mean"] - post.estimates[name]["mean"]) < h
 
 
+def test_a_given_window_skips_the_coarse_scan_and_matches_the_full_scan():
+    """scan(window=window_from(a wider posterior of the same field)): only the fine grid and the truth
+    are evaluated, and the posterior equals the coarse-to-fine scan's."""
+    from explorer.inference.grid import window_from
+
+    calls = []
+
+    def objective(theta, progress):
+        calls.append(len(theta))
+        return 0.5 * gaussian_chi2(theta[:, 0], theta[:, 1]).diagonal()[None, :]
+
+    box = ((0.1, 0.5), (0.6, 1.0))
+    kw = dict(fine=(9, 9), interpolate_to=(41, 41), temperature=2.0, evaluations_per_point=8, truth=(0.31, 0.79))
+    full = scan(objective, box, coarse=(9, 9), **kw)
+    wide = scan(objective, box, coarse=(9, 9), **{**kw, "temperature": 6.0})  # a faster, less sure estimate
+    window = window_from(wide)
+    for (lo, hi), mu, sd in zip(window, MU, SIGMA):  # its 3σ box (τ 6) holds this one's (τ 2)
+        assert lo < mu - 3.4 * sd * 2 ** 0.5 and hi > mu + 3.4 * sd * 2 ** 0.5
+    calls.clear()
+    given = scan(objective, box, window=window, **kw)
+    assert calls == [82] and given.n_evaluations == 82 * 8 and given.coarse is None  # the fine grid and the truth
+    assert given.settings["window_given"] and given.settings["coarse"] is None
+    for name in ("omega_m", "sigma_8"):
+        assert given.estimates[name]["mean"] == pytest.approx(full.estimates[name]["mean"], abs=2e-3)
+        assert given.estimates[name]["std"] == pytest.approx(full.estimates[name]["std"], rel=0.02)
+    assert given.truth_delta_chi2 == pytest.approx(full.truth_delta_chi2, abs=0.02)
+    with pytest.raises(ValueError, match="increasing ranges"):
+        scan(objective, box, window=((0.4, 0.2), (0.6, 1.0)), **kw)
+
+
 def test_a_maximum_on_the_prior_edge_is_said_plainly():
     box = ((0.1, 0.5), (0.6, 1.0))
     kw = dict(coarse=(9, 9), fine=(9, 9), interpolate_to=None)

@@ -635,8 +635,14 @@ def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, s
     monkeypatch.setattr(tab, "_inferred", lambda result: (shown.append((result, tab._status.object)), inferred(result)))
     tab.param.trigger("run_example")  # the fast result, then the full network's
     assert [r.network for r, _ in shown] == ["small", "full"] and tab.result is shown[1][0]
-    assert shown[1][0].posterior.settings["coarse"] == [4, 4] and shown[1][0].posterior.terms == compute.DEFAULT_TERMS
-    assert "(full network, " in tab._status.object and not tab.busy and not tab._refining
+    refined, fast = shown[1][0].posterior, shown[0][0].posterior
+    assert refined.terms == compute.DEFAULT_TERMS and refined.settings["fine"] == [4, 4]
+    # no coarse scan of its own: its fine window is the fast posterior's 3σ box, the fast coarse scan its background
+    assert refined.settings["window_given"] and refined.n_evaluations == (16 + 1) * 8 and refined.coarse is fast.coarse
+    for (lo, hi), name in zip(refined.settings["window"], ("omega_m", "sigma_8")):
+        assert lo <= fast.estimates[name]["lo95"] and hi >= fast.estimates[name]["hi95"]
+    assert "(full network, " in tab._status.object and "4×4 grid on the fast result's 3σ window" in tab._status.object
+    assert not tab.busy and not tab._refining
     tab.refine = False
     tab.param.trigger("run_example")
     assert [r.network for r, _ in shown] == ["small", "full", "small"]
@@ -736,7 +742,7 @@ def test_the_fast_result_stays_in_view_while_the_full_network_refines_it_and_aft
     started, calls = threading.Event(), []
 
     def inference(loaded, field, *, name, network="full", progress=None, cancel=None, **settings):
-        calls.append((network, settings["terms"], settings["grid"]))
+        calls.append((network, settings["terms"], settings["grid"], settings.get("window") is not None))
         if network == "small":  # the fast preset: a result at once
             om, s8 = np.linspace(0.1, 0.5, 21), np.linspace(0.6, 1.0, 21)
             chi2 = ((om[:, None] - 0.3) / 0.05) ** 2 + ((s8[None, :] - 0.8) / 0.05) ** 2
@@ -766,7 +772,7 @@ def test_the_fast_result_stays_in_view_while_the_full_network_refines_it_and_aft
         await job
 
     run(scenario())
-    assert calls == [("small", "vlb:8", "3x3+3x3"), ("full", compute.DEFAULT_TERMS, "4x4+4x4")]
+    assert calls == [("small", "vlb:8", "3x3+3x3", False), ("full", compute.DEFAULT_TERMS, "4x4+4x4", True)]
     assert tab.result.network == "small" and tab._status.object.startswith("Refinement cancelled")
     assert not tab.busy and not tab.progress_shown and not tab._error.visible
 

@@ -33,7 +33,7 @@ from .defaults import (DEFAULT_BATCH, DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_HALF
                        DEFAULT_N_NOISE, DEFAULT_TERMS, LEVELS, MASS_68, MASS_95, PARAM_NAMES)
 
 __all__ = ["LEVELS", "Posterior", "InferenceCancelled", "marginals", "interval", "intervals", "interval_68",
-           "scan", "coarse_preview", "infer"]
+           "scan", "coarse_preview", "window_from", "infer"]
 
 
 def _check_shape(value, name: str, minimum: int) -> tuple[int, int]:
@@ -62,7 +62,7 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
          temperature: float = 1.0, marginal_temperatures=None, window_temperature: float | None = None,
          evaluations_per_point: int = 0, per_term: bool = False,
          term_names=None, progress: Progress | None = None,
-         on_coarse: Callable[[Posterior], None] | None = None, **meta) -> Posterior:
+         on_coarse: Callable[[Posterior], None] | None = None, window=None, **meta) -> Posterior:
     """Coarse-to-fine grid search of ``objective`` over the prior box (module docstring).
 
     Parameters
@@ -78,6 +78,8 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
     per_term : keep the raw 2ΔL of each term as ``per_timestep`` (names ``term_names``).
     on_coarse : called once, before the fine grid is evaluated, with a first look at the surface
         (:func:`coarse_preview`): the coarse scan interpolated over the whole prior.
+    window : ((Ωₘ lo, hi), (σ₈ lo, hi)): the fine window given (e.g. :func:`window_from` another
+        posterior of the same field): no coarse scan, no first look; ``coarse`` is ignored.
     meta : further Posterior fields (method, terms, truth, settings, ...).
     """
     (o_lo, o_hi), (s_lo, s_hi) = ((float(a), float(b)) for a, b in param_ranges)
@@ -88,6 +90,10 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
     if len(hw) != 2 or min(hw) <= 0:
         raise ValueError(f"fine_half_width must be two positive numbers, got {fine_half_width!r}")
     truth = meta.get("truth")
+    if window is not None:
+        return _scan_window(objective, window, (o_lo, o_hi), (s_lo, s_hi), nf, ni, temperature=temperature,
+                            marginal_temperatures=marginal_temperatures, per=max(evaluations_per_point, 1),
+                            per_term=per_term, term_names=term_names, progress=progress, **meta)
     n_coarse, n_fine = nc[0] * nc[1] + (truth is not None), nf[0] * nf[1]
     total = (n_coarse + n_fine) * max(evaluations_per_point, 1)
     per = max(evaluations_per_point, 1)
@@ -133,25 +139,8 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
     ref = min(chi2_f.min(), chi2_c.min())
     truth_delta = None if truth is None else max(0.0, float(chi2_all[-1] - ref) / temperature)
 
-    notes = list(meta.pop("notes", ()))
-    k = np.unravel_index(np.argmin(chi2_f), chi2_f.shape)
-    for idx, n, (a, b), (lo, hi), name in zip(k, chi2_f.shape, window, ((o_lo, o_hi), (s_lo, s_hi)),
-                                              PARAM_NAMES):
-        if (idx == 0 and a > lo) or (idx == n - 1 and b < hi):
-            notes.append(f"the minimum lies on the edge of the fine window in {name}; "
-                         "widen fine_half_width or the coarse grid")
-        elif idx in (0, n - 1):  # the window reaches the prior's edge there
-            edge = lo if idx == 0 else hi
-            notes.append(f"the maximum of the likelihood lies on the prior's edge, {PARAM_LABELS[name]} = {edge:g}: "
-                         f"this field prefers a value at or beyond the range the model knows "
-                         f"[{lo:g}, {hi:g}]; the intervals there are cut by the prior")
-    per_timestep = None
-    if per_term:
-        names = list(term_names or [f"L{t}" for t in range(terms_f.shape[0])])
-        per_timestep = {}
-        for name, tf in zip(names, terms_f):
-            grid = 2.0 * tf if interpolate_to is None else spline(om_f, s8_f, 2.0 * tf, om_i, s8_i)
-            per_timestep[name] = grid - grid.min()
+    notes = list(meta.pop("notes", ())) + _edge_notes(chi2_f, window, ((o_lo, o_hi), (s_lo, s_hi)))
+    per_timestep = _per_term_grids(terms_f, om_f, s8_f, om_i, s8_i, interpolate_to, term_names) if per_term else None
 
     coarse_post = Posterior.from_grid(om_c, s8_c, chi2_c, temperature=temperature, chi2_min=ref,
                                       marginal_temperatures=marginal_temperatures,
@@ -165,6 +154,81 @@ def scan(objective: Callable[[np.ndarray, Progress | None], np.ndarray], param_r
                                n_evaluations=(n_coarse + n_fine) * evaluations_per_point,
                                per_timestep=per_timestep, coarse=coarse_post, notes=tuple(notes),
                                settings=settings, truth_delta_chi2=truth_delta, **meta)
+
+
+def _edge_notes(chi2_f, window, box) -> list[str]:
+    """Notes when the surface's minimum lies on the fine window's edge (widen it) or the prior's."""
+    notes = []
+    k = np.unravel_index(np.argmin(chi2_f), chi2_f.shape)
+    for idx, n, (a, b), (lo, hi), name in zip(k, chi2_f.shape, window, box, PARAM_NAMES):
+        if (idx == 0 and a > lo) or (idx == n - 1 and b < hi):
+            notes.append(f"the minimum lies on the edge of the fine window in {name}; "
+                         "widen fine_half_width or the coarse grid")
+        elif idx in (0, n - 1):  # the window reaches the prior's edge there
+            edge = lo if idx == 0 else hi
+            notes.append(f"the maximum of the likelihood lies on the prior's edge, {PARAM_LABELS[name]} = {edge:g}: "
+                         f"this field prefers a value at or beyond the range the model knows "
+                         f"[{lo:g}, {hi:g}]; the intervals there are cut by the prior")
+    return notes
+
+
+def _per_term_grids(terms_f, om_f, s8_f, om_i, s8_i, interpolate_to, term_names) -> dict:
+    """Each term's raw 2ΔL on the output grid (interpolated like the total), 0 at its own minimum."""
+    names = list(term_names or [f"L{t}" for t in range(terms_f.shape[0])])
+    out = {}
+    for name, tf in zip(names, terms_f):
+        grid = 2.0 * tf if interpolate_to is None else spline(om_f, s8_f, 2.0 * tf, om_i, s8_i)
+        out[name] = grid - grid.min()
+    return out
+
+
+def _scan_window(objective, window, om_box, s8_box, nf, ni, *, temperature, marginal_temperatures, per: int,
+                 per_term: bool, term_names, progress, **meta) -> Posterior:
+    """:func:`scan` on a given fine window (its ``window`` argument): the fine grid (and the truth) only."""
+    try:
+        window = [(max(lo, float(a)), min(hi, float(b))) for (a, b), (lo, hi) in zip(window, (om_box, s8_box))]
+    except (TypeError, ValueError):
+        raise ValueError(f"window must be ((Omega_m lo, hi), (sigma_8 lo, hi)), got {window!r}") from None
+    if len(window) != 2 or any(not a < b for a, b in window):
+        raise ValueError(f"window must be two increasing ranges inside the prior, got {window!r}")
+    truth = meta.get("truth")
+    om_f, s8_f = np.linspace(*window[0], nf[0]), np.linspace(*window[1], nf[1])
+    points = _grid_points(om_f, s8_f)
+    if truth is not None:
+        points = np.vstack([points, np.asarray(truth, dtype=np.float64)[None, :]])
+    total = points.shape[0] * per
+    prog = None if progress is None else (lambda done, _tot: progress(done, total))
+    terms_all = np.asarray(objective(points, prog), dtype=np.float64)
+    chi2_all = 2.0 * terms_all.sum(axis=0)
+    terms_f = terms_all[:, :nf[0] * nf[1]].reshape(-1, *nf)
+    om_i, s8_i = np.linspace(*window[0], ni[0]), np.linspace(*window[1], ni[1])
+    chi2_f = spline(om_f, s8_f, 2.0 * terms_f.sum(axis=0), om_i, s8_i)
+    ref = min(chi2_f.min(), chi2_all[:nf[0] * nf[1]].min())  # (not the truth: as scan's coarse + fine)
+    truth_delta = None if truth is None else max(0.0, float(chi2_all[-1] - ref) / temperature)
+    notes = list(meta.pop("notes", ())) + _edge_notes(chi2_f, window, (om_box, s8_box))
+    per_timestep = _per_term_grids(terms_f, om_f, s8_f, om_i, s8_i, ni, term_names) if per_term else None
+    settings = {**meta.pop("settings", {}), "coarse": None, "fine": list(nf), "window_given": True,
+                "interpolate_to": list(ni), "window": [list(w) for w in window], "chi2_min_raw": float(ref)}
+    return Posterior.from_grid(om_i, s8_i, chi2_f, temperature=temperature, chi2_min=ref,
+                               marginal_temperatures=marginal_temperatures, n_evaluations=total,
+                               per_timestep=per_timestep, notes=tuple(notes), settings=settings,
+                               truth_delta_chi2=truth_delta, **meta)
+
+
+def window_from(post: Posterior, level: float = LEVELS[-1], pad: float = 0.25) -> tuple[tuple[float, float], ...]:
+    """The fine window for another likelihood of the same field: the box around ``post``'s calibrated
+    3σ region (Δχ² ≤ ``level`` at the largest of its temperatures), widened by ``pad`` of its width
+    on each side and by at least one step of its grid (clipped to the prior by :func:`scan`)."""
+    taus = [post.temperature, *(post.marginal_temperatures or ())]
+    inside = post.delta_chi2 * post.temperature / max(taus) <= level
+    out = []
+    for grid, axis in ((post.omega_m, 1), (post.sigma_8, 0)):
+        values = grid[inside.any(axis=axis)]
+        step = float(grid[1] - grid[0])
+        a, b = float(values.min()), float(values.max())
+        margin = max(pad * (b - a), step)
+        out.append((a - margin, b + margin))
+    return tuple(out)
 
 
 def coarse_preview(om_c, s8_c, chi2_c, shape, *, temperature: float = 1.0, marginal_temperatures=None,
@@ -242,7 +306,7 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
           window_temperature: float | None = None,
           per_timestep: bool = False, truth=None, seed: int | None = None, batch_size: int = DEFAULT_BATCH, bf16: bool = False,
           progress: Progress | None = None, cancel: Cancel | None = None,
-          on_coarse: Callable[[Posterior], None] | None = None) -> Posterior:
+          on_coarse: Callable[[Posterior], None] | None = None, window=None) -> Posterior:
     """−2ΔlnL̂ of (Ωₘ, σ₈) for one field from the VLB of a trained diffusion model.
 
     Parameters
@@ -272,6 +336,8 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
         polled between batches, True raises :class:`InferenceCancelled`.
     on_coarse : ``on_coarse(posterior)`` once the coarse scan is done, with a first look at the
         surface (:func:`coarse_preview`), e.g. to draw it while the fine grid is evaluated.
+    window : the fine window given, e.g. ``window_from(a faster posterior of the same field)``: no
+        coarse scan (see :func:`scan`).
     """
     from explorer.data import PreparedField, prepare_field, read_field
 
@@ -313,7 +379,8 @@ def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_no
                 interpolate_to=interpolate_to, temperature=tau, marginal_temperatures=marginal_taus,
                 window_temperature=window_temperature,
                 evaluations_per_point=timesteps.size * int(n_noise), per_term=per_timestep,
-                term_names=[f"L{t}" for t in timesteps], progress=progress, on_coarse=on_coarse, method="vlb",
+                term_names=[f"L{t}" for t in timesteps], progress=progress, on_coarse=on_coarse, window=window,
+                method="vlb",
                 terms=terms, truth=truth, notes=notes, settings=settings)
     typical = typicality.reference(loaded.metadata, terms, n_noise)
     if typical is not None:  # how typical the field is, from the best fit's bound (no extra call)

@@ -343,12 +343,13 @@ class Inference:
 def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", terms: str = DEFAULT_TERMS,
                 calibrated: bool = True, per_timestep: bool = False, truth=None, seed: int | None = None,
                 pk_baseline=None, cnn=None, progress: Progress | None = None, cancel=None,
-                on_coarse=None, grid: str = PRECISE_GRID, network: str = "full") -> Inference:
+                on_coarse=None, grid: str = PRECISE_GRID, network: str = "full", window=None) -> Inference:
     """Infer (Ωₘ, σ₈) from ``field (H, W)`` (Σ or log10 Σ, as read by ``explorer.data.read_field``).
 
     ``loaded`` is an ``explorer.model.Denoiser``; ``pk_baseline`` the path of a
     ``pk_baseline.json`` (None: no baseline); ``cnn`` the folder of a CNN estimator (None: none);
-    ``grid`` the coarse and fine points (:data:`GRID_CHOICES`); ``network`` names ``loaded`` in the result.
+    ``grid`` the coarse and fine points (:data:`GRID_CHOICES`); ``network`` names ``loaded`` in the result;
+    ``window`` a fine window given (``explorer.inference.grid.window_from``): no coarse scan.
     The baselines (a fraction of a second) come first, so that ``on_coarse(Inference)``, called
     once the coarse scan is done, carries them beside the first look at the surface
     (``explorer.inference.grid.coarse_preview``). Raises ValueError for a field the model cannot use,
@@ -371,6 +372,7 @@ def infer_field(loaded, field: np.ndarray, *, name: str, kind: str = "auto", ter
         return Inference(name, prepared.log10, prepared.kind, posterior, baseline, estimate, network)
 
     posterior = infer(loaded, prepared, kind=prepared.kind, terms=terms, calibrated=calibrated, coarse=coarse, fine=fine,
+                      window=window,
                       per_timestep=per_timestep, truth=truth, seed=seed, progress=progress, cancel=cancel,
                       on_coarse=None if on_coarse is None else (lambda post: on_coarse(result(post))))
     return result(posterior)

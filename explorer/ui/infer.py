@@ -9,6 +9,7 @@ network batches.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import logging
@@ -249,8 +250,13 @@ class InferTab(Tab):
 
     async def _refine(self, name: str, data, path, truth, settings: dict) -> None:
         """The fast result is shown; the full network's precise preset replaces it in place when done
-        (the progress bar and Cancel stay; the fast result stays on screen, not dimmed)."""
-        settings = {**settings, "network": "full", **compute.network_preset("full")}
+        (the progress bar and Cancel stay; the fast result stays on screen, not dimmed). The full
+        network skips its coarse scan: its fine grid covers the fast posterior's calibrated 3σ box
+        (``grid.window_from``), and the fast coarse scan stays the figure's background outside it."""
+        from explorer.inference.grid import window_from
+
+        fast = self.result
+        settings = {**settings, "network": "full", **compute.network_preset("full"), "window": window_from(fast.posterior)}
         job = start_job(self._slot, self._work, name, data, path, truth, settings, None, pool="long")
         self._status.object += " Refining with the full network (precise, about 4× longer) …"
         self._refining = True
@@ -261,6 +267,9 @@ class InferTab(Tab):
 
         def done(result: compute.Inference) -> None:
             self._refining = False
+            if result.posterior.coarse is None:  # the background outside the window: the fast coarse scan
+                result = dataclasses.replace(result, posterior=dataclasses.replace(
+                    result.posterior, coarse=fast.posterior.coarse))
             self._inferred(result)
 
         def failed(err: Exception) -> None:
@@ -366,9 +375,10 @@ def _how(result: compute.Inference) -> str:
     """"small network, vlb:8, 3×3 + 3×3 grid": what computed ``result``."""
     post = result.posterior
     settings = getattr(post, "settings", None) or {}
-    grid = " + ".join("×".join(str(n) for n in settings[k]) for k in ("coarse", "fine") if k in settings)
+    grid = " + ".join("×".join(str(n) for n in settings[k]) for k in ("coarse", "fine") if settings.get(k))
+    grid = grid and f"{grid} grid" + (" on the fast result's 3σ window" if settings.get("window_given") else "")
     return ", ".join(part for part in (f"{getattr(result, 'network', 'full')} network", getattr(post, "terms", ""),
-                                       grid and f"{grid} grid") if part)
+                                       grid) if part)
 
 
 def _jsonable(value):
