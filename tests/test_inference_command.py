@@ -119,7 +119,7 @@ def test_bad_options_are_refused(weights, tmp_path, capsys, monkeypatch, extra, 
     assert not (tmp_path / "post.json").exists()
 
 
-def weights_with_sub_network(weights, tmp_path, name: str):
+def weights_with_sub_network(weights, tmp_path, name: str, **metadata):
     """A copy of ``weights`` with another tiny network (seed 1) in the sub-folder ``name``."""
     import shutil
 
@@ -129,7 +129,8 @@ def weights_with_sub_network(weights, tmp_path, name: str):
                           attention_levels=1, norm_num_groups=4, attention_head_dim=8)
     folder = tmp_path / "weights"
     shutil.copytree(weights, folder)
-    save_model(folder / name, other, {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(100)})
+    save_model(folder / name, other, {"normalization": {"lo": 9.0, "hi": 15.0}, "schedule": seed_schedule_spec(100),
+                                      **metadata})
     return folder
 
 
@@ -162,3 +163,30 @@ def test_fast_preset_is_the_small_network_every_scale_alike_on_3x3_grids(weights
     assert runs["fast"]["settings"]["fine"] == [3, 3] and runs["fast"]["n_evaluations"] == 18 * 8
     np.testing.assert_allclose(runs["fast"]["delta_chi2"], runs["spelled"]["delta_chi2"], rtol=1e-6, atol=1e-9)
     assert runs["fast_vlb4"]["terms"] == "vlb:4" and runs["fast_vlb4"]["n_evaluations"] == 18 * 4
+
+
+def test_a_calibrated_small_network_places_the_full_networks_fine_window(weights, tmp_path, capsys):
+    """With weights/small calibrated for the fast preset, ``explorer infer`` runs the fast preset first and
+    the full network on its 3σ box only (no coarse scan); ``--one-stage`` or other terms scan coarse to fine."""
+    from explorer.inference.defaults import DEFAULT_TERMS, FAST_TERMS
+
+    folder = weights_with_sub_network(weights, tmp_path, "small", calibration={
+        "temperature": 3.0, "marginal_temperatures": {"omega_m": 3.0, "sigma_8": 3.0}, "terms": FAST_TERMS, "n_noise": 1})
+    np.save(tmp_path / "f.npy", density())
+    common = [str(tmp_path / "f.npy"), "--weights", str(folder), "--seed", "3", "--truth", "0.3", "0.8",
+              "--terms", DEFAULT_TERMS, "--fine", "4", "4"]
+    docs = {}
+    for name, extra in (("two", []), ("one", ["--one-stage"]), ("vlb4", ["--terms", "vlb:4"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["infer", *common, *extra, "--quiet", "--json", str(out)]) == 0
+        docs[name] = json.loads(out.read_text())["posterior"]
+    two, one = docs["two"], docs["one"]
+    first = two["settings"]["window_from"]
+    assert first["network"] == "small" and first["terms"] == FAST_TERMS and first["n_evaluations"] == (9 + 9 + 1) * 8
+    assert two["settings"]["window_given"] and two["coarse"] is None and two["n_evaluations"] == (16 + 1) * 8
+    assert one["settings"]["coarse"] == [4, 4] and "window_from" not in one["settings"]
+    assert docs["vlb4"]["settings"]["coarse"] == [4, 4] and "window_from" not in docs["vlb4"]["settings"]
+    assert "fine window: the calibrated 3σ box of the small network's fast preset" in capsys.readouterr().out
+    for (lo, hi), t in zip(two["settings"]["window"], (0.3, 0.8)):  # the window is inside the prior
+        assert 0.1 <= lo < hi <= 1.0
+

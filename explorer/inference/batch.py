@@ -212,6 +212,40 @@ def _models(weights: str, device: str, network: str | None = None):
     return _MODELS[key]
 
 
+_FAST_MODELS: dict = {}
+
+
+def window_network(weights, options: dict) -> str | None:
+    """The sub-network whose fast preset places the fine window (``window_from`` in :func:`analyse`):
+    "small" where ``weights`` carry one calibrated for the fast preset's terms and ``options`` are
+    the full network's default likelihood (no --network, --fast or --one-stage, the default terms
+    and fine grid); else None (the coarse-to-fine scan)."""
+    from .defaults import DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, FAST_NETWORK, FAST_TERMS
+    from .grid import calibration_temperature
+
+    if (options.get("one_stage") or options.get("network") or options.get("terms") != DEFAULT_TERMS
+            or int(options.get("n_noise", DEFAULT_N_NOISE)) != DEFAULT_N_NOISE
+            or list(options.get("fine", DEFAULT_FINE)) != list(DEFAULT_FINE)):
+        return None
+    meta_file = Path(weights) / FAST_NETWORK / "explorer.json"
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return FAST_NETWORK if calibration_temperature(meta, FAST_TERMS, DEFAULT_N_NOISE)[2] is None else None
+
+
+def _fast_model(weights: str, device: str, network: str):
+    """The window's network, loaded once per process (beside :func:`_models`' own)."""
+    key = (weights, device, network)
+    if key not in _FAST_MODELS:
+        from explorer.model import load_model
+
+        _FAST_MODELS.clear()
+        _FAST_MODELS[key] = load_model(likelihood_folder(weights, network), device=device)
+    return _FAST_MODELS[key]
+
+
 def default_options(weights, **overrides) -> dict:
     """The options of :func:`analyse` that ``explorer infer`` uses by default, for ``weights``."""
     from .defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS
@@ -226,7 +260,8 @@ def analyse(field, options: dict, truth=None, models=None) -> dict:
 
     ``options``: weights, device, kind, terms, n_noise, coarse, fine, seed (or noise_replicate r:
     the seed :func:`.vlb.field_seed` + r, as ``bench/bench_coverage.py``), calibrated,
-    per_timestep, baseline (bool), cnn (bool). ``models``: (model, baseline, cnn) to use instead of
+    per_timestep, baseline (bool), cnn (bool), window_from (a sub-network whose fast preset places
+    the fine window, :func:`window_network`; None: the coarse-to-fine scan). ``models``: (model, baseline, cnn) to use instead of
     loading them. Returns {"kind", "weights", "network", "posterior", "pk_baseline", "cnn"} with the
     :class:`Posterior` objects themselves under "_vlb" and "_pk" (dropped before JSON).
     """
@@ -241,10 +276,22 @@ def analyse(field, options: dict, truth=None, models=None) -> dict:
     seed = options.get("seed")
     if seed is None and options.get("noise_replicate"):  # the field's own draws, replicate r
         seed = (field_seed(prepared.log10) + int(options["noise_replicate"])) % 2 ** 63
+    window, first = None, options.get("window_from")
+    if first:  # the fast preset of that network first: its calibrated 3σ box is the fine window
+        from .defaults import FAST_COARSE, FAST_FINE, FAST_TERMS
+        from .grid import window_from
+
+        fast = infer(_fast_model(options["weights"], options.get("device", "cpu"), first), prepared,
+                     terms=FAST_TERMS, coarse=FAST_COARSE, fine=FAST_FINE, seed=seed, truth=truth)
+        window = window_from(fast)
     post = infer(loaded, prepared, terms=options["terms"], n_noise=options["n_noise"],
                  coarse=tuple(options["coarse"]), fine=tuple(options["fine"]), seed=seed,
-                 calibrated=options.get("calibrated", True), truth=truth,
+                 calibrated=options.get("calibrated", True), truth=truth, window=window,
                  per_timestep=options.get("per_timestep", False), progress=options.get("progress"))
+    if window is not None:
+        post.seconds += fast.seconds  # the whole likelihood's time
+        post.settings["window_from"] = {"network": first, "terms": FAST_TERMS, "coarse": list(FAST_COARSE),
+                                        "fine": list(FAST_FINE), "n_evaluations": fast.n_evaluations}
     pk_post = baseline.posterior(prepared.log10, truth=truth) if baseline is not None and options.get("baseline", True) else None
     cnn_est = None
     if cnn is not None and options.get("cnn", True):

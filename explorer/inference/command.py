@@ -53,6 +53,11 @@ def add_arguments(parser) -> None:
                         help=f"the fast preset (the app's default): --network {FAST_NETWORK} --terms {FAST_TERMS} "
                              f"--coarse {FAST_COARSE[0]} {FAST_COARSE[1]} --fine {FAST_FINE[0]} {FAST_FINE[1]}: the inference ~6x faster "
                              "than the default, ~40 %% more Ωₘ error (README, Inference); options given explicitly win")
+    parser.add_argument("--one-stage", action="store_true",
+                        help="the coarse-to-fine scan of the full network even where the weights' small network "
+                             "could place the fine window (the default since session 19: its fast preset first, "
+                             "then the full network's 4x4 grid on its calibrated 3-sigma box, no coarse scan; "
+                             "the same posteriors within 0.03 std on the 50 held-out fields, README Inference)")
     parser.add_argument("--kind", default="auto", choices=("auto", "density", "log10"), help="what FIELD holds")
     parser.add_argument("--raw", action="store_true", help="do not apply the stored calibration temperature")
     parser.add_argument("--no-baseline", action="store_true", help="skip the P(k) baseline")
@@ -102,7 +107,7 @@ def _options(args) -> dict:
             "n_noise": args.n_noise, "coarse": list(args.coarse), "fine": list(args.fine), "seed": args.seed,
             "noise_replicate": args.noise_replicate,
             "calibrated": not args.raw, "per_timestep": args.per_timestep, "baseline": not args.no_baseline,
-            "cnn": not args.no_cnn}
+            "cnn": not args.no_cnn, "one_stage": args.one_stage, "window_from": getattr(args, "window_from", None)}
 
 
 def apply_fast(args) -> None:
@@ -127,7 +132,7 @@ def run_many(args) -> int:
     """The batch: every field a row of ``--out``/results.csv (module :mod:`.batch`)."""
     from explorer.paths import resolve_weights
 
-    from .batch import collect, likelihood_folder, run_batch
+    from .batch import collect, likelihood_folder, run_batch, window_network
 
     if args.out is None:
         raise ValueError("several fields, a folder or a CMD maps file need --out DIR for the results table")
@@ -142,6 +147,7 @@ def run_many(args) -> int:
         raise ValueError(f"--out {args.out} exists and is not a folder")
     specs = collect(args.field, args.select)
     args.weights = resolve_weights(args.weights)
+    args.window_from = window_network(args.weights, _options(args))
     from explorer.model import load_model
 
     load_model(likelihood_folder(args.weights, args.network), device="cpu")  # refuse broken weights before any worker starts
@@ -162,7 +168,7 @@ def run(args) -> int:
     from explorer.model import load_model
     from explorer.paths import resolve_weights
 
-    from .batch import analyse, likelihood_folder
+    from .batch import analyse, likelihood_folder, window_network
     from .cnn import CnnEstimator, find_cnn
     from .grid import check_truth  # torch: only when the command runs
     from .pk_baseline import FILENAME as PK_FILENAME
@@ -178,6 +184,7 @@ def run(args) -> int:
             raise ValueError(f"{opt} would overwrite the input field {args.field}")
     field = read_field(args.field)
     args.weights = resolve_weights(args.weights)
+    args.window_from = window_network(args.weights, _options(args))
     loaded = load_model(likelihood_folder(args.weights, args.network), device=args.device)
     truth = check_truth(args.truth, loaded.param_ranges)
 
@@ -236,6 +243,10 @@ def run(args) -> int:
     if "typicality_z" in post.settings:
         print(f"typicality: z = {post.settings['typicality_z']:+.2f}, p = {post.settings['typicality_p']:.3g} "
               "(the bound at the best fit against held-out simulated maps; |z| > 3 is atypical)")
+    first = post.settings.get("window_from")
+    if first:
+        print(f"fine window: the calibrated 3σ box of the {first['network']} network's fast preset "
+              f"({first['n_evaluations']} more evaluations; --one-stage for the coarse-to-fine scan)")
     for note in post.notes:
         print(f"note: {note}")
     if json_path is not None:

@@ -41,6 +41,9 @@ DEFAULT_INTERPOLATE = (51, 51)
 # too narrow), on 3x3 + 3x3 points: 144 evaluations instead of 256. On the 50 held-out fields
 # (`bench/bench_coverage.py`, paired with 4x4 + 4x4 by `bench/compare_coverage.py`) the posterior means
 # moved by a median 0.09 of their std (largest 0.36), the stds by a median 0-2 % (README "Inference").
+# Since session 19 `explorer infer` also uses it to place the full network's fine window (no coarse
+# scan: 128 instead of 256 full-network evaluations; batch.window_network, grid.window_from): on the 50
+# held-out fields the posterior means moved by <= 0.025 of their std against the coarse-to-fine scan.
 FAST_NETWORK = "small"
 FAST_TERMS = "vlb:8"
 FAST_COARSE = (3, 3)
