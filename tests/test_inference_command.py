@@ -168,15 +168,15 @@ def test_fast_preset_is_the_small_network_every_scale_alike_on_3x3_grids(weights
 def test_a_calibrated_small_network_places_the_full_networks_fine_window(weights, tmp_path, capsys):
     """With weights/small calibrated for the fast preset, ``explorer infer`` runs the fast preset first and
     the full network on its 3σ box only (no coarse scan); ``--one-stage`` or other terms scan coarse to fine."""
-    from explorer.inference.defaults import DEFAULT_TERMS, FAST_TERMS
+    from explorer.inference.defaults import FAST_TERMS
 
     folder = weights_with_sub_network(weights, tmp_path, "small", calibration={
         "temperature": 3.0, "marginal_temperatures": {"omega_m": 3.0, "sigma_8": 3.0}, "terms": FAST_TERMS, "n_noise": 1})
     np.save(tmp_path / "f.npy", density())
-    common = [str(tmp_path / "f.npy"), "--weights", str(folder), "--seed", "3", "--truth", "0.3", "0.8",
-              "--terms", DEFAULT_TERMS, "--fine", "4", "4"]
+    common = [str(tmp_path / "f.npy"), "--weights", str(folder), "--seed", "3", "--truth", "0.3", "0.8"]
     docs = {}
-    for name, extra in (("two", []), ("one", ["--one-stage"]), ("vlb4", ["--terms", "vlb:4"])):
+    for name, extra in (("two", []), ("one", ["--one-stage"]), ("vlb4", ["--terms", "vlb:4"]),
+                        ("coarse5", ["--coarse", "5", "5"])):
         out = tmp_path / f"{name}.json"
         assert main(["infer", *common, *extra, "--quiet", "--json", str(out)]) == 0
         docs[name] = json.loads(out.read_text())["posterior"]
@@ -186,6 +186,7 @@ def test_a_calibrated_small_network_places_the_full_networks_fine_window(weights
     assert two["settings"]["window_given"] and two["coarse"] is None and two["n_evaluations"] == (16 + 1) * 8
     assert one["settings"]["coarse"] == [4, 4] and "window_from" not in one["settings"]
     assert docs["vlb4"]["settings"]["coarse"] == [4, 4] and "window_from" not in docs["vlb4"]["settings"]
+    assert docs["coarse5"]["settings"]["coarse"] == [5, 5]  # a coarse grid asked for is scanned
     assert "fine window: the calibrated 3σ box of the small network's fast preset" in capsys.readouterr().out
     for (lo, hi), t in zip(two["settings"]["window"], (0.3, 0.8)):  # the window is inside the prior
         assert 0.1 <= lo < hi <= 1.0

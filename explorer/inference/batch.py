@@ -219,12 +219,13 @@ def window_network(weights, options: dict) -> str | None:
     """The sub-network whose fast preset places the fine window (``window_from`` in :func:`analyse`):
     "small" where ``weights`` carry one calibrated for the fast preset's terms and ``options`` are
     the full network's default likelihood (no --network, --fast or --one-stage, the default terms
-    and fine grid); else None (the coarse-to-fine scan)."""
-    from .defaults import DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, FAST_NETWORK, FAST_TERMS
+    and grids); else None (the coarse-to-fine scan)."""
+    from .defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, FAST_NETWORK, FAST_TERMS
     from .grid import calibration_temperature
 
     if (options.get("one_stage") or options.get("network") or options.get("terms") != DEFAULT_TERMS
             or int(options.get("n_noise", DEFAULT_N_NOISE)) != DEFAULT_N_NOISE
+            or list(options.get("coarse", DEFAULT_COARSE)) != list(DEFAULT_COARSE)
             or list(options.get("fine", DEFAULT_FINE)) != list(DEFAULT_FINE)):
         return None
     meta_file = Path(weights) / FAST_NETWORK / "explorer.json"
