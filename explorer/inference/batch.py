@@ -220,8 +220,8 @@ def window_network(weights, options: dict) -> str | None:
     "small" where ``weights`` carry one calibrated for the fast preset's terms and ``options`` are
     the full network's default likelihood (no --network, --fast or --one-stage, the default terms
     and grids); else None (the coarse-to-fine scan)."""
-    from .defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, FAST_NETWORK, FAST_TERMS
-    from .grid import calibration_temperature
+    from .defaults import DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, FAST_NETWORK
+    from .grid import calibrated_for_fast_preset
 
     if (options.get("one_stage") or options.get("network") or options.get("terms") != DEFAULT_TERMS
             or int(options.get("n_noise", DEFAULT_N_NOISE)) != DEFAULT_N_NOISE
@@ -233,7 +233,7 @@ def window_network(weights, options: dict) -> str | None:
         meta = json.loads(meta_file.read_text())
     except (OSError, ValueError):
         return None
-    return FAST_NETWORK if calibration_temperature(meta, FAST_TERMS, DEFAULT_N_NOISE)[2] is None else None
+    return FAST_NETWORK if calibrated_for_fast_preset(meta) else None
 
 
 def _fast_model(weights: str, device: str, network: str):

@@ -287,6 +287,14 @@ def calibration_temperature(metadata: dict, terms: str, n_noise: int) -> tuple[f
     return taus[0], None if marginal is None else taus[1:], None
 
 
+def calibrated_for_fast_preset(metadata: dict) -> bool:
+    """Whether a network's ``metadata`` hold a usable calibration for the fast preset's terms
+    (``defaults.FAST_TERMS``): only then may it answer first (the app) or place a fine window (the CLI)."""
+    from .defaults import FAST_TERMS
+
+    return calibration_temperature(metadata, FAST_TERMS, DEFAULT_N_NOISE)[2] is None
+
+
 def held_out_coverage(metadata: dict, terms: str, n_noise: int) -> dict | None:
     """{"omega_m": c, "sigma_8": c, "n_fields": n}: how often the calibrated 68 % intervals of these
     settings held the truth on ``explorer calibrate``'s held-out fields (stored with the calibration),

@@ -59,7 +59,7 @@ def _model_summary(ctx: AppContext) -> str:
     sampling = networks.get(getattr(emu, "default_network", "full"), emu.loaded)
     data = emu.loaded.metadata.get("data") or {}
     parts = [f"Maps from a {_network_words(sampling)}"]
-    first = next(iter(compute.likelihood_networks(emu).values()))  # the Infer tab's first answer
+    first = compute.first_likelihood_network(emu)
     if first != "full":
         parts.append(f"likelihood from {'that' if networks.get(first) is sampling else 'a smaller'} network first, "
                      f"refined by a {_network_words(emu.loaded)}")

@@ -19,7 +19,8 @@ import numpy as np
 
 from explorer import BOX_SIZE
 from explorer.params import PARAM_NAMES
-from explorer.inference.defaults import DEFAULT_TERMS, FAST_NETWORK, FAST_TERMS
+from explorer.inference.defaults import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_TERMS, FAST_COARSE, FAST_FINE,
+                                         FAST_NETWORK, FAST_TERMS)
 from explorer.stats import (Histograms, Response, Structure, histogram_bins, leave_one_out_chi2,
                             pixel_histograms, power_spectrum, reduced_chi2, response_ratio,
                             structure_statistics, z_scores)
@@ -282,12 +283,16 @@ TERM_CHOICES = {
 }
 
 
+def _grid_name(coarse, fine) -> str:
+    return "+".join("x".join(str(n) for n in shape) for shape in (coarse, fine))
+
+
+PRECISE_GRID, FAST_GRID = _grid_name(DEFAULT_COARSE, DEFAULT_FINE), _grid_name(FAST_COARSE, FAST_FINE)
 #: Grids of the infer tab: label -> "COARSExCOARSE+FINExFINE" points per axis (``grid_shape``).
 GRID_CHOICES = {
-    "4×4 + 4×4 points (precise)": "4x4+4x4",
-    "3×3 + 3×3 points (fast, 44 % fewer evaluations)": "3x3+3x3",
+    "4×4 + 4×4 points (precise)": PRECISE_GRID,
+    "3×3 + 3×3 points (fast, 44 % fewer evaluations)": FAST_GRID,
 }
-PRECISE_GRID, FAST_GRID = "4x4+4x4", "3x3+3x3"  # DEFAULT_COARSE + DEFAULT_FINE; FAST_COARSE + FAST_FINE
 
 
 def grid_shape(grid: str) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -308,15 +313,25 @@ def likelihood_networks(emulator) -> dict[str, str]:
     full network's). The small network comes first: it is the tab's default (:func:`network_preset`)."""
     full = {"full network: precise, about 4× slower (default terms, 4×4 + 4×4 grid)": "full"}
     try:
-        small = emulator.network("small")
+        small = emulator.network(FAST_NETWORK)
     except (AttributeError, ValueError):  # no small network in these weights
         return full
-    from explorer.inference.defaults import DEFAULT_N_NOISE
-    from explorer.inference.grid import calibration_temperature
+    from explorer.inference.grid import calibrated_for_fast_preset
 
-    if calibration_temperature(small.metadata, FAST_TERMS, DEFAULT_N_NOISE)[2] is not None:
+    if not calibrated_for_fast_preset(small.metadata):
         return full  # not calibrated for its terms: raw contours would be 5-10x too narrow
-    return {"small network: fast (every scale alike, 3×3 + 3×3 grid)": "small", **full}
+    return {"small network: fast (every scale alike, 3×3 + 3×3 grid)": FAST_NETWORK, **full}
+
+
+def first_likelihood_network(emulator) -> str:
+    """The network that answers first on the Infer tab (and reads the game's maps): the first entry of
+    :func:`likelihood_networks`."""
+    return next(iter(likelihood_networks(emulator).values()))
+
+
+def likelihood_model(emulator, network: str):
+    """The loaded network named ``network`` ("full": the emulator's own, else its sub-network)."""
+    return emulator.loaded if network == "full" else emulator.network(network)
 
 
 def network_preset(network: str) -> dict:

@@ -209,8 +209,7 @@ def warm_up_likelihood(ctx: AppContext, theta) -> None:
 
     from . import compute
 
-    network = next(iter(compute.likelihood_networks(ctx.emulator).values()))
-    loaded = ctx.emulator.loaded if network == "full" else ctx.emulator.network(network)
+    loaded = compute.likelihood_model(ctx.emulator, compute.first_likelihood_network(ctx.emulator))
     x0 = np.zeros((loaded.resolution, loaded.resolution))
     vlb_terms(loaded, x0, np.tile(np.asarray(theta, dtype=np.float64), (DEFAULT_BATCH // 8, 1)), np.arange(1, 9),
               batch_size=DEFAULT_BATCH)

@@ -229,11 +229,10 @@ class GameTab(Tab):
         """The Infer tab's inference of the round's map with its truth (on a worker)."""
         from explorer.inference import InferenceCancelled
 
-        network = next(iter(compute.likelihood_networks(self.emulator).values()))  # the Infer tab's default
-        loaded = self.emulator.loaded if network == "full" else self.emulator.network(network)
+        network = compute.first_likelihood_network(self.emulator)
         try:
             return compute.infer_field(
-                loaded, puzzle.field, name=f"round {puzzle.number}", kind="log10",
+                compute.likelihood_model(self.emulator, network), puzzle.field, name=f"round {puzzle.number}", kind="log10",
                 truth=puzzle.truth, pk_baseline=self.context.pk_baseline, cnn=self.context.cnn, progress=job.progress(),
                 cancel=lambda: not job.current, network=network, **compute.network_preset(network))
         except InferenceCancelled:

@@ -66,7 +66,7 @@ class InferTab(Tab):
         networks = compute.likelihood_networks(context.emulator)
         self.param.network.objects = networks
         if params.get("network") not in networks.values():  # the small network's fast preset where it is calibrated
-            self.network = next(iter(networks.values()))
+            self.network = compute.first_likelihood_network(context.emulator)
         self.param.update(**{k: v for k, v in compute.network_preset(self.network).items() if k not in params})
         self.result: compute.Inference | None = None
         self.dropper = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_MB}MB", height=120,
@@ -190,12 +190,12 @@ class InferTab(Tab):
             field = read_field(data, filename=name, max_bytes=MAX_BYTES)
         job.check()
         settings = dict(settings)
-        network = settings.get("network", "full")
-        loaded = self.context.emulator.loaded if network == "full" else self.context.emulator.network(network)
+        baselines = settings.pop("baselines", True)  # False: the refinement reuses the fast result's
+        loaded = compute.likelihood_model(self.context.emulator, settings.get("network", "full"))
         try:
             return compute.infer_field(
-                loaded, field, name=name, truth=truth, pk_baseline=self.context.pk_baseline,
-                cnn=self.context.cnn, progress=job.progress(), cancel=lambda: not job.current,
+                loaded, field, name=name, truth=truth, pk_baseline=self.context.pk_baseline if baselines else None,
+                cnn=self.context.cnn if baselines else None, progress=job.progress(), cancel=lambda: not job.current,
                 on_coarse=on_coarse, **settings)
         except InferenceCancelled:
             raise Superseded(f"inference on {name} cancelled") from None
@@ -256,7 +256,8 @@ class InferTab(Tab):
         from explorer.inference.grid import window_from
 
         fast = self.result
-        settings = {**settings, "network": "full", **compute.network_preset("full"), "window": window_from(fast.posterior)}
+        settings = {**settings, "network": "full", **compute.network_preset("full"), "window": window_from(fast.posterior),
+                    "baselines": False}
         job = start_job(self._slot, self._work, name, data, path, truth, settings, None, pool="long")
         self._status.object += " Refining with the full network (precise, about 4× longer) …"
         self._refining = True
@@ -267,10 +268,11 @@ class InferTab(Tab):
 
         def done(result: compute.Inference) -> None:
             self._refining = False
-            if result.posterior.coarse is None:  # the background outside the window: the fast coarse scan
-                result = dataclasses.replace(result, posterior=dataclasses.replace(
-                    result.posterior, coarse=fast.posterior.coarse))
-            self._inferred(result)
+            # the fast result's field, baselines and coarse scan (the background outside the window) are
+            # this one's too: reused, not recomputed, and the field's map is not redrawn
+            self._inferred(dataclasses.replace(
+                result, field_log10=fast.field_log10, baseline=fast.baseline, cnn=fast.cnn,
+                posterior=dataclasses.replace(result.posterior, coarse=fast.posterior.coarse)))
 
         def failed(err: Exception) -> None:
             self._refining = False
