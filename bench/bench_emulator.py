@@ -27,7 +27,7 @@ import torch
 
 from explorer.evaluate import (_reference_sets, fidelity, histogram_agreement, non_gaussianity, one_p_response,
                                over_seeds, spread)
-from explorer.model import Emulator
+from explorer.model import Emulator, bf16_helps
 from explorer.paths import SHIPPED_ASSETS, resolve_weights
 
 CONFIGS = [(m, s, None) for m, s in [
@@ -74,21 +74,29 @@ def main():
     p.add_argument("--skip-onep", action="store_true", help="no 1P response")
     p.add_argument("--plot-dir", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "both"], default="auto",
+                   help="the network's precision: auto (bf16 autocast only where the CPU has AMX/AVX512-BF16, "
+                        "as the app and `explorer sample` do), fp32, bf16, or both side by side "
+                        "(each configuration's label gets /fp32 or /bf16)")
     args = p.parse_args()
-    emu = Emulator.from_folder(args.weights)
-    configs = args.configs or CONFIGS
-    out = {"weights": str(resolve_weights(args.weights)), "seeds": args.seeds, "threads": torch.get_num_threads(), "timing_4_maps": {}, "fidelity": {}}
+    precisions = {"auto": [None], "fp32": [False], "bf16": [True], "both": [False, True]}[args.precision]
+    emulators = {bf16: Emulator.from_folder(args.weights, bf16=bf16) for bf16 in precisions}
+    emu = emulators[precisions[0]]
+    suffix = {None: "", False: "/fp32", True: "/bf16"} if args.precision == "both" else {precisions[0]: ""}
+    configs = [(*c, bf16) for c in (args.configs or CONFIGS) for bf16 in precisions]
+    out = {"weights": str(resolve_weights(args.weights)), "seeds": args.seeds, "threads": torch.get_num_threads(),
+           "precision": args.precision, "bf16_auto_on": bf16_helps("cpu"), "timing_4_maps": {}, "fidelity": {}}
 
     if not args.skip_timing:  # warm-up: the first calls of a network in a process build its kernels
-        for network in {c[2] for c in configs}:
-            emu.sample(0.3, 0.8, n=4, seed=0, method="ddpm-strided", steps=3, network=network)
-    for method, steps, network in ([] if args.skip_timing else configs):  # side by side in one run
+        for network, bf16 in {(c[2], c[3]) for c in configs}:
+            emulators[bf16].sample(0.3, 0.8, n=4, seed=0, method="ddpm-strided", steps=3, network=network)
+    for method, steps, network, bf16 in ([] if args.skip_timing else configs):  # side by side in one run
         times = []
         for r in range(args.repeats if steps <= 250 else 1):
             start = time.perf_counter()
-            emu.sample(0.3, 0.8, n=4, seed=r, method=method, steps=steps, network=network)
+            emulators[bf16].sample(0.3, 0.8, n=4, seed=r, method=method, steps=steps, network=network)
             times.append(time.perf_counter() - start)
-        out["timing_4_maps"][label(method, steps, network)] = float(np.median(times))
+        out["timing_4_maps"][label(method, steps, network) + suffix[bf16]] = float(np.median(times))
     print(json.dumps(out["timing_4_maps"]), flush=True)
     if args.timing_only:
         return _finish(out, args)
@@ -99,12 +107,13 @@ def main():
     twins = twins[first:]
     if not args.skip_fidelity:
         out["non_gaussianity_simulations"] = non_gaussianity(truth.reshape(-1, *truth.shape[-2:]))
-    fidelity_configs = args.fidelity_configs or [c for c in configs if c[:2] != ("ddpm", 1000)]
-    for method, steps, network in ([] if args.skip_fidelity else fidelity_configs):
-        name = label(method, steps, network)
+    fidelity_configs = ([(*c, bf16) for c in args.fidelity_configs for bf16 in precisions] if args.fidelity_configs
+                        else [c for c in configs if c[:2] != ("ddpm", 1000)])
+    for method, steps, network, bf16 in ([] if args.skip_fidelity else fidelity_configs):
+        name = label(method, steps, network) + suffix[bf16]
         results, generated = {}, []
 
-        def emulate(om, s8, n, seed):
+        def emulate(om, s8, n, seed, emu=emulators[bf16]):
             maps = emu.sample(om, s8, n=n, seed=seed, method=method, steps=steps, network=network)
             generated.append(maps)
             return maps

@@ -96,6 +96,12 @@ def test_settings_arguments_win_over_environment(tmp_path):
     assert not Settings.from_environment([], environ={"EXPLORER_SAMPLE_CACHE": "off"}).sample_cache
     with pytest.raises(ValueError, match="sample_cache"):
         Settings.from_environment(["--sample-cache", "maybe"], environ={})
+    assert default.bf16 is None  # auto: the emulator decides by the hardware (model.bf16_helps)
+    assert Settings.from_environment(["--bf16", "0"], environ={"EXPLORER_BF16": "1"}).bf16 is False
+    assert Settings.from_environment([], environ={"EXPLORER_BF16": "on"}).bf16 is True
+    assert Settings.from_environment([], environ={"EXPLORER_BF16": "auto"}).bf16 is None
+    with pytest.raises(ValueError, match="bf16"):
+        Settings.from_environment(["--bf16", "fast"], environ={})
     assert (REPO / "explorer" / "main.py").is_file()  # defaults are found from the package, not the cwd
 
 
@@ -146,6 +152,10 @@ def test_context_is_built_once_per_process(app_environment, monkeypatch):
     ctx = results[0]
     assert ctx.emulator.resolution == 16 and ctx.reference.cmd.n_sims == 6 and len(ctx.examples) == 2
     assert ctx.onep.fiducial == (0.3, 0.8)
+    assert ctx.emulator.bf16 is None  # auto
+    off = ctx_module.build_context(Settings.from_environment(["--bf16", "0"], environ=app_environment))
+    assert off.emulator.bf16 is False  # the setting reaches the sampler
+
 
 
 def test_server_start_hook_loads_the_sessions_context_and_samples_once_in_the_background(app_environment,
