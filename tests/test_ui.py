@@ -652,6 +652,11 @@ def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, s
     for (lo, hi), name in zip(refined.settings["window"], ("omega_m", "sigma_8")):
         assert lo <= fast.estimates[name]["lo95"] and hi >= fast.estimates[name]["hi95"]
     assert "(full network, " in tab._status.object and "4×4 grid on the fast result's 3σ window" in tab._status.object
+    figure = tab.posterior_pane.object  # the window outlined, the other network's coarse scan faded around it
+    [edge] = figure.select(hv.Bounds)
+    assert np.allclose(edge.data, (refined.omega_m[0], refined.sigma_8[0], refined.omega_m[-1], refined.sigma_8[-1]))
+    faded = [im for im in figure.select(hv.Image) if hv.Store.lookup_options("bokeh", im, "style").kwargs.get("alpha")]
+    assert len(faded) == 1 and faded[0].range(faded[0].kdims[0]) == (fast.coarse.omega_m[0], fast.coarse.omega_m[-1])
     assert not tab.busy and not tab._refining
     tab.refine = False
     tab.param.trigger("run_example")

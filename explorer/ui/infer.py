@@ -130,6 +130,7 @@ class InferTab(Tab):
             pn.pane.Markdown("Contours: **white** the diffusion model, **green** the P(k) baseline, thin coloured "
                              "lines the 1σ contour of each VLB term; solid, dashed, dotted = 1σ, 2σ, 3σ "
                              "(Δχ² = 2.30, 6.18, 11.83). ★ truth, ✕ maximum, **purple** ● the CNN estimator ± 1σ. "
+                             "The grey box is the refined window; outside it, faded, the coarse scan. "
                              "Marginals: shaded 68 % interval, "
                              "red line the truth, dashed green the P(k) baseline, dotted purple the CNN.",
                              styles={"font-size": "0.85em"}, sizing_mode="stretch_width"),

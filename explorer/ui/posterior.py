@@ -17,6 +17,8 @@ from .style import CNN, GENERATED, GUESS, REFERENCE
 OM, S8 = hv.Dimension("omega_m", label="Ωₘ"), hv.Dimension("sigma_8", label="σ₈")
 CHI2 = hv.Dimension("delta_chi2", label="−2ΔlnL̂")
 SIGMA_DASH = ("solid", "dashed", "dotted")
+BACKGROUND_ALPHA = 0.4  # the coarse scan under a refined window
+WINDOW_EDGE = "#555555"  # the outline of the refined window
 TERM_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
@@ -68,8 +70,15 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
     image = _image(post.omega_m, post.sigma_8, np.minimum(post.delta_chi2, clip)).opts(
         cmap="viridis_r", colorbar=True, clim=(0, clip), tools=["hover"],
         colorbar_opts={"title": "−2ΔlnL̂"})
-    overlay = _background(post, clip) * image * _contours(post.omega_m, post.sigma_8, post.delta_chi2, post.levels,
-                                                          "white")
+    background = _background(post, clip)
+    if post.coarse is not None:  # refined on a window: the coarse scan outside it is faded and the window
+        # outlined, so the seam where two surfaces meet reads as what it is (after the fast preset, the
+        # background is even another network's scan)
+        background = background.opts(alpha=BACKGROUND_ALPHA)
+        (o0, o1), (s0, s1) = (float(post.omega_m[0]), float(post.omega_m[-1])), (float(post.sigma_8[0]),
+                                                                                float(post.sigma_8[-1]))
+        image = image * hv.Bounds((o0, s0, o1, s1)).opts(color=WINDOW_EDGE, line_width=1)
+    overlay = background * image * _contours(post.omega_m, post.sigma_8, post.delta_chi2, post.levels, "white")
     if show_terms and post.per_timestep:
         for (name, grid), color in zip(sorted(post.per_timestep.items()), TERM_COLORS):
             overlay *= _contours(post.omega_m, post.sigma_8, grid, post.levels[:1], color, width=1.5)
