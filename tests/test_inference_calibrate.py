@@ -209,6 +209,7 @@ def test_calibrate_command_end_to_end(tmp_path, capsys):
     assert meta == before
     assert cal["temperature"] == report["temperature"] > 0 and cal["terms"] == DEFAULT_TERMS and cal["n_noise"] == 1
     assert "evaluation" in cal and (weights / "pk_baseline.json").is_file()
+    assert cal["evaluation"]["grid"] == {"coarse": [3, 3], "fine": [3, 3]}  # what the held-out figures were measured on
     assert set(cal["marginal_temperatures"]) == {"omega_m", "sigma_8"}
     assert min(cal["marginal_temperatures"].values()) > 0
 
@@ -286,6 +287,19 @@ def test_calibrated_posteriors_say_how_their_intervals_did_on_held_out_fields(ti
                                      "74 % (Ωₘ) and 70 % (σ₈) of the time")
     assert "Calibration check: on 50 held-out" in estimates_markdown(post)
     assert Posterior.from_dict(json.loads(json.dumps(post.to_dict()))).held_out_label() == post.held_out_label()
+
+    # measured on another grid than the answer's: the label says which (the fast preset's 3×3 + 3×3)
+    evaluation["grid"] = {"coarse": [4, 4], "fine": [4, 4]}
+    (folder / METADATA_FILE).write_text(json.dumps(meta))
+    loaded = load_model(folder)
+    coarser = infer(loaded, field, terms="vlb:4", **small)
+    assert coarser.settings["held_out_coverage68"]["grid"] == {"coarse": [4, 4], "fine": [4, 4]}
+    assert coarser.held_out_label().endswith(
+        "of the time, with the calibration's 4×4 + 4×4 grid (this answer's: 3×3 + 3×3)")
+    same = infer(loaded, field, terms="vlb:4", **{**small, "coarse": (4, 4), "fine": (4, 4)})
+    assert same.held_out_label().endswith("of the time")
+    windowed = infer(loaded, field, terms="vlb:4", **{**small, "fine": (4, 4)}, window=((0.2, 0.4), (0.7, 0.9)))
+    assert windowed.held_out_label().endswith("of the time")  # the same fine grid on a given window
 
     for other in (infer(loaded, field, terms="vlb:4", calibrated=False, **small),   # raw
                   infer(loaded, field, terms="vlb:4", temperature=4.0, **small),    # a temperature of one's own

@@ -356,7 +356,7 @@ def calibrate(weights=None, data="data/train", valid="assets/valid", *, terms: s
                    terms=terms, n_noise=n_noise)
     pk = [baseline.posterior(m, truth=tuple(t)) for m, t in zip(ev_maps, ev_theta)]
     evaluation = evaluate_coverage(ev_raw, pk, calibration, ev_idx)
-    evaluation.update(data=str(valid), seconds_per_field=seconds,
+    evaluation.update(data=str(valid), seconds_per_field=seconds, grid={"coarse": list(coarse), "fine": list(fine)},
                       from_grids=None if from_grids is None else str(from_grids))
     if write:
         summary = {k: v for k, v in evaluation.items() if k != "fields"}

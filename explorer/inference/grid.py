@@ -296,16 +296,22 @@ def calibrated_for_fast_preset(metadata: dict) -> bool:
 
 
 def held_out_coverage(metadata: dict, terms: str, n_noise: int) -> dict | None:
-    """{"omega_m": c, "sigma_8": c, "n_fields": n}: how often the calibrated 68 % intervals of these
-    settings held the truth on ``explorer calibrate``'s held-out fields (stored with the calibration),
-    or None when the folder has no such measurement."""
+    """{"omega_m": c, "sigma_8": c, "n_fields": n[, "grid": {"coarse": [..], "fine": [..]}]}: how often
+    the calibrated 68 % intervals of these settings held the truth on ``explorer calibrate``'s held-out
+    fields (stored with the calibration, with the grid it scanned where recorded), or None when the
+    folder has no such measurement."""
     cal = records.for_terms(metadata, "calibration", terms, n_noise) or {}
-    measured = ((cal.get("evaluation") or {}).get("vlb_calibrated")) or {}
+    evaluation = cal.get("evaluation") or {}
+    measured = evaluation.get("vlb_calibrated") or {}
     try:
-        return {**{name: float(measured[name]["coverage68"]) for name in PARAM_NAMES},
-                "n_fields": int(measured["n_fields"])}
+        out = {**{name: float(measured[name]["coverage68"]) for name in PARAM_NAMES},
+               "n_fields": int(measured["n_fields"])}
     except (KeyError, TypeError, ValueError):
         return None
+    grid = evaluation.get("grid")
+    if isinstance(grid, dict) and all(isinstance(grid.get(k), list) and len(grid[k]) == 2 for k in ("coarse", "fine")):
+        out["grid"] = {k: [int(n) for n in grid[k]] for k in ("coarse", "fine")}
+    return out
 
 
 def infer(loaded, field, *, kind: str = "auto", terms: str = DEFAULT_TERMS, n_noise: int = DEFAULT_N_NOISE,
