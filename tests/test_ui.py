@@ -24,6 +24,7 @@ import param
 import pytest
 
 from explorer.ui import compute
+from explorer.ui import posterior as posterior_panes
 from explorer.ui.app import ExplorerApp, build_app
 from explorer.ui.panes import live_plots
 from explorer.ui.context import (REPO, AppContext, Settings, ThreadPerJob, get_context, load_examples,
@@ -531,7 +532,7 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     post = tab.result.posterior
     assert post.truth == (0.25, 0.75) and post.delta_chi2.shape == (post.omega_m.size, post.sigma_8.size)
     overlay = tab.posterior_pane.object
-    paths = [el for el in overlay if isinstance(el, (hv.Contours, hv.Path))]
+    paths = [el for el in overlay if isinstance(el, (hv.Contours, hv.Path)) and not isinstance(el, hv.Bounds)]
     assert len(paths) == 3 + 3  # 1/2/3σ of the VLB and of the P(k) baseline
     assert any(isinstance(el, hv.Points) and el.label == "truth" for el in overlay)
     # the surface fills the whole prior box (the coarse scan under the fine window), so contours of
@@ -559,7 +560,7 @@ def test_example_gives_contours_marginals_and_json(infer_context, small_grids):
     assert any(isinstance(el, hv.Curve) and el.label == "CNN" for el in tab.marginal_panes[0].object)
 
     tab.show_baseline = False  # the toggle redraws without the baseline's three contours
-    fewer = [el for el in tab.posterior_pane.object if isinstance(el, (hv.Contours, hv.Path))]
+    fewer = [el for el in tab.posterior_pane.object if isinstance(el, (hv.Contours, hv.Path)) and not isinstance(el, hv.Bounds)]
     assert len(fewer) == len(paths) - 3 and "P(k) baseline" not in tab.estimates.object
     assert not [el for el in tab.posterior_pane.object if isinstance(el, hv.Segments)]
     assert "CNN" not in tab.estimates.object
@@ -653,10 +654,14 @@ def test_infer_tab_offers_a_small_network_calibrated_on_its_own(infer_context, s
         assert lo <= fast.estimates[name]["lo95"] and hi >= fast.estimates[name]["hi95"]
     assert "(full network, " in tab._status.object and "4×4 grid on the fast result's 3σ window" in tab._status.object
     figure = tab.posterior_pane.object  # the window outlined, the other network's coarse scan faded around it
-    [edge] = figure.select(hv.Bounds)
-    assert np.allclose(edge.data, (refined.omega_m[0], refined.sigma_8[0], refined.omega_m[-1], refined.sigma_8[-1]))
-    faded = [im for im in figure.select(hv.Image) if hv.Store.lookup_options("bokeh", im, "style").kwargs.get("alpha")]
-    assert len(faded) == 1 and faded[0].range(faded[0].kdims[0]) == (fast.coarse.omega_m[0], fast.coarse.omega_m[-1])
+    [edge] = [el for el in figure if isinstance(el, hv.Bounds)]
+    assert np.allclose([*edge.range(0), *edge.range(1)], (refined.omega_m[0], refined.omega_m[-1], refined.sigma_8[0], refined.sigma_8[-1]))
+    alphas = [hv.Store.lookup_options("bokeh", im, "style").kwargs.get("alpha", 1.0)
+              for im in figure if isinstance(im, hv.Image)]
+    faded = [im for im in figure if isinstance(im, hv.Image)][alphas.index(min(alphas))]
+    assert sorted(alphas) == [posterior_panes.BACKGROUND_ALPHA, 1.0]
+    centres = faded.dimension_values(0)  # the whole prior: the fast network's coarse scan
+    assert np.allclose((centres.min(), centres.max()), (fast.coarse.omega_m[0], fast.coarse.omega_m[-1]))
     assert not tab.busy and not tab._refining
     tab.refine = False
     tab.param.trigger("run_example")
