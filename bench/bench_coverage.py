@@ -95,8 +95,7 @@ def main(argv=None) -> int:
     from explorer.inference import infer
     from explorer.inference.defaults import (DEFAULT_COARSE, DEFAULT_FINE, DEFAULT_N_NOISE, DEFAULT_TERMS, FAST_COARSE,
                                              FAST_FINE, FAST_TERMS)
-    from explorer.inference.grid import window_from
-    from explorer.inference.grid import calibration_temperature
+    from explorer.inference.grid import calibration_temperature, window_from
     from explorer.inference.batch import likelihood_folder
     from explorer.inference.calibrate import _fields, coverage_metrics, one_map_per_simulation
     from explorer.inference.pk_baseline import FILENAME, PkBaseline

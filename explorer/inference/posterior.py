@@ -100,6 +100,24 @@ def _summary(grid: np.ndarray, m: np.ndarray) -> dict:
     return {"max": best, "lo68": lo68, "hi68": hi68, "lo95": lo95, "hi95": hi95, "mean": mean, "std": std}
 
 
+
+def grid_of(settings: dict) -> dict | None:
+    """{"coarse": [n1, n2] or None, "fine": [n1, n2]} of the scan whose ``settings`` these are (coarse
+    None when its fine grid was placed on a given window), or None where the settings do not say."""
+    coarse, fine = settings.get("coarse"), settings.get("fine")
+    window = bool(settings.get("window_given"))
+    if fine is None or (coarse is None and not window):
+        return None
+    return {"coarse": None if window else [int(n) for n in coarse], "fine": [int(n) for n in fine]}
+
+
+def grid_text(grid: dict | None) -> str:
+    """"4×4 + 4×4" for {"coarse": [4, 4], "fine": [4, 4]} (:meth:`Posterior.grid_used`); the fine grid
+    alone where there was no coarse scan; "" for None."""
+    if not grid:
+        return ""
+    return " + ".join(f"{shape[0]}×{shape[1]}" for shape in (grid["coarse"], grid["fine"]) if shape)
+
 @dataclass
 class Posterior:
     """−2ΔlnL̂ on a (Ωₘ, σ₈) grid with its contours, marginals and estimates.
@@ -181,18 +199,12 @@ class Posterior:
         differs = measured and used and (used["fine"] != measured["fine"]
                                          or (used["coarse"] is not None and used["coarse"] != measured["coarse"]))
         if differs:  # another grid: say which one the figures are for
-            shape = lambda g: " + ".join(f"{a}×{b}" for a, b in (g["coarse"], g["fine"]) if a)  # noqa: E731
-            text += f", with the calibration's {shape(measured)} grid (this answer's: {shape(used)})"
+            text += f", with the calibration's {grid_text(measured)} grid (this answer's: {grid_text(used)})"
         return text
 
     def grid_used(self) -> dict | None:
-        """{"coarse": [n1, n2] or None, "fine": [n1, n2]} of the scan behind this posterior (coarse None
-        when its fine grid was placed on a given window), or None where the settings do not say."""
-        coarse, fine = self.settings.get("coarse"), self.settings.get("fine")
-        window = bool(self.settings.get("window_given"))
-        if fine is None or (coarse is None and not window):
-            return None
-        return {"coarse": None if window else [int(n) for n in coarse], "fine": [int(n) for n in fine]}
+        """{"coarse": [n1, n2] or None, "fine": [n1, n2]} of the scan behind this posterior (:func:`grid_of`)."""
+        return grid_of(self.settings)
 
     def delta_chi2_truth(self) -> float | None:
         """Δχ² at the truth: the exact value when it was evaluated, else interpolated; None without truth."""

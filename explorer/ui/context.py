@@ -96,15 +96,23 @@ class Settings:
             values["workers"] = max(1, int(args.workers)) if args.workers else default.workers
         except ValueError:
             raise ValueError(f"workers must be an integer, got {args.workers!r}") from None
-        flag = (args.sample_cache or "").strip().lower()
-        if flag not in ("", "1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise ValueError(f"sample_cache must be 1 or 0, got {args.sample_cache!r}")
-        values["sample_cache"] = default.sample_cache if not flag else flag in ("1", "true", "yes", "on")
-        flag = (args.bf16 or "").strip().lower()
-        if flag not in ("", "auto", "1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise ValueError(f"bf16 must be auto, 1 or 0, got {args.bf16!r}")
-        values["bf16"] = None if flag in ("", "auto") else flag in ("1", "true", "yes", "on")
+        values["sample_cache"] = _flag("sample_cache", args.sample_cache, default.sample_cache)
+        values["bf16"] = _flag("bf16", args.bf16, None, auto=True)
         return cls(**values)
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(name: str, given: str | None, default, auto: bool = False):
+    """A boolean setting: 1/0 (true/false, yes/no, on/off), or ``default`` when not given (and for
+    "auto" where ``auto``); ValueError naming the setting otherwise."""
+    flag = (given or "").strip().lower()
+    if not flag or (auto and flag == "auto"):
+        return default
+    if flag not in _TRUE + _FALSE:
+        raise ValueError(f"{name} must be {'auto, ' if auto else ''}1 or 0, got {given!r}")
+    return flag in _TRUE
 
 
 @dataclass

@@ -19,6 +19,7 @@ import numpy as np
 import panel as pn
 import param
 
+from explorer.inference.posterior import grid_of, grid_text
 from explorer.params import PARAM_NAMES
 
 from . import compute, plots, posterior
@@ -378,7 +379,7 @@ def _how(result: compute.Inference) -> str:
     """"small network, vlb:8, 3×3 + 3×3 grid": what computed ``result``."""
     post = result.posterior
     settings = getattr(post, "settings", None) or {}
-    grid = " + ".join("×".join(str(n) for n in settings[k]) for k in ("coarse", "fine") if settings.get(k))
+    grid = grid_text(grid_of(settings))
     grid = grid and f"{grid} grid" + (" on the fast result's 3σ window" if settings.get("window_given") else "")
     return ", ".join(part for part in (f"{getattr(result, 'network', 'full')} network", getattr(post, "terms", ""),
                                        grid) if part)

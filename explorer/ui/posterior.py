@@ -75,9 +75,8 @@ def posterior_plot(post, baseline=None, show_baseline: bool = True, show_terms: 
     # scan). The first look has the same layers (its outline is the frame), so the refined surface replaces
     # it in place.
     background = _background(post, clip).opts(alpha=BACKGROUND_ALPHA if post.coarse is not None else 1.0)
-    (o0, o1), (s0, s1) = ((float(post.omega_m[0]), float(post.omega_m[-1])),
-                          (float(post.sigma_8[0]), float(post.sigma_8[-1])))
-    image = image * hv.Bounds((o0, s0, o1, s1)).opts(color=WINDOW_EDGE, line_width=1)
+    edge = (post.omega_m[0], post.sigma_8[0], post.omega_m[-1], post.sigma_8[-1])
+    image = image * hv.Bounds(tuple(map(float, edge))).opts(color=WINDOW_EDGE, line_width=1)
     overlay = background * image * _contours(post.omega_m, post.sigma_8, post.delta_chi2, post.levels, "white")
     if show_terms and post.per_timestep:
         for (name, grid), color in zip(sorted(post.per_timestep.items()), TERM_COLORS):
