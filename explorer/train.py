@@ -118,13 +118,35 @@ def build_data(cfg: TrainConfig):
                                              cfg.test_fraction), seed=cfg.split_seed)
     train_cmd, train_sims = with_extra_data(cmd, split.train, cfg.extra_data)
     train = MapDataset(train_cmd, train_sims, resolution=cfg.resolution, normalization=None, augment=True)
-    if cfg.normalization == "minmax":
+    if cfg.normalization_from:
+        norm = normalization_of(cfg.normalization_from, cfg.normalization)
+    elif cfg.normalization == "minmax":
         norm = Normalization.fit(train.log10_maps, method="minmax")
     else:
         norm = Normalization.fit(train.log10_maps, method="percentile")
     train.normalization = norm
     val = MapDataset(cmd, split.val, resolution=cfg.resolution, normalization=norm, augment=False)
     return train, val, split, norm, cmd
+
+
+def normalization_of(weights, method: str) -> Normalization:
+    """The normalisation (lo, hi) of the weights folder ``weights`` (``--normalization-from``), checked to
+    be of kind ``method``: a network trained with it describes the same maps as that folder's
+    (:func:`explorer.model.sampling.check_same_maps`), e.g. one trained on a re-simulated or larger set."""
+    from explorer.model.weights import METADATA_FILE
+
+    path = Path(weights) / METADATA_FILE
+    try:
+        stored = json.loads(path.read_text())["normalization"]
+        lo, hi, kind = float(stored["lo"]), float(stored["hi"]), stored.get("method", method)
+    except FileNotFoundError:
+        raise ValueError(f"--normalization-from {weights}: no {METADATA_FILE} there (not a weights folder)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise ValueError(f"--normalization-from {weights}: {path} has no readable normalization lo/hi") from None
+    if kind != method:
+        raise ValueError(f"--normalization-from {weights}: its normalisation is {kind!r}, this run's "
+                         f"--normalization is {method!r}")
+    return Normalization(lo, hi)
 
 
 def with_extra_data(cmd, train_sims, extra_dirs):

@@ -35,6 +35,9 @@ class TrainConfig:
                                           "(0.01/99.99 %)")
     extra_data: tuple = _f((), "CMD directories whose simulations all join the training split (e.g. "
                                "`explorer simulate --recipe corners`); validation and test stay --data's")
+    normalization_from: str | None = _f(None, "weights folder whose normalisation (lo, hi) the maps get instead "
+                                              "of one fitted to the training maps, so that the new network can "
+                                              "be attached beside that folder's (explorer attach-network)")
     split_seed: int = _f(0, "seed of the train/validation/test split by simulation")
     val_fraction: float = _f(0.05, "fraction of simulations held out for validation")
     test_fraction: float = _f(0.05, "fraction of simulations held out for testing (never trained on)")

@@ -137,6 +137,37 @@ def test_train_resume_and_export(tiny_data, tmp_path):
     assert load_model(run / "last").mean_level.omega == "linear"
 
 
+def test_normalization_from_another_folder_lets_the_network_sit_beside_it(tiny_data, tmp_path):
+    """A network trained on other maps (a re-simulated or larger set) with --normalization-from FOLDER
+    normalises as FOLDER's does, so it attaches beside it; without it the fitted range differs and
+    attaching fails. A folder of another kind of normalisation, or none, is refused by name."""
+    from explorer.model.attach import attach_network
+    from explorer.model.weights import WeightsError
+
+    base = dict(max_steps=2, val_every=0, **TINY)
+    train(TrainConfig(data=str(tiny_data), run_dir=str(tmp_path / "main"), **base), progress=False)
+    main = tmp_path / "main" / "last"
+    rng = np.random.default_rng(3)  # other maps: 0.3 dex brighter, so a fitted range would differ
+    other = tmp_path / "other"
+    params = np.c_[rng.uniform(0.1, 0.5, 8), rng.uniform(0.6, 1.0, 8)]
+    write_cmd(other, (10 ** (10.8 + 0.2 * rng.standard_normal((120, 32, 32)))).astype(np.float32), params)
+
+    train(TrainConfig(data=str(other), run_dir=str(tmp_path / "fitted"), **base), progress=False)
+    with pytest.raises(WeightsError, match="other maps"):
+        attach_network(main, tmp_path / "fitted" / "last", "fitted")
+    train(TrainConfig(data=str(other), run_dir=str(tmp_path / "given"), normalization_from=str(main), **base),
+          progress=False)
+    given, reference = load_model(tmp_path / "given" / "last"), load_model(main)
+    assert (given.normalization.lo, given.normalization.hi) == (reference.normalization.lo, reference.normalization.hi)
+    assert given.metadata["train_config"]["normalization_from"] == str(main)
+    attach_network(main, tmp_path / "given" / "last", "given")  # no error: the same maps
+
+    with pytest.raises(ValueError, match="not a weights folder"):
+        build_data(TrainConfig(data=str(other), normalization_from=str(tmp_path), **TINY))
+    with pytest.raises(ValueError, match="'minmax'"):
+        build_data(TrainConfig(data=str(other), normalization_from=str(main), normalization="minmax", **TINY))
+
+
 def test_a_warm_start_continues_the_ema_warm_up(tiny_data, tmp_path, monkeypatch):
     """The EMA decay (1 + n)/(10 + n) counts every step of the weights, not only this run's."""
     import explorer.train as training
