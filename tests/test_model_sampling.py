@@ -8,6 +8,7 @@ import torch
 
 from explorer.model.device import autocast, pick_device
 from explorer.model.gaussian import GaussianStart
+from explorer.model.noise import GeneratorGroup
 from explorer.data.transform import Normalization
 from explorer.model.denoiser import Denoiser
 from explorer.model.sampling import SAMPLERS, Emulator, sample
@@ -35,8 +36,9 @@ def model(schedule):
     return Denoiser(net, schedule).eval()
 
 
-def draw(model, schedule, seed, method, **kw):
-    steps = None if method == "ddpm" else 4
+def setup(model, method, **kw):
+    """(model, keyword arguments) for a 4-step run of ``method`` on the tiny model."""
+    kw["steps"] = None if method == "ddpm" else 4
     if method == "distilled":  # a network made by `explorer distill` knows its levels
         model = copy.copy(model)
         model.metadata = {**model.metadata, "distillation": {"levels": [15, 8, 3, 0]}}
@@ -44,8 +46,12 @@ def draw(model, schedule, seed, method, **kw):
         kw.setdefault("gaussian_start", GaussianStart.fit(
             np.random.default_rng(0).uniform([0.1, 0.6], [0.5, 1.0], (40, 2)),
             np.random.default_rng(1).normal(0, 0.3, (40, 16, 16)), ((0.1, 0.5), (0.6, 1.0)), sigma=1e6, degree=1))
-    return sample(model, [0.3, 0.8], n=2, resolution=16, seed=seed, method=method,
-                  steps=steps, bf16=False, **kw)
+    return model, dict(resolution=16, method=method, bf16=False, **kw)
+
+
+def draw(model, schedule, seed, method, **kw):
+    model, kw = setup(model, method, **kw)
+    return sample(model, [0.3, 0.8], n=2, seed=seed, **kw)
 
 
 @pytest.mark.parametrize("method", sorted(SAMPLERS))
@@ -55,6 +61,33 @@ def test_seed_reproduces(model, schedule, method):
     assert torch.isfinite(a).all()
     assert torch.equal(a, b)
     assert (a - c).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("method", sorted(SAMPLERS))
+def test_a_generator_group_gives_each_request_its_own_maps(model, schedule, method):
+    """Requests sampled as one batch (a GeneratorGroup: each block of rows draws from its own seed) get
+    the maps each gets alone, with every sampler; a group of one is exactly ``seed=``. Noise drawn from
+    one generator for the whole batch, or in another order, would fail this."""
+    model, kw = setup(model, method)
+    theta = np.array([[0.3, 0.8], [0.3, 0.8], [0.45, 0.65]])
+    group = GeneratorGroup.from_seeds([1, 2], [2, 1])
+    together = sample(model, theta, generator=group, **kw)
+    alone = torch.cat([sample(model, theta[:2], seed=1, **kw), sample(model, theta[2:], seed=2, **kw)])
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)
+    assert (together[:2] - sample(model, theta[:2], seed=2, **kw)).abs().max() > 1e-3  # the seed matters
+    torch.testing.assert_close(sample(model, theta[:2], generator=GeneratorGroup.from_seeds([1], [2]), **kw),
+                               alone[:2], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="covers 3 rows, the batch has 2"):
+        sample(model, theta[:2], generator=group, **kw)
+
+
+def test_generator_group_checks():
+    with pytest.raises(ValueError, match="one positive row count per generator"):
+        GeneratorGroup.from_seeds([1, 2], [2])
+    with pytest.raises(ValueError, match="one positive row count per generator"):
+        GeneratorGroup.from_seeds([1], [0])
+    with pytest.raises(ValueError, match="CPU torch.Generator"):
+        GeneratorGroup((1,), (2,))
 
 
 def test_strided_with_all_steps_is_ddpm(model, schedule):
@@ -154,6 +187,29 @@ def test_emulator(model, tmp_path):
     assert emu.clip == (-1.5, 1.25) and (emu.default_method, emu.default_steps) == ("ddpm-strided", 250)
     maps = emu.sample(0.3, 0.8, n=1, seed=0, method="ddim", steps=4)  # 4 divides T: ends at x_0
     assert emu.loaded.decode(np.array(-1.5)) - 1e-3 <= maps.min() and maps.max() <= emu.loaded.decode(np.array(1.25)) + 1e-3
+
+
+def test_emulator_samples_several_requests_as_one_batch(model, tmp_path):
+    norm = {"lo": 9.42, "hi": 15.45, "method": "minmax"}
+    folder = save_model(tmp_path / "w", model.network, {"schedule": seed_schedule_spec(T), "normalization": norm,
+                                                "sampler": {"method": "sde-dpmsolver++", "steps": 4}})
+    emu = Emulator.from_folder(folder, device="cpu", bf16=False)
+    requests = [(0.3, 0.8, 2, 7), (0.2, 0.7, 1, 8), (0.3, 0.8, 3, 9)]
+    together = emu.sample_many(requests)
+    assert [m.shape for m in together] == [(2, 16, 16), (1, 16, 16), (3, 16, 16)]
+    for maps, r in zip(together, requests):
+        np.testing.assert_allclose(maps, emu.sample(*r), rtol=0, atol=1e-4)  # dex: rounding of a larger batch
+    steps = []
+    emu.sample_many(requests[:2], progress=lambda done, total: steps.append((done, total)))
+    assert steps[-1][0] == steps[-1][1] == len(steps)  # one network batch, not one run per request
+    with pytest.raises(ValueError, match="sigma_8=1.2 is outside"):
+        emu.sample_many([(0.3, 0.8, 1, 0), (0.3, 1.2, 1, 0)])
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        emu.check_request(0.3, 0.8, 0, 1)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        emu.check_request(0.3, 0.8, 1, 1.5)
+    with pytest.raises(ValueError, match="at least one request"):
+        emu.sample_many([])
 
 
 def test_decode_and_device(model):

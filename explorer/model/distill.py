@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .noise import randn
+
 KARRAS_RHO = 7.0
 
 
@@ -93,10 +95,11 @@ def ddim_levels(den, theta: torch.Tensor, x: torch.Tensor, levels, bf16=None, cl
 def gaussian_start_x(start, theta: torch.Tensor, alpha_bar: float, shape, gen: torch.Generator,
                      device) -> torch.Tensor:
     """x_t = √ᾱ x₀^G + √(1−ᾱ) ε at the level with ``alpha_bar``, x₀^G from the Gaussian start (drawn
-    first, then ε, both from the CPU ``gen``): the first state of every Gaussian-start sampler."""
+    first, then ε, both from the CPU ``gen``, or per row block of a ``GeneratorGroup``): the first state of every
+    Gaussian-start sampler."""
     ab = float(alpha_bar)
     x0 = start.draw(theta.cpu().numpy(), gen).to(device)
-    noise = torch.randn(shape, generator=gen, dtype=torch.float32).to(device)
+    noise = randn(shape, gen).to(device)
     return ab ** 0.5 * x0 + (1.0 - ab) ** 0.5 * noise
 
 

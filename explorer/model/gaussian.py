@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from scipy.special import digamma
 
+from .noise import randn
+
 __all__ = ["GaussianStart", "OMEGA_SCALES", "ring_index", "ring_power", "scaled_theta", "theta_monomials"]
 
 
@@ -190,11 +192,12 @@ class GaussianStart:
         return np.exp(_linear(theta, self.param_ranges, self.mean_omega) @ self.mean_log_scatter)
 
     def draw(self, theta, generator: torch.Generator) -> torch.Tensor:
-        """x₀^G at each θ of ``theta (B, 2)``: ``(B, 1, n, n)`` float32, from the CPU ``generator``."""
+        """x₀^G at each θ of ``theta (B, 2)``: ``(B, 1, n, n)`` float32, from the CPU ``generator``
+        (or a :class:`~explorer.model.noise.GeneratorGroup` of B rows)."""
         theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
         b, n = theta.shape[0], self.resolution
-        white = torch.randn((b, n, n), generator=generator, dtype=torch.float64).numpy()
-        level = torch.randn((b,), generator=generator, dtype=torch.float64).numpy()
+        white = randn((b, n, n), generator, torch.float64).numpy()
+        level = randn((b,), generator, torch.float64).numpy()
         field = np.fft.ifft2(np.fft.fft2(white) * np.sqrt(self.spectrum(theta))).real
         field += (self.mean(theta) + self.scatter(theta) * level)[:, None, None]
         return torch.from_numpy(field[:, None]).float()

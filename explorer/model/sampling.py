@@ -45,6 +45,7 @@ from explorer.paths import resolve_weights
 
 from .denoiser import Denoiser
 from .device import pick_device
+from .noise import GeneratorGroup, check_generator, randn
 from .schedule import NoiseSchedule, spaced_timesteps
 from .weights import WeightsError, load_model
 
@@ -67,9 +68,9 @@ def check_in_prior(theta, param_ranges) -> None:
             raise ValueError(f"{name}={bad[0]:g} is outside the prior range [{lo:g}, {hi:g}] of this model")
 
 
-def _noise(shape, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Standard normal noise drawn on the CPU from ``generator``, then moved to ``device``."""
-    return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+def _noise(shape, generator, device: torch.device) -> torch.Tensor:
+    """Standard normal noise drawn on the CPU from ``generator`` (:func:`.noise.randn`), then moved to ``device``."""
+    return randn(shape, generator).to(device)
 
 
 def _ancestral(den, theta, shape, timesteps, gen, device, bf16, clip, progress):
@@ -142,7 +143,10 @@ def _diffusers_loop(den, method, theta, shape, steps, gen, device, bf16, clip, p
         if method == "ddim":
             x = scheduler.step(eps, t, x, eta=0.0).prev_sample
         else:
-            x = scheduler.step(eps, t, x, generator=gen).prev_sample
+            # the stochastic solvers' noise, drawn as diffusers' own randn_tensor would (CPU, float32),
+            # but per request where ``gen`` is a GeneratorGroup
+            noise = _noise(x.shape, gen, device) if method.startswith("sde-") else None
+            x = scheduler.step(eps, t, x, variance_noise=noise).prev_sample
         if progress is not None:
             progress(done, total)
     return x
@@ -174,7 +178,9 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
         resolution: map side H = W, or (H, W); multiples of the model's down-sampling factor;
             None: the denoiser's resolution.
         seed: seeds a CPU ``torch.Generator`` for all noise. Give exactly one of seed/generator.
-        generator: a CPU ``torch.Generator`` to draw from instead (advanced; it is advanced).
+        generator: a CPU ``torch.Generator`` to draw from instead (advanced; it is advanced), or a
+            :class:`~explorer.model.noise.GeneratorGroup`: each block of rows draws from its own
+            generator what it would draw alone (several requests sampled as one batch).
         method: one of ``SAMPLERS``.
         steps: number of denoising steps; None = ``SAMPLERS[method].default_steps`` (T for ddpm).
         device: where to run; None = where the model is.
@@ -195,8 +201,6 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
         raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}")
     if (seed is None) == (generator is None):
         raise ValueError("give exactly one of seed= or generator= (randomness is explicit)")
-    if generator is not None and generator.device.type != "cpu":
-        raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
     gen = generator if generator is not None else torch.Generator("cpu").manual_seed(int(seed))
 
     theta = torch.as_tensor(np.asarray(theta, dtype=np.float32))
@@ -206,6 +210,7 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
         raise ValueError(f"theta must have shape (2,) or (B, 2), got {tuple(theta.shape)}")
     if n is not None and int(n) != theta.shape[0]:
         raise ValueError(f"n={n} does not match theta with {theta.shape[0]} rows")
+    check_generator(gen, theta.shape[0])
     if not isinstance(denoiser, Denoiser):
         raise ValueError(f"denoiser must be an explorer.model.Denoiser, got {type(denoiser).__name__}")
     check_in_prior(theta.numpy(), denoiser.param_ranges)
@@ -366,14 +371,39 @@ class Emulator:
         ``network``: "full" or "small" (:attr:`networks`; default :attr:`default_network`).
         ``progress(steps_done, total)`` is called after every step and may raise to cancel.
         """
+        return self.sample_many([(omega_m, sigma_8, n, seed)], method=method, steps=steps, progress=progress,
+                                network=network)[0]
+
+    def check_request(self, omega_m: float, sigma_8: float, n: int, seed: int) -> tuple[float, float, int, int]:
+        """One request of :meth:`sample_many` checked (ValueError naming what is wrong) and as plain numbers."""
         check_in_prior([[omega_m, sigma_8]], self.param_ranges)
         if int(n) != n or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
+        if int(seed) != seed:
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        return float(omega_m), float(sigma_8), int(n), int(seed)
+
+    def sample_many(self, requests, method: str | None = None, steps: int | None = None,
+                    progress: Progress | None = None, network: str | None = None) -> list[np.ndarray]:
+        """Several requests ``(omega_m, sigma_8, n, seed)`` drawn as one batch of network calls: one
+        ``(n, H, W) float32`` log10 Σ array per request.
+
+        Each request draws its noise from its own seed in the order :meth:`sample` draws it
+        (:class:`~explorer.model.noise.GeneratorGroup`), so its maps are the ones it gets alone, up to
+        the floating-point rounding of a larger batch. One batch costs less than its requests one
+        after another where the network is not compute-bound (the app's sessions moving sliders
+        together, :mod:`explorer.ui.batching`)."""
+        requests = [self.check_request(*r) for r in requests]
+        if not requests:
+            raise ValueError("sample_many needs at least one request")
         method, steps, network = self.resolve(method, steps, network)
         lm = self.network(network)
-        x = sample(lm, [omega_m, sigma_8], n=int(n), seed=seed, method=method, steps=steps, device=lm.device,
-                   bf16=self.bf16, clip=self.clip, progress=progress, gaussian_start=self.loaded.gaussian_start)
-        return lm.decode(x)
+        theta = np.concatenate([np.tile([[om, s8]], (n, 1)) for om, s8, n, _ in requests])
+        counts = [n for *_, n, _ in requests]
+        generator = GeneratorGroup.from_seeds([seed for *_, seed in requests], counts)
+        x = sample(lm, theta, generator=generator, method=method, steps=steps, device=lm.device, bf16=self.bf16,
+                   clip=self.clip, progress=progress, gaussian_start=self.loaded.gaussian_start)
+        return np.split(lm.decode(x), np.cumsum(counts)[:-1])
 
 
 def is_folder_name(name) -> bool:

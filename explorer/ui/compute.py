@@ -25,6 +25,8 @@ from explorer.stats import (Histograms, Response, Structure, histogram_bins, lea
                             pixel_histograms, power_spectrum, reduced_chi2, response_ratio,
                             structure_statistics, z_scores)
 
+from .batching import SAMPLING, BatchingSampler
+
 Progress = Callable[[int, int], None]
 
 #: Sampler choices offered in the app: label -> (method, steps[, network]); None = the weights' default.
@@ -84,11 +86,24 @@ def preview_sampler(emulator) -> Sampler:
     return PREVIEW_SAMPLER if start is not None else PREVIEW_FALLBACK
 
 
-def preview(emulator, *, omega_m: float, sigma_8: float, seed: int, progress: Progress | None = None) -> np.ndarray:
-    """One quick map ``(H, W) float32`` log10 Σ at (Ωₘ, σ₈) with :func:`preview_sampler` (no statistics)."""
+def preview(emulator, *, omega_m: float, sigma_8: float, seed: int, progress: Progress | None = None,
+            batcher: BatchingSampler | None = SAMPLING) -> np.ndarray:
+    """One quick map ``(H, W) float32`` log10 Σ at (Ωₘ, σ₈) with :func:`preview_sampler` (no statistics),
+    through ``batcher`` (:func:`draw`)."""
     sampler = preview_sampler(emulator)
-    return emulator.sample(omega_m, sigma_8, n=1, seed=seed, method=sampler.method, steps=sampler.steps,
-                           progress=progress, network=sampler.network)[0]
+    return draw(emulator, omega_m, sigma_8, 1, seed, sampler, progress, batcher)[0]
+
+
+def draw(emulator, omega_m: float, sigma_8: float, n: int, seed: int, sampler: Sampler,
+         progress: Progress | None = None, batcher: BatchingSampler | None = SAMPLING) -> np.ndarray:
+    """``n`` maps from ``emulator.sample``, or through ``batcher`` (:mod:`.batching`: batched with the
+    other sessions' requests, the same maps) where there is one, the sampler is a quick one and the
+    emulator can sample batches (``sample_many``; a test double or a user's own emulator need not)."""
+    if batcher is None or sampler.slow or not hasattr(emulator, "sample_many"):
+        return emulator.sample(omega_m, sigma_8, n=n, seed=seed, method=sampler.method, steps=sampler.steps,
+                               progress=progress, network=sampler.network)
+    return batcher.sample(emulator, omega_m, sigma_8, n, seed, method=sampler.method, steps=sampler.steps,
+                          network=sampler.network, progress=progress).maps
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,19 +202,18 @@ SAMPLES = SampleCache()
 
 def emulate(emulator, *, omega_m: float, sigma_8: float, n_maps: int, seed: int, sampler: Sampler = Sampler(),
             reference: np.ndarray | None = None, progress: Progress | None = None,
-            cache: SampleCache | None = SAMPLES) -> Emulation:
+            cache: SampleCache | None = SAMPLES, batcher: BatchingSampler | None = SAMPLING) -> Emulation:
     """Sample ``n_maps`` maps with ``emulator`` and compare them with ``reference (M, H, W)``.
 
     Maps already sampled with the same arguments come from ``cache`` (``reused`` is then True);
-    ``cache=None`` always samples."""
+    ``cache=None`` always samples. New maps are drawn through ``batcher`` (:func:`draw`; None: alone)."""
     key = (float(omega_m), float(sigma_8), int(n_maps), int(seed), sampler.method, sampler.steps, sampler.network)
     hit = None if cache is None else cache.get(emulator, key)
     if hit is not None:
         maps, seconds = hit
     else:
         start = time.perf_counter()
-        maps = emulator.sample(omega_m, sigma_8, n=n_maps, seed=seed, method=sampler.method, steps=sampler.steps,
-                               progress=progress, network=sampler.network)
+        maps = draw(emulator, omega_m, sigma_8, n_maps, seed, sampler, progress, batcher)
         seconds = time.perf_counter() - start
         if cache is not None:
             maps = cache.put(emulator, key, maps, seconds)

@@ -275,10 +275,12 @@ _EXECUTOR_LOCK = threading.Lock()
 #: response, simulations and slow samplers, so that long jobs never queue in front of another
 #: session's slider.
 POOLS = ("interactive", "long")
-#: Jobs at once per pool where fixed: sampling jobs one at a time. Torch already spreads one over
-#: every core; measured on 2 cores, 4 sessions releasing a slider together (4 maps each) got their
-#: maps after 0.9, 1.9, 2.8 and 3.7 s one at a time, after 2.1, 2.2, 4.1 and 4.2 s two at a time.
-POOL_WORKERS = {"interactive": 1}
+#: Jobs at once per pool where fixed. The quick jobs' network calls go through one gate,
+#: :data:`explorer.ui.batching.SAMPLING`, which runs one batch at a time (torch already spreads one
+#: over every core; measured on 2 cores, two samplings at once were slower than one after the
+#: other) and batches the requests that wait; so up to 8 sessions' jobs are let in together, to
+#: wait there and be batched, and their statistics run beside the next batch.
+POOL_WORKERS = {"interactive": 8}
 
 
 def torch_threads(environ=None) -> int | None:
