@@ -6,7 +6,7 @@
 
 Settings (environment variables EXPLORER_WEIGHTS, EXPLORER_REFERENCE, EXPLORER_ONEP,
 EXPLORER_EXAMPLES, EXPLORER_DEVICE, EXPLORER_WORKERS, EXPLORER_SAMPLE_CACHE, EXPLORER_BF16,
-EXPLORER_TORCH_THREADS, or the matching
+EXPLORER_BATCH_MAPS, EXPLORER_TORCH_THREADS, or the matching
 ``--args`` options) are described in ``explorer/ui/context.py``. Bokeh, Panel and their extensions
 are served by the server itself (no CDN), so the app works offline. `panel serve` listens on all
 interfaces unless given ``--address 127.0.0.1``. The model loads on a background thread when the

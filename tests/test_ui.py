@@ -103,6 +103,11 @@ def test_settings_arguments_win_over_environment(tmp_path):
     assert Settings.from_environment([], environ={"EXPLORER_BF16": "auto"}).bf16 is None
     with pytest.raises(ValueError, match="bf16"):
         Settings.from_environment(["--bf16", "fast"], environ={})
+    assert default.batch_maps == 16  # the sessions' waiting samplings merged into batches of up to 16 maps
+    assert Settings.from_environment(["--batch-maps", "1"], environ={"EXPLORER_BATCH_MAPS": "32"}).batch_maps == 1
+    assert Settings.from_environment([], environ={"EXPLORER_BATCH_MAPS": "32"}).batch_maps == 32
+    with pytest.raises(ValueError, match="batch_maps"):
+        Settings.from_environment(["--batch-maps", "many"], environ={})
     assert (REPO / "explorer" / "main.py").is_file()  # defaults are found from the package, not the cwd
 
 

@@ -15,13 +15,16 @@ The app is configured by environment variables or by arguments after ``--args``:
     EXPLORER_DEVICE     / --device NAME    auto (CUDA, then MPS, then CPU), cpu, cuda, ...
     EXPLORER_WORKERS    / --workers N      long jobs (inference, 1P response, simulation, slow
                                            samplers) running at once, shared by all sessions (default
-                                           2); quick sampling jobs run one at a time: each uses every core
+                                           2); quick sampling jobs share one network, one batch at a time
     EXPLORER_SAMPLE_CACHE / --sample-cache 1 or 0: reuse maps already sampled with the same
                                            cosmology, seed and sampler, across sessions (default 1;
                                            :class:`explorer.ui.compute.SampleCache`)
     EXPLORER_BF16       / --bf16 auto|1|0  sample in bfloat16 autocast (default auto: only where the CPU
                                            has AMX/AVX512-BF16, or on CUDA; measured there to give the same
                                            fidelity 1.4x faster). Inference always runs in float32.
+    EXPLORER_BATCH_MAPS / --batch-maps N   the largest batch (maps) the sessions' waiting quick samplings
+                                           are merged into (default 16; 1: one request at a time;
+                                           :mod:`explorer.ui.batching`)
     EXPLORER_TORCH_THREADS                 torch intra-op threads (default: torch's, one per core)
 
 Command-line arguments win over environment variables. The model is loaded once per process
@@ -77,13 +80,14 @@ class Settings:
     workers: int = 2
     sample_cache: bool = True  # reuse maps already sampled with the same arguments (compute.SampleCache)
     bf16: bool | None = None  # bfloat16 autocast for sampling; None: where it is faster (model.bf16_helps)
+    batch_maps: int = 16  # the largest batch the sessions' waiting quick samplings are merged into (batching.py)
 
     @classmethod
     def from_environment(cls, argv: list[str] | None = None, environ=None) -> "Settings":
         """Settings from ``argv`` (the ``--args`` of ``panel serve``) over ``environ`` over defaults."""
         environ = os.environ if environ is None else environ
         parser = argparse.ArgumentParser(prog="panel serve explorer --args", add_help=False)
-        for name in ("weights", "reference", "onep", "examples", "device", "workers", "sample_cache", "bf16"):
+        for name in ("weights", "reference", "onep", "examples", "device", "workers", "sample_cache", "bf16", "batch_maps"):
             parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=environ.get(f"EXPLORER_{name.upper()}"))
         args, _unknown = parser.parse_known_args(list(argv or []))
         default = cls()
@@ -96,6 +100,10 @@ class Settings:
             values["workers"] = max(1, int(args.workers)) if args.workers else default.workers
         except ValueError:
             raise ValueError(f"workers must be an integer, got {args.workers!r}") from None
+        try:
+            values["batch_maps"] = max(1, int(args.batch_maps)) if args.batch_maps else default.batch_maps
+        except ValueError:
+            raise ValueError(f"batch_maps must be an integer, got {args.batch_maps!r}") from None
         values["sample_cache"] = _flag("sample_cache", args.sample_cache, default.sample_cache)
         values["bf16"] = _flag("bf16", args.bf16, None, auto=True)
         return cls(**values)
@@ -160,6 +168,9 @@ def build_context(settings: Settings) -> AppContext:
 
     emulator = Emulator.from_folder(settings.weights, device=settings.device, bf16=settings.bf16)
     ctx = AppContext(settings=settings, emulator=emulator)
+    from .batching import SAMPLING
+
+    SAMPLING.max_maps = settings.batch_maps  # process-wide, like the pools
     for pool in POOLS:
         executor(pool, settings.workers)
     try:
