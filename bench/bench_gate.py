@@ -66,7 +66,12 @@ def main(argv=None) -> int:
     emulator = Emulator.from_folder(args.weights)
     gate = BatchingSampler(args.max_maps)
     rng = np.random.default_rng(2026)
-    emulator.sample(0.3, 0.8, n=args.maps, seed=0)  # warm-up
+    # Warm-up on a thread that ends, as the app's start-up does: a thread that has run torch keeps an
+    # OpenMP team, and with two teams alive on 2 cores GNU OpenMP shortens its spins and every
+    # sampling on another thread took 0.85 s instead of 0.38 s (measured here; explorer/ui/context.py).
+    warm = threading.Thread(target=emulator.sample, args=(0.3, 0.8), kwargs=dict(n=args.maps, seed=0))
+    warm.start()
+    warm.join()
     report = {"device": str(emulator.loaded.device), "torch_threads": torch.get_num_threads(),
               "bf16": emulator.bf16, "maps_per_session": args.maps, "max_maps": args.max_maps,
               "sampler": emulator.resolve(), "modes": {}}
