@@ -15,7 +15,7 @@
 # network in one run, 3 sampler seeds x the 20 twin cosmologies x 15 maps:
 #
 #     python bench/bench_emulator.py --weights runs/scratch/weights --skip-timing --skip-onep \
-#         --configs sde-dpmsolver++-karras-gauss:30@small sde-dpmsolver++-karras-gauss:30@NAME ... --json F
+#         --configs sde-dpmsolver++-karras-gauss:30@shipped sde-dpmsolver++-karras-gauss:30@NAME ... --json F
 #
 # The run takes the shipped weights' normalisation (`--normalization-from weights`): a network can only be
 # attached beside another that normalises maps identically, and training data re-simulated on another
@@ -30,7 +30,9 @@ mkdir -p $R/$arm
 /usr/bin/time -v python -m explorer train --data "$DATA" --run-dir $R/$arm/run $SMALL \
    --lr 5e-4 --warmup 100 --max-steps "${STEPS:-2000}" --val-every 0 --ckpt-every 200 --log-every 25 --normalization-from weights "$@" \
    > $R/$arm/train.log 2>&1
-[ -d $R/weights ] || cp -r weights $R/weights
+# the shipped small network also as "shipped": "small" names the folder's default sampling network,
+# which each attach-network below makes the newest arm
+[ -d $R/weights ] || { cp -r weights $R/weights && cp -r weights/small $R/weights/shipped; }
 python -m explorer attach-network $R/$arm/run/last --weights $R/weights --name "$arm"
 python -m explorer refit-mean-level $R/weights/$arm --data "$DATA"
 echo "arm $arm ready: runs/scratch/weights/$arm"
