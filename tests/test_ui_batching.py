@@ -183,3 +183,42 @@ def test_the_app_draws_quick_samplers_through_the_gate_and_slow_ones_alone():
     assert len(gate.history) == 2 and alone_calls[0][1]["method"] == "ddpm"
     compute.emulate(emu, omega_m=0.3, sigma_8=0.8, n_maps=2, seed=6, cache=None, batcher=None)
     assert len(gate.history) == 2 and len(alone_calls) == 2
+
+
+def test_a_request_identical_to_one_being_sampled_waits_for_its_maps():
+    """A class pressing one preset a moment apart: the second press finds the first being sampled and
+    waits for those maps, so they are sampled once (the cache of sampled maps only helps afterwards)."""
+    hold = threading.Event()
+    emu, gate = BatchSpy(hold), BatchingSampler()
+    threads, results, errors = in_threads(gate, emu, [(0.25, 0.75, 4, 9)])
+    assert emu.started.wait(5)
+    more, results2, errors2 = in_threads(gate, emu, [(0.25, 0.75, 4, 9), (0.25, 0.75, 4, 10)])
+    hold.set()
+    for t in threads + more:
+        t.join(5)
+    assert not errors and not errors2
+    assert emu.batches == [[(0.25, 0.75, 4, 9)], [(0.25, 0.75, 4, 10)]]  # seed 9 sampled once
+    np.testing.assert_array_equal(results2[0].maps, results[0].maps)
+
+
+def test_a_request_joined_while_running_keeps_it_going_when_the_first_asker_leaves():
+    """The one who asked gave up, but an identical request joined it meanwhile: the batch goes on for
+    it and it gets its maps (had the batch stopped first, the request is queued again)."""
+    hold = threading.Event()
+    emu, gate = BatchSpy(hold), BatchingSampler()
+    leave = threading.Event()
+
+    def leaving(done, total):
+        if leave.is_set():
+            raise Superseded("moved on")
+
+    threads, results, errors = in_threads(gate, emu, [(0.3, 0.8, 4, 1)], progress=[leaving])
+    assert emu.started.wait(5)
+    late, results2, errors2 = in_threads(gate, emu, [(0.3, 0.8, 4, 1)])  # joins the running request
+    leave.set()
+    hold.set()
+    for t in threads + late:
+        t.join(5)
+    assert isinstance(errors[0], Superseded)
+    assert not errors2
+    np.testing.assert_array_equal(results2[0].maps, BatchSpy.alone(0.3, 0.8, 4, 1))

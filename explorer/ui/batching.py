@@ -13,7 +13,8 @@ nothing.
 - A batch holds requests of one emulator, network, method and steps, up to ``max_maps`` maps (the
   oldest request first; a larger request runs alone).
 - Identical requests (same θ, number of maps and seed: a class pressing the same preset) share one
-  place in the batch.
+  place in the batch, and a request identical to one being sampled waits for its maps instead of
+  sampling them again (what the one-job-at-a-time pool and the cache of sampled maps gave before).
 - Each request's ``progress(done, total)`` is called as the batch advances and may raise (a slider
   moved on: ``Superseded``): that request gets its exception, the rest of the batch goes on; a
   batch whose requests have all given up stops.
@@ -91,6 +92,7 @@ class BatchingSampler:
         self.max_maps = int(max_maps)
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
+        self._running: list[_Request] = []  # the batch being sampled
         self._busy = False
         #: (requests, maps) of every batch run, newest last (the last 100): for benchmarks and tests
         self.history: list[tuple[int, int]] = []
@@ -103,8 +105,8 @@ class BatchingSampler:
         sampler = emulator.resolve(method, steps, network)
         waiter = _Waiter(progress)
         with self._cond:
-            request = next((r for r in self._pending if r.emulator is emulator and r.sampler == sampler
-                            and r.args == args), None)
+            request = next((r for r in self._running + self._pending if r.emulator is emulator
+                            and r.sampler == sampler and r.args == args), None)
             if request is None:
                 request = _Request(emulator, sampler, args)
                 self._pending.append(request)
@@ -131,7 +133,7 @@ class BatchingSampler:
                 maps += r.n
         for r in batch:
             self._pending.remove(r)
-        self._busy = True
+        self._busy, self._running = True, batch
         self._cond.release()
         start = time.perf_counter()
         try:
@@ -146,13 +148,16 @@ class BatchingSampler:
             seconds = time.perf_counter() - start
             self._cond.acquire()
         for i, r in enumerate(batch):
+            if results is None and r.live():  # stopped, but someone joined it meanwhile: sample it next
+                self._pending.insert(0, r)
+                continue
             if isinstance(results, BaseException):
                 r.error = results
             elif results is not None:
                 r.maps = results[i]
             r.batch_maps, r.batch_seconds, r.batch_requests, r.done = maps, seconds, len(batch), True
         self.history = (self.history + [(len(batch), maps)])[-100:]
-        self._busy = False
+        self._busy, self._running = False, []
         self._cond.notify_all()
 
     @staticmethod
