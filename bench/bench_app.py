@@ -23,7 +23,8 @@ Debian's Chromium with playwright and measures:
 - ``pages_together``: ``--together`` pages opened at the same moment (a class arriving): seconds
   until each shows its maps and statistics, and how many showed reused maps;
 - ``concurrent_sessions``: ``--concurrent`` sessions release a slider together: each one's
-  release -> maps and -> statistics, and the worst maps time over the solo median;
+  release -> maps and -> statistics, and the worst maps time over the solo median; also each one's
+  ``server_sampled_s``, the server's own request -> maps time from the status line;
 - ``infer_drop_to_contours_s``: file dropped on the infer tab -> posterior contours of the first
   complete result drawn (the refined surface; with the tab's fast preset, the small network's);
   ``infer_drop_to_first_look_s``: -> the coarse scan's first look drawn; ``infer_drop_to_full_network_refined_s``:
@@ -184,6 +185,15 @@ def reused(page) -> bool:
     return "reused" in page.locator(STATUS).inner_text()
 
 
+def sampled_in(page) -> float | None:
+    """The server's own seconds from the request to the maps ("sampled in 1.2 s" in the status line:
+    waiting for the network included, drawing and the browser not), or None."""
+    import re
+
+    found = re.search(r"sampled in ([0-9.]+) s", page.locator(STATUS).inner_text())
+    return float(found.group(1)) if found else None
+
+
 def fresh_seeds(page) -> None:
     """Switch the page to the "fresh seed" mode: every slider change samples with a new seed, so
     no release is served from the app's cache of maps already sampled."""
@@ -234,7 +244,7 @@ def concurrent_sliders(ctx, page, url: str, n: int, rounds: int, solo_maps: floa
         pages.append(other)
     for p in pages:
         fresh_seeds(p)
-    maps, screens, n_reused = [], [], 0
+    maps, screens, sampled, n_reused = [], [], [], 0
     for r in range(rounds):
         for p in pages:
             p.wait_for_timeout(300)
@@ -248,10 +258,12 @@ def concurrent_sliders(ctx, page, url: str, n: int, rounds: int, solo_maps: floa
             screens.append(round(settled, 2))
             maps.append(None if m is None else round(m, 2))
             n_reused += reused(p)
+            sampled.append(sampled_in(p))
     for p in pages[1:]:
         p.close()
     drawn = [m for m in maps if m is not None]
     return {"sessions": n, "rounds": rounds, "maps_s": maps, "screen_s": screens, "releases_reused": n_reused,
+            "server_sampled_s": sampled,
             "worst_maps_s": max(drawn) if drawn else None,
             "worst_over_solo_maps": round(max(drawn) / solo_maps, 2) if drawn and solo_maps else None}
 
