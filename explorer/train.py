@@ -133,20 +133,17 @@ def normalization_of(weights, method: str) -> Normalization:
     """The normalisation (lo, hi) of the weights folder ``weights`` (``--normalization-from``), checked to
     be of kind ``method``: a network trained with it describes the same maps as that folder's
     (:func:`explorer.model.sampling.check_same_maps`), e.g. one trained on a re-simulated or larger set."""
-    from explorer.model.weights import METADATA_FILE
+    from explorer.model.weights import WeightsError, read_metadata
 
-    path = Path(weights) / METADATA_FILE
     try:
-        stored = json.loads(path.read_text())["normalization"]
-        lo, hi, kind = float(stored["lo"]), float(stored["hi"]), stored.get("method", method)
-    except FileNotFoundError:
-        raise ValueError(f"--normalization-from {weights}: no {METADATA_FILE} there (not a weights folder)") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise ValueError(f"--normalization-from {weights}: {path} has no readable normalization lo/hi") from None
+        stored = read_metadata(weights)["normalization"]
+    except WeightsError as err:
+        raise ValueError(f"--normalization-from {weights}: not a weights folder ({err})") from None
+    kind = stored.get("method", method)
     if kind != method:
         raise ValueError(f"--normalization-from {weights}: its normalisation is {kind!r}, this run's "
                          f"--normalization is {method!r}")
-    return Normalization(lo, hi)
+    return Normalization(float(stored["lo"]), float(stored["hi"]))
 
 
 def with_extra_data(cmd, train_sims, extra_dirs):

@@ -100,7 +100,6 @@ def _summary(grid: np.ndarray, m: np.ndarray) -> dict:
     return {"max": best, "lo68": lo68, "hi68": hi68, "lo95": lo95, "hi95": hi95, "mean": mean, "std": std}
 
 
-
 def grid_of(settings: dict) -> dict | None:
     """{"coarse": [n1, n2] or None, "fine": [n1, n2]} of the scan whose ``settings`` these are (coarse
     None when its fine grid was placed on a given window), or None where the settings do not say."""
@@ -117,6 +116,7 @@ def grid_text(grid: dict | None) -> str:
     if not grid:
         return ""
     return " + ".join(f"{shape[0]}×{shape[1]}" for shape in (grid["coarse"], grid["fine"]) if shape)
+
 
 @dataclass
 class Posterior:

@@ -5,7 +5,7 @@ the next batch.
 Why: four sessions releasing their sliders together used to be sampled one after another, so the
 last waited four samplings (4.4x its solo time on an Intel Xeon with AMX, 5.2x on an AMD EPYC).
 Where the network is not compute-bound a batch of 16 maps costs much less than four of 4
-(measured with ``bench/bench_batch.py``, README "App"), and a request's maps do not depend on the
+(measured with ``bench/bench_gate.py``, README "App"), and a request's maps do not depend on the
 batch it joins (:meth:`explorer.model.Emulator.sample_many`: each request draws its noise from its
 own seed). A request that arrives while nothing runs starts at once: a lone session waits for
 nothing.
@@ -105,10 +105,10 @@ class BatchingSampler:
         sampler = emulator.resolve(method, steps, network)
         waiter = _Waiter(progress)
         with self._cond:
-            request = next((r for r in self._running + self._pending if r.emulator is emulator
-                            and r.sampler == sampler and r.args == args), None)
+            new = _Request(emulator, sampler, args)
+            request = next((r for r in self._running + self._pending if r.compatible(new) and r.args == args), None)
             if request is None:
-                request = _Request(emulator, sampler, args)
+                request = new
                 self._pending.append(request)
             request.waiters.append(waiter)
             while not request.done:

@@ -165,8 +165,9 @@ class SampleCache:
     A seed fixes the maps: the same emulator, (Ωₘ, σ₈), number of maps, seed and sampler give the
     same maps, so they are sampled once. A class pressing the same preset asks for the same maps,
     and an identical request that comes while its maps are being sampled waits for them
-    (:mod:`.batching`); one that comes later finds them here; so does a slider moved back. Holds ``size`` results (4 maps of 64² are 64 KiB),
-    least recently used dropped first; the arrays are read-only.
+    (:mod:`.batching`); one that comes later finds them here; so does a slider moved back. Holds
+    ``size`` results (4 maps of 64² are 64 KiB), least recently used dropped first; the arrays are
+    read-only.
     """
 
     def __init__(self, size: int = 32):

@@ -96,20 +96,24 @@ class Settings:
             given = getattr(args, name)
             values[name] = Path(given).expanduser() if given else getattr(default, name)
         values["device"] = args.device or default.device
-        try:
-            values["workers"] = max(1, int(args.workers)) if args.workers else default.workers
-        except ValueError:
-            raise ValueError(f"workers must be an integer, got {args.workers!r}") from None
-        try:
-            values["batch_maps"] = max(1, int(args.batch_maps)) if args.batch_maps else default.batch_maps
-        except ValueError:
-            raise ValueError(f"batch_maps must be an integer, got {args.batch_maps!r}") from None
+        values["workers"] = _count("workers", args.workers, default.workers)
+        values["batch_maps"] = _count("batch_maps", args.batch_maps, default.batch_maps)
         values["sample_cache"] = _flag("sample_cache", args.sample_cache, default.sample_cache)
         values["bf16"] = _flag("bf16", args.bf16, None, auto=True)
         return cls(**values)
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _count(name: str, given: str | None, default: int) -> int:
+    """A positive integer setting (at least 1), or ``default`` when not given; ValueError naming it otherwise."""
+    if not given:
+        return default
+    try:
+        return max(1, int(given))
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {given!r}") from None
 
 
 def _flag(name: str, given: str | None, default, auto: bool = False):
