@@ -30,6 +30,8 @@ COMMANDS = {
                   "train the CNN moment-network estimator on the diffusion model's training split"),
     "distill": ("explorer.model.distill_command",
                 "distil the sampling network into a few-call sampler (progressive distillation, resumable)"),
+    "fit-start": ("explorer.model.translation_command",
+                  "fit the few-call sampler's translation-field start (sde-translation) on the training maps"),
     "calibrate": ("explorer.inference.calibrate_command",
                   "fit the P(k) baseline and the likelihood calibration, measure coverage (JSON)"),
 }

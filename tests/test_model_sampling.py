@@ -8,6 +8,7 @@ import torch
 
 from explorer.model.device import autocast, pick_device
 from explorer.model.gaussian import GaussianStart
+from explorer.model.translation import TranslationStart
 from explorer.model.noise import GeneratorGroup
 from explorer.data.transform import Normalization
 from explorer.model.denoiser import Denoiser
@@ -46,6 +47,11 @@ def setup(model, method, **kw):
         kw.setdefault("gaussian_start", GaussianStart.fit(
             np.random.default_rng(0).uniform([0.1, 0.6], [0.5, 1.0], (40, 2)),
             np.random.default_rng(1).normal(0, 0.3, (40, 16, 16)), ((0.1, 0.5), (0.6, 1.0)), sigma=1e6, degree=1))
+    if method == "sde-translation":  # a translation start whose σ* lies above every level: all 4 run
+        kw.setdefault("translation_start", TranslationStart.fit(
+            np.random.default_rng(0).uniform([0.1, 0.6], [0.5, 1.0], (40, 2)),
+            np.random.default_rng(1).normal(0, 0.3, (40, 16, 16)), ((0.1, 0.5), (0.6, 1.0)), sigma=1e6, degree=1,
+            iterations=1))
     return model, dict(resolution=16, method=method, bf16=False, **kw)
 
 

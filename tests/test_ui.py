@@ -1008,16 +1008,23 @@ def test_handout_is_the_shown_tab_and_waits_for_a_result(context, monkeypatch):
     app.stop()
 
 
-def test_sampler_menu_offers_the_fast_network_only_where_the_weights_have_one(tmp_path):
+def test_sampler_menu_offers_the_fast_network_and_the_few_call_sampler_only_where_the_weights_have_them(tmp_path):
     from types import SimpleNamespace
 
-    from explorer.ui.compute import SAMPLER_CHOICES, sampler_choices
+    from explorer.ui.compute import SAMPLER_CHOICES, preview_sampler, sampler_choices
 
     fast = [label for label, s in SAMPLER_CHOICES.items() if s.network == "fast"]
     assert len(fast) == 1
-    emu = SimpleNamespace(networks={"full": None, "small": None}, folder=tmp_path)
+    few = [label for label, s in SAMPLER_CHOICES.items() if s.method == "sde-translation"]
+    assert len(few) == 1
+    emu = SimpleNamespace(networks={"full": None, "small": None}, folder=tmp_path,
+                          loaded=SimpleNamespace(translation_start=object(), gaussian_start=object()))
     assert fast[0] not in sampler_choices(emu)
     assert len(sampler_choices(emu)) == len(SAMPLER_CHOICES) - 1
     (tmp_path / "fast").mkdir()
     (tmp_path / "fast" / "explorer.json").write_text("{}")
     assert sampler_choices(emu) == list(SAMPLER_CHOICES)
+    assert preview_sampler(emu).method == "sde-translation"
+    emu.loaded.translation_start = None  # weights without `explorer fit-start`: no few-call entry or preview
+    assert sampler_choices(emu) == [label for label in SAMPLER_CHOICES if label != few[0]]
+    assert preview_sampler(emu).method == "sde-dpmsolver++-karras-gauss"

@@ -182,6 +182,7 @@ class Denoiser(nn.Module):
         self.normalization = normalization if normalization is not None else Normalization(-1.0, 1.0)
         self.metadata: dict = metadata if metadata is not None else {}  # the weights' explorer.json
         self.gaussian_start = gaussian_start  # explorer.model.gaussian.GaussianStart of the fast sampler
+        self.translation_start = None  # explorer.model.translation.TranslationStart of the few-call sampler
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {self.prediction_type!r}")
         if mean_level is not None and self.prediction_type != "epsilon":

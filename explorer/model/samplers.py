@@ -31,9 +31,14 @@ SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
                 "Gaussian-field start at sigma*, then stochastic DPM-Solver++ on the Karras levels below it"),
     SamplerInfo("ddim-gauss", 8, False,
                 "Gaussian-field start at sigma*, then DDIM (eta = 0) on `steps` Karras levels below it, one call each"),
+    SamplerInfo("sde-translation", 4, True,
+                "few-call: translation-field start at sigma* = 0.15, then `steps` stochastic steps that put back "
+                "the posterior variance a denoised mean lacks (one call each)"),
     SamplerInfo("distilled", None, False,
                 "a network made by `explorer distill`: DDIM from the Gaussian start on the levels it was trained for"),
 )}
 
 #: methods that start from the weights' Gaussian field at sigma* (``gaussian_start``)
 GAUSSIAN_START_METHODS = tuple(name for name in SAMPLERS if name.endswith("-gauss") or name == "distilled")
+#: methods that start from the weights' translation field (``translation_start``, ``explorer fit-start``)
+TRANSLATION_START_METHODS = ("sde-translation",)

@@ -21,6 +21,9 @@ Methods (``SAMPLERS`` holds each one's default number of steps):
   ``gaussian_start``). With σ* = 3, 30 levels cost 14 network calls.
 - ``"ddim-gauss"``: the same Gaussian start, then deterministic DDIM (η = 0) on ``steps`` Karras
   levels below σ*, one network call each, the last returning x̂_0 (:mod:`.distill`).
+- ``"sde-translation"``: the few-call sampler (:mod:`.fewcall`): a translation-field start at σ* = 0.15
+  (:mod:`.translation`, passed as ``translation_start``), then ``steps`` (default 4) first-order
+  stochastic steps on Karras levels whose x̂_0 gets back the posterior variance a denoised mean lacks.
 - ``"distilled"``: the same, on the levels a network made by ``explorer distill`` (progressive
   distillation, Salimans & Ho 2022) was trained for (its ``distillation.levels``).
 
@@ -50,8 +53,9 @@ from .schedule import NoiseSchedule, spaced_timesteps
 from .weights import WeightsError, load_model
 
 
-from .samplers import GAUSSIAN_START_METHODS, SAMPLERS, SamplerInfo  # noqa: E402  (re-exported)
+from .samplers import GAUSSIAN_START_METHODS, SAMPLERS, TRANSLATION_START_METHODS, SamplerInfo  # noqa: E402,F401
 from .distill import ddim_levels, distilled_levels, gaussian_start_x, karras_levels  # noqa: E402
+from .fewcall import sample_translation  # noqa: E402
 
 from explorer.params import PARAM_NAMES  # noqa: E402,F401  (re-exported)
 
@@ -168,7 +172,7 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
            seed: int | None = None, method: str = "ddpm", steps: int | None = None,
            device: str | torch.device | None = None, bf16: bool | None = None,
            clip: tuple[float, float] | str | None = "auto", progress: Progress | None = None,
-           generator: torch.Generator | None = None, gaussian_start="auto") -> torch.Tensor:
+           generator: torch.Generator | None = None, gaussian_start="auto", translation_start="auto") -> torch.Tensor:
     """Draw maps x_0 at parameters θ.
 
     Args:
@@ -193,6 +197,8 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
             (required there, ignored otherwise; "auto": the denoiser's); its resolution must be the
             maps'. With it, ``steps`` counts the Karras levels, and only those below its σ* cost a
             network call.
+        translation_start: the :class:`explorer.model.translation.TranslationStart` of
+            "sde-translation" (required there, ignored otherwise; "auto": the denoiser's).
 
     Returns:
         ``(B, H, W)`` float32 CPU tensor, maps in normalised units.
@@ -233,7 +239,7 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
         if steps not in (None, T):
             raise ValueError(f"steps must be None or T={T} for method 'ddpm' (use 'ddpm-strided'), got {steps!r}")
         steps = T
-    few = method in ("ddim-gauss", "distilled")  # one network call per level: a single level is allowed
+    few = method in ("ddim-gauss", "distilled", "sde-translation")  # one call per level: one level is allowed
     if int(steps) != steps or not (1 if few else 2) <= steps <= T:
         raise ValueError(f"steps must be an integer in [{1 if few else 2}, {T}], got {steps!r}")
     clip = _check_clip(clip, denoiser)
@@ -245,6 +251,15 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
                              "in the weights' explorer.json); use 'sde-dpmsolver++-karras' without one")
         if (gaussian_start.resolution, gaussian_start.resolution) != (int(h), int(w)):
             raise ValueError(f"the Gaussian start was fitted at {gaussian_start.resolution}², not {int(h)}x{int(w)}")
+    if isinstance(translation_start, str) and translation_start == "auto":
+        translation_start = denoiser.translation_start
+    if method in TRANSLATION_START_METHODS:
+        if translation_start is None:
+            raise ValueError(f"method {method!r} needs a translation_start (fitted by `explorer fit-start` and stored "
+                             "in the weights' explorer.json)")
+        if (translation_start.resolution, translation_start.resolution) != (int(h), int(w)):
+            raise ValueError(f"the translation start was fitted at {translation_start.resolution}², "
+                             f"not {int(h)}x{int(w)}")
 
     device = denoiser.device if device is None else pick_device(device)
     was_training = denoiser.training
@@ -254,6 +269,9 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
         if method in ("ddpm", "ddpm-strided"):
             x = _ancestral(denoiser, theta, shape, spaced_timesteps(T, int(steps)), gen, device, bf16, clip,
                            progress)
+        elif method == "sde-translation":
+            x = sample_translation(lambda x, t, th: denoiser.x0(x, t, th, bf16, clip), denoiser.schedule,
+                                   translation_start, theta, shape, int(steps), gen, device, progress)
         elif few:
             if method == "ddim-gauss":
                 levels = karras_levels(denoiser.schedule, int(steps), gaussian_start.sigma)
@@ -285,6 +303,9 @@ class Emulator:
         if method in GAUSSIAN_START_METHODS and loaded.gaussian_start is None:
             raise ValueError(f"the weights' default sampler {method!r} needs metadata['gaussian_start']; "
                              "run `explorer calibrate` on the training data")
+        if method in TRANSLATION_START_METHODS and loaded.translation_start is None:
+            raise ValueError(f"the weights' default sampler {method!r} needs metadata['translation_start']; "
+                             "run `explorer fit-start` on the training data")
         self.default_method: str = method
         self.default_steps: int | None = sampler.get("steps", SAMPLERS[method].default_steps)
         #: x̂_0 clipping range in normalised units: the stored data range, else [-1, 1] (min-max)
@@ -402,7 +423,8 @@ class Emulator:
         counts = [n for *_, n, _ in requests]
         generator = GeneratorGroup.from_seeds([seed for *_, seed in requests], counts)
         x = sample(lm, theta, generator=generator, method=method, steps=steps, device=lm.device, bf16=self.bf16,
-                   clip=self.clip, progress=progress, gaussian_start=self.loaded.gaussian_start)
+                   clip=self.clip, progress=progress, gaussian_start=self.loaded.gaussian_start,
+                   translation_start=self.loaded.translation_start)
         return np.split(lm.decode(x), np.cumsum(counts)[:-1])
 
 

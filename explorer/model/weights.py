@@ -128,7 +128,7 @@ def save_model(folder: str | Path, model: Denoiser | ParamUNet, metadata: dict |
 
 def denoiser_from_metadata(network: ParamUNet, meta: dict) -> Denoiser:
     """A :class:`Denoiser` around ``network`` from the explorer.json keys ``schedule`` (default: the seed
-    schedule, T = 1000), ``normalization`` (required), ``mean_level`` and ``gaussian_start`` (optional).
+    schedule, T = 1000), ``normalization`` (required), ``mean_level``, ``gaussian_start`` and ``translation_start`` (optional).
 
     Raises ValueError naming the key that is malformed.
     """
@@ -147,7 +147,15 @@ def denoiser_from_metadata(network: ParamUNet, meta: dict) -> Denoiser:
             start = GaussianStart.from_dict(meta["gaussian_start"])
         except (ValueError, TypeError) as err:
             raise ValueError(f"gaussian_start: {err}") from None
-    return Denoiser(network, schedule, norm, mean_level, metadata=dict(meta), gaussian_start=start)
+    denoiser = Denoiser(network, schedule, norm, mean_level, metadata=dict(meta), gaussian_start=start)
+    if meta.get("translation_start") is not None:
+        from .translation import TranslationStart
+
+        try:
+            denoiser.translation_start = TranslationStart.from_dict(meta["translation_start"])
+        except (ValueError, TypeError, KeyError) as err:
+            raise ValueError(f"translation_start: {err}") from None
+    return denoiser
 
 
 def read_metadata(folder: str | Path | None = None) -> dict:
@@ -233,13 +241,19 @@ def load_model(folder: str | Path | None = None, device: str | torch.device = "c
     try:
         denoiser = denoiser_from_metadata(network, meta)
     except (ValueError, TypeError) as err:
-        hint = "Re-fit it with `explorer calibrate`." if str(err).startswith("gaussian_start") else how_to_get_weights()
+        hint = ("Re-fit it with `explorer calibrate`." if str(err).startswith("gaussian_start") else
+                "Re-fit it with `explorer fit-start`." if str(err).startswith("translation_start") else how_to_get_weights())
         raise WeightsError(f"{folder / METADATA_FILE}: {err}. {hint}") from None
     start = denoiser.gaussian_start
     if start is not None and (start.resolution != meta["resolution"]
                               or [list(r) for r in start.param_ranges] != ranges):
         raise WeightsError(f"{folder / METADATA_FILE}: gaussian_start was fitted for another resolution or "
                            "prior box. Re-fit it with `explorer calibrate`.")
+    start = denoiser.translation_start
+    if start is not None and (start.resolution != meta["resolution"]
+                              or [list(r) for r in start.base.param_ranges] != ranges):
+        raise WeightsError(f"{folder / METADATA_FILE}: translation_start was fitted for another resolution or "
+                           "prior box. Re-fit it with `explorer fit-start`.")
     return denoiser.to(device).eval()
 
 
