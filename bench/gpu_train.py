@@ -17,8 +17,8 @@ Phases, each timed and printed, all written into OUTDIR:
    (checkpoints, log.jsonl, best/ and last/ EMA weights);
 3. **assemble** a complete weights folder ``OUTDIR/weights``: the full network, its P(k) baseline
    and Gaussian start refitted on the simulated set (``explorer calibrate --start-only``), the small
-   network attached as the sampling default, the sampler settings and the CNN estimator of
-   ``--init``. The likelihood's calibration (temperature, typicality line) is not redone here (about an
+   network attached as the sampling default, the few-call sampler's start matched to it
+   (``explorer fit-start``), the sampler settings and the CNN estimator of ``--init``. The likelihood's calibration (temperature, typicality line) is not redone here (about an
    hour, on the CPU): ``OUTDIR/weights/GPU_TRAINING.md`` says to run ``explorer calibrate`` before
    ``explorer infer`` uses the folder;
 4. **evaluate** the shipped and the new weights side by side, in this one run: fidelity on the 20
@@ -229,6 +229,7 @@ def assemble(args, runs: Path, data: Path, weights: Path) -> dict:
     """OUTDIR/weights: full network + start + small network + sampler + CNN (module docstring, 3)."""
     from explorer.inference.calibrate import calibrate
     from explorer.model.attach import attach_network
+    from explorer.model.translation_command import fit_start
     from explorer.model.weights import read_metadata, set_metadata
 
     pick = lambda run: run / "best" if (run / "best").is_dir() else run / "last"  # noqa: E731
@@ -241,6 +242,8 @@ def assemble(args, runs: Path, data: Path, weights: Path) -> dict:
         set_metadata(weights, "sampler", sampler)
     calibrate(weights, str(data), str(ROOT / "assets" / "valid"), skip_coverage=True)
     attach_network(weights, pick(runs / "small"), "small")
+    # the few-call sampler's start, matched to the new small network's output (explorer fit-start)
+    fit_start(weights, str(data), degree=1 if args.tiny else 3)
     if (args.init / "cnn").is_dir():
         shutil.copytree(args.init / "cnn", weights / "cnn")
     return {"full_from": str(pick(runs / "full")), "small_from": str(pick(runs / "small")),

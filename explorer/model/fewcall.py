@@ -76,7 +76,7 @@ def sample_translation(x0_fn: Callable, schedule, start, theta: torch.Tensor, sh
         if start.variance_gain > 0:
             shaping = None
             if start.modulation > 0:
-                shaping = start.slope(th, d[:, 0].double().cpu().numpy()) ** start.modulation
+                shaping = start.slope(th, d[:, 0].detach().cpu().double().numpy()) ** start.modulation
             xi = posterior_variance_noise(spectrum, sigma_s, generator, start.variance_gain, shaping)
             d = d + torch.from_numpy(xi[:, None]).to(device=device, dtype=d.dtype)
         if i == len(levels) - 1:
