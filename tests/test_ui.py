@@ -98,6 +98,10 @@ def test_settings_arguments_win_over_environment(tmp_path):
     with pytest.raises(ValueError, match="sample_cache"):
         Settings.from_environment(["--sample-cache", "maybe"], environ={})
     assert default.bf16 is None  # auto: the emulator decides by the hardware (model.bf16_helps)
+    assert default.sampler == "default"
+    assert Settings.from_environment([], environ={"EXPLORER_SAMPLER": "few-call"}).sampler == "few-call"
+    with pytest.raises(ValueError, match="few-call"):
+        Settings.from_environment(["--sampler", "quick"], environ={})
     assert Settings.from_environment(["--bf16", "0"], environ={"EXPLORER_BF16": "1"}).bf16 is False
     assert Settings.from_environment([], environ={"EXPLORER_BF16": "on"}).bf16 is True
     assert Settings.from_environment([], environ={"EXPLORER_BF16": "auto"}).bf16 is None
@@ -1011,7 +1015,7 @@ def test_handout_is_the_shown_tab_and_waits_for_a_result(context, monkeypatch):
 def test_sampler_menu_offers_the_fast_network_and_the_few_call_sampler_only_where_the_weights_have_them(tmp_path):
     from types import SimpleNamespace
 
-    from explorer.ui.compute import SAMPLER_CHOICES, preview_sampler, sampler_choices
+    from explorer.ui.compute import SAMPLER_CHOICES, initial_sampler, preview_sampler, sampler_choices
 
     fast = [label for label, s in SAMPLER_CHOICES.items() if s.network == "fast"]
     assert len(fast) == 1
@@ -1025,6 +1029,21 @@ def test_sampler_menu_offers_the_fast_network_and_the_few_call_sampler_only_wher
     (tmp_path / "fast" / "explorer.json").write_text("{}")
     assert sampler_choices(emu) == list(SAMPLER_CHOICES)
     assert preview_sampler(emu).method == "sde-translation"
+    assert initial_sampler("few-call", sampler_choices(emu)) == few[0]  # --sampler few-call
+    assert initial_sampler("default", sampler_choices(emu)) == next(iter(SAMPLER_CHOICES))
     emu.loaded.translation_start = None  # weights without `explorer fit-start`: no few-call entry or preview
     assert sampler_choices(emu) == [label for label in SAMPLER_CHOICES if label != few[0]]
     assert preview_sampler(emu).method == "sde-dpmsolver++-karras-gauss"
+    assert initial_sampler("few-call", sampler_choices(emu)) == next(iter(SAMPLER_CHOICES))  # falls back
+
+
+def test_the_emulate_tab_starts_with_the_sampler_the_server_was_given(context):
+    """`--sampler LABEL` (or an alias) selects the Emulate tab's first sampler; one these weights cannot run
+    (the spy emulator has no translation start) leaves the model's default."""
+    from dataclasses import replace
+
+    label = "DDPM, 50 strided steps"
+    tab = EmulateTab(replace(context, settings=Settings(sampler=label)))
+    assert tab.sampler == label
+    assert EmulateTab(replace(context, settings=Settings(sampler="few-call"))).sampler == "fast (model default)"
+    assert EmulateTab(context).sampler == "fast (model default)"

@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--address", default="127.0.0.1",
                         help="interface to bind (default localhost; 0.0.0.0 exposes it to the network)")
     parser.add_argument("--show", action="store_true", help="open a browser tab")
-    for name in ("weights", "reference", "onep", "examples", "device", "workers"):
+    for name in ("weights", "reference", "onep", "examples", "device", "workers", "sampler"):
         parser.add_argument(f"--{name}", default=None, help=f"as EXPLORER_{name.upper()}")
 
 
@@ -23,7 +23,7 @@ def run(args) -> int:
     from explorer.ui.app import serve
     from explorer.ui.context import Settings
 
-    argv = [item for name in ("weights", "reference", "onep", "examples", "device", "workers")
+    argv = [item for name in ("weights", "reference", "onep", "examples", "device", "workers", "sampler")
             if getattr(args, name) is not None for item in (f"--{name}", str(getattr(args, name)))]
     serve(Settings.from_environment(argv), port=args.port, address=args.address, show=args.show)
     return 0

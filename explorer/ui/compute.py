@@ -46,7 +46,7 @@ class Sampler:
 #: The app's sampler menu: label -> setting (the compute functions take the setting, not the label).
 SAMPLER_CHOICES = {
     "fast (model default)": Sampler(),
-    "few-call: translation start + 4 calls (3.5x faster)": Sampler("sde-translation", 4),
+    "few-call: translation start + 4 calls (3x faster)": Sampler("sde-translation", 4),
     "fast network: 4 distilled DDIM calls (fastest)": Sampler(None, None, "fast"),
     "full network: Gaussian start + 30 Karras levels (slower)": Sampler("sde-dpmsolver++-karras-gauss", 30, "full",
                                                                          slow=True),
@@ -77,6 +77,26 @@ def sampler_choices(emulator) -> list[str]:
             folder is not None and (folder / network / "explorer.json").is_file())
 
     return [label for label, s in SAMPLER_CHOICES.items() if available(s)]
+
+
+#: names for the Emulate tab's first sampler (``--sampler`` / ``EXPLORER_SAMPLER``), besides any menu label
+SAMPLER_ALIASES = {"default": "fast (model default)", "few-call": "few-call: translation start + 4 calls (3x faster)"}
+
+
+def check_sampler_name(name: str) -> str:
+    """``name`` if it is an alias of :data:`SAMPLER_ALIASES` or a label of :data:`SAMPLER_CHOICES`, else
+    ValueError listing the aliases."""
+    if name not in SAMPLER_ALIASES and name not in SAMPLER_CHOICES:
+        raise ValueError(f"sampler must be one of {sorted(SAMPLER_ALIASES)} or a label of the sampler menu, got {name!r}")
+    return name
+
+
+def initial_sampler(name: str, labels: list[str]) -> str:
+    """The menu label the setting ``name`` (:func:`check_sampler_name`) selects among ``labels`` (those these
+    weights offer, :func:`sampler_choices`); the first label where the weights cannot run it (e.g.
+    "few-call" without a translation start)."""
+    label = SAMPLER_ALIASES.get(name, name)
+    return label if label in labels else labels[0]
 
 
 def has_translation_start(emulator) -> bool:

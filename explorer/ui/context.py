@@ -25,6 +25,9 @@ The app is configured by environment variables or by arguments after ``--args``:
     EXPLORER_BATCH_MAPS / --batch-maps N   the largest batch (maps) the sessions' waiting quick samplings
                                            are merged into (default 16; 1: one request at a time;
                                            :mod:`explorer.ui.batching`)
+    EXPLORER_SAMPLER    / --sampler NAME   the Emulate tab's first sampler: default (the model's, 14 calls),
+                                           few-call (4 calls, 3x faster: for a slow machine or a class;
+                                           where the weights have its start) or a label of the sampler menu
     EXPLORER_TORCH_THREADS                 torch intra-op threads (default: torch's, one per core)
 
 Command-line arguments win over environment variables. The model is loaded once per process
@@ -81,13 +84,15 @@ class Settings:
     sample_cache: bool = True  # reuse maps already sampled with the same arguments (compute.SampleCache)
     bf16: bool | None = None  # bfloat16 autocast for sampling; None: where it is faster (model.bf16_helps)
     batch_maps: int = 16  # the largest batch the sessions' waiting quick samplings are merged into (batching.py)
+    sampler: str = "default"  # the Emulate tab's first sampler: an alias of compute.SAMPLER_ALIASES or a menu label
 
     @classmethod
     def from_environment(cls, argv: list[str] | None = None, environ=None) -> "Settings":
         """Settings from ``argv`` (the ``--args`` of ``panel serve``) over ``environ`` over defaults."""
         environ = os.environ if environ is None else environ
         parser = argparse.ArgumentParser(prog="panel serve explorer --args", add_help=False)
-        for name in ("weights", "reference", "onep", "examples", "device", "workers", "sample_cache", "bf16", "batch_maps"):
+        for name in ("weights", "reference", "onep", "examples", "device", "workers", "sample_cache", "bf16", "batch_maps",
+                     "sampler"):
             parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=environ.get(f"EXPLORER_{name.upper()}"))
         args, _unknown = parser.parse_known_args(list(argv or []))
         default = cls()
@@ -100,6 +105,10 @@ class Settings:
         values["batch_maps"] = _count("batch_maps", args.batch_maps, default.batch_maps)
         values["sample_cache"] = _flag("sample_cache", args.sample_cache, default.sample_cache)
         values["bf16"] = _flag("bf16", args.bf16, None, auto=True)
+        if args.sampler:
+            from .compute import check_sampler_name
+
+            values["sampler"] = check_sampler_name(args.sampler)
         return cls(**values)
 
 

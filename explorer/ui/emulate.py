@@ -90,6 +90,7 @@ class EmulateTab(Tab):
         self.context = context
         self.emulator = context.emulator
         self.param.sampler.objects = compute.sampler_choices(self.emulator)
+        self.sampler = compute.initial_sampler(context.settings.sampler, self.param.sampler.objects)
         (om_lo, om_hi), (s8_lo, s8_hi) = self.emulator.param_ranges
         self.param.omega_m.bounds, self.param.sigma_8.bounds = (om_lo, om_hi), (s8_lo, s8_hi)
         self._presets = presets(self.emulator.param_ranges)
