@@ -156,6 +156,18 @@ def _diffusers_loop(den, method, theta, shape, steps, gen, device, bf16, clip, p
     return x
 
 
+def _start(method: str, given, own, needed: bool, name: str, how: str, size) -> object:
+    """The start (Gaussian or translation field) a method samples from: ``given``, or the denoiser's ``own``
+    for "auto"; ValueError where the method ``needed`` one and there is none, or it was fitted at another size."""
+    start = own if isinstance(given, str) and given == "auto" else given
+    if needed:
+        if start is None:
+            raise ValueError(f"method {method!r} needs a {name} ({how})")
+        if (start.resolution, start.resolution) != tuple(int(v) for v in size):
+            raise ValueError(f"the {name} was fitted at {start.resolution}², not {int(size[0])}x{int(size[1])}")
+    return start
+
+
 def _check_clip(clip, den):
     if isinstance(clip, str) and clip == "auto":
         return den.normalization.clip_range
@@ -243,23 +255,12 @@ def sample(denoiser: Denoiser, theta, *, n: int | None = None, resolution: int |
     if int(steps) != steps or not (1 if few else 2) <= steps <= T:
         raise ValueError(f"steps must be an integer in [{1 if few else 2}, {T}], got {steps!r}")
     clip = _check_clip(clip, denoiser)
-    if isinstance(gaussian_start, str) and gaussian_start == "auto":
-        gaussian_start = denoiser.gaussian_start
-    if method in GAUSSIAN_START_METHODS:
-        if gaussian_start is None:
-            raise ValueError(f"method {method!r} needs a gaussian_start (fitted by `explorer calibrate` and stored "
-                             "in the weights' explorer.json); use 'sde-dpmsolver++-karras' without one")
-        if (gaussian_start.resolution, gaussian_start.resolution) != (int(h), int(w)):
-            raise ValueError(f"the Gaussian start was fitted at {gaussian_start.resolution}², not {int(h)}x{int(w)}")
-    if isinstance(translation_start, str) and translation_start == "auto":
-        translation_start = denoiser.translation_start
-    if method in TRANSLATION_START_METHODS:
-        if translation_start is None:
-            raise ValueError(f"method {method!r} needs a translation_start (fitted by `explorer fit-start` and stored "
-                             "in the weights' explorer.json)")
-        if (translation_start.resolution, translation_start.resolution) != (int(h), int(w)):
-            raise ValueError(f"the translation start was fitted at {translation_start.resolution}², "
-                             f"not {int(h)}x{int(w)}")
+    gaussian_start = _start(method, gaussian_start, denoiser.gaussian_start, method in GAUSSIAN_START_METHODS,
+                            "gaussian_start", "fitted by `explorer calibrate` and stored in the weights' explorer.json; "
+                            "use 'sde-dpmsolver++-karras' without one", (h, w))
+    translation_start = _start(method, translation_start, denoiser.translation_start,
+                               method in TRANSLATION_START_METHODS, "translation_start",
+                               "fitted by `explorer fit-start` and stored in the weights' explorer.json", (h, w))
 
     device = denoiser.device if device is None else pick_device(device)
     was_training = denoiser.training
