@@ -1047,3 +1047,4 @@ def test_the_emulate_tab_starts_with_the_sampler_the_server_was_given(context):
     assert tab.sampler == label
     assert EmulateTab(replace(context, settings=Settings(sampler="few-call"))).sampler == "fast (model default)"
     assert EmulateTab(context).sampler == "fast (model default)"
+    assert ResponseTab(replace(context, settings=Settings(sampler=label))).sampler == label

@@ -25,7 +25,8 @@ The app is configured by environment variables or by arguments after ``--args``:
     EXPLORER_BATCH_MAPS / --batch-maps N   the largest batch (maps) the sessions' waiting quick samplings
                                            are merged into (default 16; 1: one request at a time;
                                            :mod:`explorer.ui.batching`)
-    EXPLORER_SAMPLER    / --sampler NAME   the Emulate tab's first sampler: default (the model's, 14 calls),
+    EXPLORER_SAMPLER    / --sampler NAME   the first sampler of the Emulate and Parameter response tabs:
+                                           default (the model's, 14 calls),
                                            few-call (4 calls, 3x faster: for a slow machine or a class;
                                            where the weights have its start) or a label of the sampler menu
     EXPLORER_TORCH_THREADS                 torch intra-op threads (default: torch's, one per core)
