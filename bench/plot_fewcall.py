@@ -25,6 +25,8 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--assets", default="assets")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cosmologies", type=int, nargs="+", default=list(COSMOLOGIES),
+                        help="indices into valid/ (default %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("assets/fewcall.png"))
     args = parser.parse_args(argv)
 
@@ -39,9 +41,11 @@ def main(argv=None) -> int:
 
     emu = Emulator.from_folder(args.weights)
     theta, truth = _reference_sets(args.assets, emu.resolution, "valid", None)
-    fig, axes = plt.subplots(len(COSMOLOGIES), 5, figsize=(17, 3.4 * len(COSMOLOGIES)),
+    if max(args.cosmologies) >= len(theta) or min(args.cosmologies) < 0:
+        raise SystemExit(f"--cosmologies: {args.assets}/valid has {len(theta)} cosmologies")
+    fig, axes = plt.subplots(len(args.cosmologies), 5, figsize=(17, 3.4 * len(args.cosmologies)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1, 1, 1.3, 1.3]})
-    for row, c in enumerate(COSMOLOGIES):
+    for row, c in enumerate(args.cosmologies):
         om, s8 = (float(v) for v in theta[c])
         sims = truth[c].astype(np.float64)
         maps = [emu.sample(om, s8, n=15, seed=args.seed + c, method=m, steps=s) for _, m, s in SAMPLERS]

@@ -202,6 +202,15 @@ def test_fit_start_command_writes_a_start_the_emulator_samples_with(tiny_weights
     a, b = (emu.sample(0.3, 0.8, n=2, seed=5, method="sde-translation") for _ in range(2))
     assert a.shape == (2, 16, 16) and np.isfinite(a).all() and np.array_equal(a, b)
     assert not np.array_equal(a, emu.sample(0.3, 0.8, n=2, seed=6, method="sde-translation"))
+    # the figure of bench/plot_fewcall.py, drawn from these weights (both samplers, P(k) ratios, histograms)
+    from conftest import load_bench
+
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "valid").symlink_to(tiny_reference)
+    png = tmp_path / "fewcall.png"
+    assert load_bench("plot_fewcall").main(["--weights", str(folder), "--assets", str(tmp_path / "assets"),
+                                            "--cosmologies", "0", "2", "--out", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 20_000
     meta = json.loads((folder / "explorer.json").read_text())
     meta["translation_start"]["quantile_coef"] = [[0.0]]
     (folder / "explorer.json").write_text(json.dumps(meta))
