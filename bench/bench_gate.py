@@ -22,10 +22,11 @@ import time
 import numpy as np
 
 
-def release_together(emulator, thetas, seeds, n_maps, mode, gate):
+def release_together(emulator, thetas, seeds, n_maps, mode, gate, sampler=None):
     """Seconds from the common start to each session's result, and the maps, for one release."""
     from explorer.ui import compute
 
+    sampler = compute.Sampler() if sampler is None else sampler
     one_at_a_time = threading.Lock()
     seconds, maps = [None] * len(thetas), [None] * len(thetas)
     start = time.perf_counter()
@@ -34,10 +35,10 @@ def release_together(emulator, thetas, seeds, n_maps, mode, gate):
         if mode == "serial":
             with one_at_a_time:
                 r = compute.emulate(emulator, omega_m=thetas[i][0], sigma_8=thetas[i][1], n_maps=n_maps,
-                                    seed=seeds[i], cache=None, batcher=None)
+                                    seed=seeds[i], sampler=sampler, cache=None, batcher=None)
         else:
             r = compute.emulate(emulator, omega_m=thetas[i][0], sigma_8=thetas[i][1], n_maps=n_maps,
-                                seed=seeds[i], cache=None, batcher=gate)
+                                seed=seeds[i], sampler=sampler, cache=None, batcher=gate)
         seconds[i], maps[i] = time.perf_counter() - start, r.maps
 
     threads = [threading.Thread(target=session, args=(i,)) for i in range(len(thetas))]
@@ -55,6 +56,8 @@ def main(argv=None) -> int:
     p.add_argument("--maps", type=int, default=4, help="maps per session (the app's default 4)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-maps", type=int, default=16, help="the gate's largest batch")
+    p.add_argument("--sampler", default="default",
+                   help="the sessions' sampler: default, few-call or a label of the app's menu (as --sampler of the app)")
     p.add_argument("--json", default=None, help="also write the report here")
     args = p.parse_args(argv)
 
@@ -63,18 +66,23 @@ def main(argv=None) -> int:
     from explorer.model.sampling import Emulator
     from explorer.ui.batching import BatchingSampler
 
+    from explorer.ui import compute
+
     emulator = Emulator.from_folder(args.weights)
+    sampler = compute.SAMPLER_CHOICES[compute.initial_sampler(compute.check_sampler_name(args.sampler),
+                                                              compute.sampler_choices(emulator))]
     gate = BatchingSampler(args.max_maps)
     rng = np.random.default_rng(2026)
     # Warm-up on a thread that ends, as the app's start-up does: a thread that has run torch keeps an
     # OpenMP team, and with two teams alive on 2 cores GNU OpenMP shortens its spins and every
     # sampling on another thread took 0.85 s instead of 0.38 s (measured here; explorer/ui/context.py).
-    warm = threading.Thread(target=emulator.sample, args=(0.3, 0.8), kwargs=dict(n=args.maps, seed=0))
+    warm = threading.Thread(target=emulator.sample, args=(0.3, 0.8),
+                            kwargs=dict(n=args.maps, seed=0, method=sampler.method, steps=sampler.steps))
     warm.start()
     warm.join()
     report = {"device": str(emulator.loaded.device), "torch_threads": torch.get_num_threads(),
               "bf16": emulator.bf16, "maps_per_session": args.maps, "max_maps": args.max_maps,
-              "sampler": emulator.resolve(), "modes": {}}
+              "sampler": emulator.resolve(sampler.method, sampler.steps, sampler.network), "modes": {}}
     solo = {}
     for sessions in args.sessions:
         for repeat in range(args.repeats):
@@ -82,7 +90,7 @@ def main(argv=None) -> int:
             seeds = [int(s) for s in rng.integers(0, 2**31 - 1, sessions)]
             got = {}
             for mode in ("serial", "batched") if repeat % 2 == 0 else ("batched", "serial"):  # interleaved
-                seconds, maps = release_together(emulator, thetas, seeds, args.maps, mode, gate)
+                seconds, maps = release_together(emulator, thetas, seeds, args.maps, mode, gate, sampler)
                 got[mode] = maps
                 entry = report["modes"].setdefault(mode, {}).setdefault(str(sessions), {"seconds": []})
                 entry["seconds"].append([round(s, 3) for s in seconds])
