@@ -17,7 +17,9 @@ mean removed, d = x − ⟨x⟩:
   white noise of unit variance has S = 1), fitted first to the training maps Gaussianised with
   T_θ⁻¹, then corrected ``iterations`` times in its polynomial coefficients, ln S^g += ln S^x −
   ln S^{T(g)}, until the drawn T_θ(g) has the training maps' own spectrum S^x (a transform changes
-  the spectrum it is given);
+  the spectrum it is given), and then (:meth:`TranslationStart.matched_to_sampler`, run by
+  ``explorer fit-start``) until the few-call sampler's *output* has it (its network steps take ≈ 10 %
+  of the power at 1–3 h/Mpc);
 * **mean level** m ~ N(μ(θ), s(θ)²) of the Gaussian start fitted on the same maps (``base``):
   x₀ = T_θ(g) − ⟨T_θ(g)⟩ + m.
 
