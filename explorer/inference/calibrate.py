@@ -161,6 +161,19 @@ def maps_per_simulation(sims, seed: int = 0, per_sim: int = 1) -> np.ndarray:
     return np.concatenate([first, (sims[:, None] * MAPS_PER_SIM + rest).T.ravel()])
 
 
+def encoded_training_maps(denoiser, data, split_seed: int = 0):
+    """``(cmd, train_sims, map_indices, maps)``: the CMD set ``data``, the trainer's train split of it
+    (:func:`training_split` with ``denoiser.metadata``), its maps' indices and the maps in ``denoiser``'s
+    normalised units, ``(N, n, n)`` float64 at its resolution."""
+    from explorer.data import find_cmd, load_cmd, to_log10
+
+    cmd = load_cmd(*find_cmd(data))
+    train_sims, _ = training_split(cmd, denoiser.metadata, split_seed)
+    idx = cmd.map_indices(train_sims)
+    maps = denoiser.encode(to_log10(cmd.maps, denoiser.resolution, indices=idx).astype(np.float64))
+    return cmd, train_sims, idx, maps
+
+
 def training_split(cmd, metadata: dict, split_seed: int = 0, with_val: bool = False):
     """(train sims, test sims) of the trainer's split: from the weights' metadata when it describes
     this data set, else recomputed with ``split_by_simulation(n, (0.9, 0.05, 0.05), split_seed)``.

@@ -55,11 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from explorer.paths import resolve_weights
 
+    from .weights import read_metadata
+
     weights = resolve_weights(args.weights)
     target = attach_network(weights, args.source, args.name)
     print(f"attached {args.source} as {target}; `explorer sample` now uses it by default")
-    from .weights import read_metadata
-
     if read_metadata(weights).get("translation_start") is not None:
         print("the few-call sampler's start (sde-translation) was matched to the previous network: refit it "
               f"with `explorer fit-start --weights {weights} --data DATA`")

@@ -25,18 +25,13 @@ from pathlib import Path
 
 def refit_mean_level(weights, data, scatter: str = "theta", split_seed: int = 0, omega: str = "log") -> dict:
     """Refit and write the mean level of ``weights`` on the train split of ``data``; returns the record."""
-    import numpy as np
-
-    from explorer.data import find_cmd, load_cmd, to_log10
-    from explorer.inference.calibrate import training_split
+    from explorer.inference.calibrate import encoded_training_maps
     from explorer.model.denoiser import MeanLevel
     from explorer.model.weights import load_model, set_metadata
 
     den = load_model(weights)
-    cmd = load_cmd(*find_cmd(data))
-    train_sims, _ = training_split(cmd, den.metadata, split_seed)
-    idx = cmd.map_indices(train_sims)
-    means = den.encode(to_log10(cmd.maps, den.resolution, indices=idx).astype(np.float64)).mean(axis=(-2, -1))
+    cmd, train_sims, idx, maps = encoded_training_maps(den, data, split_seed)
+    means = maps.mean(axis=(-2, -1))
     level = MeanLevel(den.param_ranges, omega=omega)
     fit = level.fit(cmd.maps_theta()[idx], means, scatter=scatter)
     record = {"data": str(data), "maps": int(len(idx)), "train_sims": int(len(train_sims)), "scatter": scatter,

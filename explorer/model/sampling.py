@@ -301,12 +301,11 @@ class Emulator:
         method = sampler.get("method", "ddpm-strided")
         if method not in SAMPLERS:
             raise ValueError(f"sampler method {method!r} in the weights metadata is not one of {sorted(SAMPLERS)}")
-        if method in GAUSSIAN_START_METHODS and loaded.gaussian_start is None:
-            raise ValueError(f"the weights' default sampler {method!r} needs metadata['gaussian_start']; "
-                             "run `explorer calibrate` on the training data")
-        if method in TRANSLATION_START_METHODS and loaded.translation_start is None:
-            raise ValueError(f"the weights' default sampler {method!r} needs metadata['translation_start']; "
-                             "run `explorer fit-start` on the training data")
+        for methods, name, command in ((GAUSSIAN_START_METHODS, "gaussian_start", "calibrate"),
+                                       (TRANSLATION_START_METHODS, "translation_start", "fit-start")):
+            if method in methods and getattr(loaded, name) is None:
+                raise ValueError(f"the weights' default sampler {method!r} needs metadata['{name}']; "
+                                 f"run `explorer {command}` on the training data")
         self.default_method: str = method
         self.default_steps: int | None = sampler.get("steps", SAMPLERS[method].default_steps)
         #: x̂_0 clipping range in normalised units: the stored data range, else [-1, 1] (min-max)

@@ -25,16 +25,12 @@ def fit_start(weights, data, sigma: float = 0.15, split_seed: int = 0, seed: int
     the Ω_m response of the 1P set noisier, 0.49 against 0.38 with 6); returns the record."""
     import numpy as np
 
-    from explorer.data import find_cmd, load_cmd, to_log10
-    from explorer.inference.calibrate import training_split
+    from explorer.inference.calibrate import encoded_training_maps
     from explorer.model.translation import TranslationStart
     from explorer.model.weights import load_model, set_metadata
 
     den = load_model(weights)
-    cmd = load_cmd(*find_cmd(data))
-    train_sims, _ = training_split(cmd, den.metadata, split_seed, with_val=True)
-    idx = cmd.map_indices(train_sims)
-    maps = den.encode(to_log10(cmd.maps, den.resolution, indices=idx).astype(np.float64))
+    cmd, train_sims, idx, maps = encoded_training_maps(den, data, split_seed)
     start = TranslationStart.fit(cmd.maps_theta()[idx], maps, den.param_ranges, sigma=sigma, seed=seed,
                                  variance_gain=variance_gain, modulation=modulation, degree=degree)
     ratios, per_sim = [], 0
@@ -88,11 +84,11 @@ def run(args) -> int:
         raise ValueError(f"--sigma must be > 0, got {args.sigma}")
     if args.variance_gain < 0 or args.modulation < 0:
         raise ValueError(f"--variance-gain and --modulation must be >= 0, got {args.variance_gain}, {args.modulation}")
-    weights = resolve_weights(args.weights)
     if args.degree < 0:
         raise ValueError(f"--degree must be >= 0, got {args.degree}")
     if args.match_iterations < 0:
         raise ValueError(f"--match-iterations must be >= 0, got {args.match_iterations}")
+    weights = resolve_weights(args.weights)
     record = fit_start(weights, args.data, args.sigma, args.split_seed, args.seed, args.variance_gain,
                        args.modulation, args.match_iterations, degree=args.degree)
     print(f"{weights}: translation start fitted on {record['maps']} maps of {record['train_sims']} training "

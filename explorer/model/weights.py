@@ -244,16 +244,12 @@ def load_model(folder: str | Path | None = None, device: str | torch.device = "c
         hint = ("Re-fit it with `explorer calibrate`." if str(err).startswith("gaussian_start") else
                 "Re-fit it with `explorer fit-start`." if str(err).startswith("translation_start") else how_to_get_weights())
         raise WeightsError(f"{folder / METADATA_FILE}: {err}. {hint}") from None
-    start = denoiser.gaussian_start
-    if start is not None and (start.resolution != meta["resolution"]
-                              or [list(r) for r in start.param_ranges] != ranges):
-        raise WeightsError(f"{folder / METADATA_FILE}: gaussian_start was fitted for another resolution or "
-                           "prior box. Re-fit it with `explorer calibrate`.")
-    start = denoiser.translation_start
-    if start is not None and (start.resolution != meta["resolution"]
-                              or [list(r) for r in start.base.param_ranges] != ranges):
-        raise WeightsError(f"{folder / METADATA_FILE}: translation_start was fitted for another resolution or "
-                           "prior box. Re-fit it with `explorer fit-start`.")
+    for name, start, command in (("gaussian_start", denoiser.gaussian_start, "calibrate"),
+                                 ("translation_start", denoiser.translation_start, "fit-start")):
+        prior = None if start is None else getattr(start, "base", start).param_ranges
+        if start is not None and (start.resolution != meta["resolution"] or [list(r) for r in prior] != ranges):
+            raise WeightsError(f"{folder / METADATA_FILE}: {name} was fitted for another resolution or "
+                               f"prior box. Re-fit it with `explorer {command}`.")
     return denoiser.to(device).eval()
 
 

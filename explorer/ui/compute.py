@@ -80,7 +80,8 @@ def sampler_choices(emulator) -> list[str]:
 
 
 #: names for the Emulate tab's first sampler (``--sampler`` / ``EXPLORER_SAMPLER``), besides any menu label
-SAMPLER_ALIASES = {"default": "fast (model default)", "few-call": "few-call: translation start + 4 calls (3x faster)"}
+SAMPLER_ALIASES = {"default": next(iter(SAMPLER_CHOICES)),
+                   "few-call": next(label for label, s in SAMPLER_CHOICES.items() if s.method in TRANSLATION_START_METHODS)}
 
 
 def check_sampler_name(name: str) -> str:
