@@ -98,8 +98,9 @@ def test_settings_arguments_win_over_environment(tmp_path):
     with pytest.raises(ValueError, match="sample_cache"):
         Settings.from_environment(["--sample-cache", "maybe"], environ={})
     assert default.bf16 is None  # auto: the emulator decides by the hardware (model.bf16_helps)
-    assert default.sampler == "default"
+    assert default.sampler == "auto"  # few-call where the default sampler is slow here (compute.initial_sampler)
     assert Settings.from_environment([], environ={"EXPLORER_SAMPLER": "few-call"}).sampler == "few-call"
+    assert Settings.from_environment(["--sampler", "default"], environ={"EXPLORER_SAMPLER": "auto"}).sampler == "default"
     with pytest.raises(ValueError, match="few-call"):
         Settings.from_environment(["--sampler", "quick"], environ={})
     assert Settings.from_environment(["--bf16", "0"], environ={"EXPLORER_BF16": "1"}).bf16 is False
@@ -1035,6 +1036,47 @@ def test_sampler_menu_offers_the_fast_network_and_the_few_call_sampler_only_wher
     assert sampler_choices(emu) == [label for label in SAMPLER_CHOICES if label != few[0]]
     assert preview_sampler(emu).method == "sde-dpmsolver++-karras-gauss"
     assert initial_sampler("few-call", sampler_choices(emu)) == next(iter(SAMPLER_CHOICES))  # falls back
+
+
+def test_auto_starts_the_sliders_on_the_few_call_sampler_only_where_the_default_is_slow(monkeypatch, tmp_path):
+    """"auto" (the setting's default) times the default sampler once per emulator: a discarded draw (the
+    kernels' set-up), then the fastest of two; above the threshold the few-call sampler, else the default;
+    never the few-call sampler where the weights lack its start, and then without timing anything."""
+    import time
+    from types import SimpleNamespace
+
+    from explorer.ui import compute
+
+    class SlowEmulator:
+        param_ranges = ((0.1, 0.5), (0.6, 1.0))
+        networks = {"full": None, "small": None}
+
+        def __init__(self, seconds, start=True):
+            self.seconds, self.calls, self.folder = seconds, [], tmp_path
+            self.loaded = SimpleNamespace(translation_start=object() if start else None, gaussian_start=object())
+
+        def sample(self, omega_m, sigma_8, n=4, seed=0, **kw):
+            self.calls.append((omega_m, sigma_8, n, seed))
+            time.sleep(self.seconds * (3 if not self.calls[:-1] else 1))  # the first draw is the slowest
+
+    few, default = compute.SAMPLER_ALIASES["few-call"], compute.SAMPLER_ALIASES["default"]
+    monkeypatch.setattr(compute, "AUTO_FEW_CALL_ABOVE_S", 0.05)
+    slow = SlowEmulator(0.08)
+    assert compute.initial_sampler("auto", compute.sampler_choices(slow), slow) == few
+    assert slow.calls == [(0.3, 0.8, 4, 0), (0.3, 0.8, 4, 1), (0.3, 0.8, 4, 2)]  # centre of the prior, 4 maps
+    assert 0.08 <= compute.default_sampling_seconds(slow) < 0.2  # the timed draws, not the first one (0.24 s)
+    assert compute.initial_sampler("auto", compute.sampler_choices(slow), slow) == few and len(slow.calls) == 3
+    assert "0.08 s for 4 maps" in compute.auto_sampler_note("auto", few, slow)
+    assert compute.auto_sampler_note("few-call", few, slow) == "" and compute.auto_sampler_note("auto", default, slow) == ""
+    fast = SlowEmulator(0.0)
+    assert compute.initial_sampler("auto", compute.sampler_choices(fast), fast) == default
+    no_start = SlowEmulator(0.08, start=False)
+    assert compute.initial_sampler("auto", compute.sampler_choices(no_start), no_start) == default
+    assert no_start.calls == []
+    assert compute.initial_sampler("auto", compute.sampler_choices(fast)) == default  # no emulator to time
+    assert compute.check_sampler_name("auto") == "auto" and Settings().sampler == "auto"
+    with pytest.raises(ValueError, match="auto"):
+        compute.check_sampler_name("quick")
 
 
 def test_the_emulate_tab_starts_with_the_sampler_the_server_was_given(context):

@@ -17,7 +17,7 @@ import panel as pn
 import param
 
 from . import compute
-from .context import AppContext, Settings, get_context, release_memory, submit_to_worker
+from .context import AppContext, Settings, get_context, release_memory, submit_to_worker, warm_up
 from .emulate import EmulateTab
 from .explain import Intro
 from .game import GameTab
@@ -217,11 +217,14 @@ def serve(settings: Settings | None = None, *, port: int = 5006, address: str = 
           show: bool = True, **kwargs):
     """Serve the app from Python (e.g. for an `explorer app` command): localhost unless told otherwise.
 
-    The model is loaded before the server starts (a missing model fails here, with its message);
+    The model is loaded before the server starts (a missing model fails here, with its message) and
+    warmed up in the background as `panel serve explorer` does (:func:`~explorer.ui.context.warm_up`: the
+    kernels' set-up, and with ``--sampler auto`` the timing that picks the sliders' sampler);
     ``kwargs`` go to ``pn.serve`` (``threaded``, ``websocket_origin``, ...).
     """
     settings = settings or Settings.from_environment([])
     get_context(settings)  # raises WeightsError saying how to get weights
+    threading.Thread(target=warm_up, args=(settings,), name="explorer-warm-up", daemon=True).start()
     pn.extension("filedropper")
     return pn.serve({"explorer": lambda: build_app(settings)}, port=port, address=address, show=show,
                     title=TITLE, **kwargs)

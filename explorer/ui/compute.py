@@ -80,24 +80,71 @@ def sampler_choices(emulator) -> list[str]:
 
 
 #: names for the Emulate tab's first sampler (``--sampler`` / ``EXPLORER_SAMPLER``), besides any menu label
+#: and "auto" (:func:`initial_sampler`)
 SAMPLER_ALIASES = {"default": next(iter(SAMPLER_CHOICES)),
                    "few-call": next(label for label, s in SAMPLER_CHOICES.items() if s.method in TRANSLATION_START_METHODS)}
+AUTO = "auto"
+#: "auto" starts the sliders on the few-call sampler where the default sampler's 4 maps take longer than
+#: this on the machine (:func:`default_sampling_seconds`): a release -> maps drawn within 1 s leaves the
+#: sampling about half of it (measured in Chromium: 0.77 s with the few-call sampler on an AMD EPYC, where
+#: the default samples 4 maps in 0.79 s and is drawn after 1.36 s; 0.9-1.3 s with the default on an Intel
+#: Xeon with AMX, where it samples them in 0.36-0.43 s in bfloat16).
+AUTO_FEW_CALL_ABOVE_S = 0.5
 
 
 def check_sampler_name(name: str) -> str:
-    """``name`` if it is an alias of :data:`SAMPLER_ALIASES` or a label of :data:`SAMPLER_CHOICES`, else
-    ValueError listing the aliases."""
-    if name not in SAMPLER_ALIASES and name not in SAMPLER_CHOICES:
-        raise ValueError(f"sampler must be one of {sorted(SAMPLER_ALIASES)} or a label of the sampler menu, got {name!r}")
+    """``name`` if it is "auto", an alias of :data:`SAMPLER_ALIASES` or a label of :data:`SAMPLER_CHOICES`,
+    else ValueError listing the names."""
+    if name != AUTO and name not in SAMPLER_ALIASES and name not in SAMPLER_CHOICES:
+        raise ValueError(f"sampler must be one of {sorted([AUTO, *SAMPLER_ALIASES])} or a label of the sampler menu, "
+                         f"got {name!r}")
     return name
 
 
-def initial_sampler(name: str, labels: list[str]) -> str:
+def initial_sampler(name: str, labels: list[str], emulator=None) -> str:
     """The menu label the setting ``name`` (:func:`check_sampler_name`) selects among ``labels`` (those these
     weights offer, :func:`sampler_choices`); the first label where the weights cannot run it (e.g.
-    "few-call" without a translation start)."""
+    "few-call" without a translation start). "auto": the few-call sampler where the weights offer it and
+    ``emulator``'s default sampler takes longer than :data:`AUTO_FEW_CALL_ABOVE_S` for 4 maps on this
+    machine (measured once per emulator, :func:`default_sampling_seconds`), else the default."""
+    if name == AUTO:
+        slow = (emulator is not None and SAMPLER_ALIASES["few-call"] in labels
+                and default_sampling_seconds(emulator) > AUTO_FEW_CALL_ABOVE_S)
+        name = "few-call" if slow else "default"
     label = SAMPLER_ALIASES.get(name, name)
     return label if label in labels else labels[0]
+
+
+def auto_sampler_note(setting: str, label: str, emulator) -> str:
+    """A line for under the sampler menu where "auto" started it on the few-call sampler (why, and that the
+    menu changes it); "" otherwise."""
+    if setting != AUTO or label != SAMPLER_ALIASES["few-call"]:
+        return ""
+    return (f"Started on the few-call sampler: the default takes {default_sampling_seconds(emulator):.2f} s "
+            "for 4 maps on this machine. The default (first in the menu) matches the simulations' small-scale "
+            "scatter and region counts more closely.")
+
+
+_TIMINGS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_TIMING_LOCK = threading.Lock()
+
+
+def default_sampling_seconds(emulator, repeats: int = 2) -> float:
+    """Seconds ``emulator``'s default sampler takes for 4 maps at the prior's centre on this machine: one
+    draw to set up the network's kernels (discarded), then the fastest of ``repeats`` timed draws.
+    Measured once per emulator and process (under a lock: a second caller waits for the first's
+    figure); the app's warm-up at server start measures it (:func:`explorer.ui.context.warm_up`)."""
+    with _TIMING_LOCK:
+        if emulator not in _TIMINGS:
+            omega_m, sigma_8 = (float(sum(r)) / 2 for r in emulator.param_ranges)
+            emulator.sample(omega_m, sigma_8, n=4, seed=0)
+            times = []
+            for seed in range(1, 1 + max(1, int(repeats))):
+                start = time.perf_counter()
+                emulator.sample(omega_m, sigma_8, n=4, seed=seed)
+                times.append(time.perf_counter() - start)
+            _TIMINGS[emulator] = min(times)
+        return _TIMINGS[emulator]
 
 
 def has_translation_start(emulator) -> bool:

@@ -26,9 +26,11 @@ The app is configured by environment variables or by arguments after ``--args``:
                                            are merged into (default 16; 1: one request at a time;
                                            :mod:`explorer.ui.batching`)
     EXPLORER_SAMPLER    / --sampler NAME   the first sampler of the Emulate and Parameter response tabs:
-                                           default (the model's, 14 calls),
-                                           few-call (4 calls, 3x faster: for a slow machine or a class;
-                                           where the weights have its start) or a label of the sampler menu
+                                           auto (the default: few-call where the model's default sampler
+                                           takes over 0.5 s for 4 maps on this machine, measured at start-up,
+                                           else default), default (the model's, 14 calls), few-call
+                                           (4 calls, 3x faster; where the weights have its start) or a
+                                           label of the sampler menu
     EXPLORER_TORCH_THREADS                 torch intra-op threads (default: torch's, one per core)
 
 Command-line arguments win over environment variables. The model is loaded once per process
@@ -85,7 +87,7 @@ class Settings:
     sample_cache: bool = True  # reuse maps already sampled with the same arguments (compute.SampleCache)
     bf16: bool | None = None  # bfloat16 autocast for sampling; None: where it is faster (model.bf16_helps)
     batch_maps: int = 16  # the largest batch the sessions' waiting quick samplings are merged into (batching.py)
-    sampler: str = "default"  # the Emulate tab's first sampler: an alias of compute.SAMPLER_ALIASES or a menu label
+    sampler: str = "auto"  # the Emulate tab's first sampler: "auto", an alias of compute.SAMPLER_ALIASES or a menu label
 
     @classmethod
     def from_environment(cls, argv: list[str] | None = None, environ=None) -> "Settings":
@@ -222,18 +224,28 @@ def get_context(settings: Settings | None = None) -> AppContext:
 
 
 def warm_up(settings: Settings) -> AppContext:
-    """Load the context for ``settings``, import the page's modules and sample 4 maps once with the
-    default sampler (discarded): the first sampling in a process also sets up the network's kernels
-    (README "Warm-up matters": 1.74 s against 1.21 s). Run by ``explorer/app_hooks.py`` on its own
-    thread when `panel serve explorer` starts."""
+    """Load the context for ``settings``, import the page's modules and sample 4 maps with the default
+    sampler: the first sampling in a process also sets up the network's kernels (README "Warm-up
+    matters": 1.74 s against 1.21 s), and with ``--sampler auto`` two more draws time it on this machine,
+    which picks the sliders' first sampler (:func:`explorer.ui.compute.initial_sampler`). Run by
+    ``explorer/app_hooks.py`` on its own thread when `panel serve explorer` starts."""
     import time
+
+    from . import compute
 
     start = time.perf_counter()
     ctx = get_context(settings)
     import explorer.ui.app  # noqa: F401  (the imports of the first session's page)
 
     omega_m, sigma_8 = (float(sum(r)) / 2 for r in ctx.emulator.param_ranges)  # the prior's centre
-    ctx.emulator.sample(omega_m, sigma_8, n=4, seed=0)
+    if settings.sampler == compute.AUTO and compute.has_translation_start(ctx.emulator):
+        seconds = compute.default_sampling_seconds(ctx.emulator)  # its first, discarded draw sets up the kernels
+        first = compute.initial_sampler(settings.sampler, compute.sampler_choices(ctx.emulator), ctx.emulator)
+        print(f"explorer: the sliders start on {first!r}: the default sampler takes {seconds:.2f} s for 4 maps "
+              f"here (few-call above {compute.AUTO_FEW_CALL_ABOVE_S:g} s; --sampler default or few-call to "
+              "choose)", file=sys.stderr)
+    else:
+        ctx.emulator.sample(omega_m, sigma_8, n=4, seed=0)
     warm_up_likelihood(ctx, (omega_m, sigma_8))
     print(f"explorer: model loaded and warmed up in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return ctx

@@ -90,7 +90,9 @@ class EmulateTab(Tab):
         self.context = context
         self.emulator = context.emulator
         self.param.sampler.objects = compute.sampler_choices(self.emulator)
-        self.sampler = compute.initial_sampler(context.settings.sampler, self.param.sampler.objects)
+        self.sampler = compute.initial_sampler(context.settings.sampler, self.param.sampler.objects,
+                                                context.emulator)
+        self._sampler_note = compute.auto_sampler_note(context.settings.sampler, self.sampler, self.emulator)
         (om_lo, om_hi), (s8_lo, s8_hi) = self.emulator.param_ranges
         self.param.omega_m.bounds, self.param.sigma_8.bounds = (om_lo, om_hi), (s8_lo, s8_hi)
         self._presets = presets(self.emulator.param_ranges)
@@ -162,6 +164,8 @@ class EmulateTab(Tab):
             pn.pane.Markdown(SEED_NOTE, styles={"font-size": "0.85em"}, margin=(0, 10)),
             pn.widgets.IntSlider.from_param(self.param.n_maps),
             pn.widgets.Select.from_param(self.param.sampler),
+            pn.pane.Markdown(self._sampler_note, styles={"font-size": "0.85em"}, margin=(0, 10),
+                             visible=bool(self._sampler_note)),
             self._simulate_button,
             pn.pane.Markdown("PNG of a plot: the save tool of its toolbar (hover the plot).",
                              styles={"font-size": "0.85em"}),

@@ -45,7 +45,8 @@ class ResponseTab(Tab):
         super().__init__(**params)
         self.context = context
         self.param.sampler.objects = compute.sampler_choices(context.emulator)
-        self.sampler = compute.initial_sampler(context.settings.sampler, self.param.sampler.objects)
+        self.sampler = compute.initial_sampler(context.settings.sampler, self.param.sampler.objects,
+                                                context.emulator)
         self.result: compute.ParameterResponse | None = None
         self._progress = pn.indicators.Progress(value=0, max=100, visible=self.param.busy,
                                                 sizing_mode="stretch_width")
