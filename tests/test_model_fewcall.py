@@ -211,6 +211,19 @@ def test_fit_start_command_writes_a_start_the_emulator_samples_with(tiny_weights
     assert load_bench("plot_fewcall").main(["--weights", str(folder), "--assets", str(tmp_path / "assets"),
                                             "--cosmologies", "0", "2", "--out", str(png)]) == 0
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 20_000
+    # bench/tune_fewcall.py (the start's choices are made with it, on held-out training simulations)
+    tune = load_bench("tune_fewcall")
+    maps = np.random.default_rng(0).normal(size=(3, 16, 16))
+    assert all(r == pytest.approx(1.0) for r in tune.band_ratios(maps, maps).values())
+    assert all(r == pytest.approx(4.0) for r in tune.band_ratios(2 * maps, maps).values())  # P ∝ amplitude²
+    report = tmp_path / "tune.json"
+    assert tune.main(["--data", str(tiny_reference), "--weights", str(folder), str(folder), "--seeds", "0", "1",
+                      "--n-generated", "2", "--json", str(report)]) == 0
+    tuned = json.loads(report.read_text())
+    assert tuned["held_out_sims"] and tuned["simulations"]["regions_above_1sigma"] > 0
+    (row,) = tuned["weights"].values()  # the same folder twice: one row
+    assert row["fidelity_loo"]["mean"] > 0 and len(row["fidelity_loo"]["per_seed"]) == 2
+    assert all(np.isfinite(v) and v > 0 for v in row["power_ratio"].values())
     meta = json.loads((folder / "explorer.json").read_text())
     meta["translation_start"]["quantile_coef"] = [[0.0]]
     (folder / "explorer.json").write_text(json.dumps(meta))
