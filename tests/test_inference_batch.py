@@ -143,9 +143,14 @@ def test_dask_cluster_gives_the_sequential_results(weights, cmd_dir, tmp_path, c
     seq, par = read_rows(tmp_path / "seq"), read_rows(tmp_path / "dask")
     assert [r["id"] for r in seq] == [r["id"] for r in par] and len(seq) == 4
     numeric = [c for c in COLUMNS if c.startswith(("vlb_", "cnn_")) and c != "vlb_typicality_z" and c != "vlb_typicality_p"]
+    # The table is written to 6 decimals (Δχ² at the truth to 3): torch with OMP_NUM_THREADS=4 in this
+    # process and 1 thread per worker sums in another order, and one value fell on the other side of the
+    # 6th decimal (0.133871 against 0.133872). Equal means: within one unit of the last written digit.
+    last_digit = np.array([1e-3 if c == "vlb_delta_chi2_truth" else 1e-6 for c in numeric])
     for a, b in zip(seq, par):
         assert a["status"] == b["status"] == "ok"
-        np.testing.assert_allclose([float(a[c]) for c in numeric], [float(b[c]) for c in numeric], rtol=1e-6, atol=1e-9)
+        got, want = np.array([float(a[c]) for c in numeric]), np.array([float(b[c]) for c in numeric])
+        assert np.all(np.abs(got - want) <= 1.01 * last_digit + 1e-6 * np.abs(want)), dict(zip(numeric, got - want))
     loaded = load_model(weights)
     for field, theta, post in zip(fields, cmd.theta[[0, 2]], on_cluster):
         here = infer(loaded, field, kind="log10", truth=tuple(theta), **kw)
