@@ -8,8 +8,9 @@ never on the evaluation set (``assets/valid``, ``assets/twins``). For each weigh
 side in one run: the sampler's maps at each held-out simulation's θ of ``--data`` (the trainer's test
 and validation simulations, 50 of the 500 training-recipe ones; ``--n-generated`` maps per seed) against
 that simulation's 15 maps: χ² fidelity against the leave-one-out floor, small-scale scatter ratio, pixel
-skewness and kurtosis, regions above 1σ and 2σ (:func:`explorer.evaluate.non_gaussianity`), and the
-generated over simulated mean P(k) in k bands; the simulations' own statistics once.
+skewness and kurtosis, regions above 1σ and 2σ (:func:`explorer.evaluate.non_gaussianity`) and how
+large the regions above 1σ are, and the generated over simulated mean P(k) in k bands; the
+simulations' own statistics once.
 """
 
 import argparse
@@ -22,9 +23,10 @@ import numpy as np
 from explorer.evaluate import fidelity, load_reference, non_gaussianity, over_seeds
 from explorer.inference.calibrate import training_split
 from explorer.model import Emulator
-from explorer.stats import power_spectrum
+from explorer.stats import connected_regions, power_spectrum
 
 BANDS = [(0.25, 1.0), (1.0, 3.0), (3.0, 4.5), (4.5, 6.0), (6.0, 9.0)]  # h/Mpc
+SIZE_BINS = {"1": (1, 1), "2": (2, 2), "3-5": (3, 5), "6-20": (6, 20), "21+": (21, np.inf)}  # pixels, inclusive
 
 
 def band_ratios(generated: np.ndarray, truth: np.ndarray) -> dict:
@@ -37,6 +39,17 @@ def band_ratios(generated: np.ndarray, truth: np.ndarray) -> dict:
         if sel.any():
             out[f"{lo:g}-{hi:g}"] = float(np.asarray(pg.power)[:, sel].mean() / np.asarray(pt.power)[:, sel].mean())
     return out
+
+
+def region_sizes(maps: np.ndarray, nu: float = 1.0) -> dict:
+    """Regions above μ + ν σ per map (``maps (N, n, n)``, each its own μ, σ; 4-connected, periodic, as
+    :func:`explorer.evaluate.non_gaussianity`) by size in pixels: {bin of :data:`SIZE_BINS`: mean count}."""
+    counts = dict.fromkeys(SIZE_BINS, 0)
+    for m in np.asarray(maps, dtype=np.float64):
+        sizes = connected_regions(m, m.mean() + nu * m.std()).sizes
+        for name, (lo, hi) in SIZE_BINS.items():
+            counts[name] += int(np.count_nonzero((sizes >= lo) & (sizes <= hi)))
+    return {name: c / len(maps) for name, c in counts.items()}
 
 
 def main(argv=None) -> int:
@@ -62,7 +75,8 @@ def main(argv=None) -> int:
     theta, truth = load_reference(args.data, first.resolution, sims=held)
     flat_truth = truth.reshape(-1, *truth.shape[-2:])
     out = {"data": str(args.data), "held_out_sims": held.tolist(), "method": args.method, "seeds": args.seeds,
-           "simulations": non_gaussianity(flat_truth), "weights": {}}
+           "simulations": {**non_gaussianity(flat_truth), "regions_above_1sigma_by_size": region_sizes(flat_truth)},
+           "weights": {}}
     print(json.dumps({"simulations": out["simulations"], "n_sims": len(held)}), flush=True)
     for folder, emu in emus.items():
         start, generated, results = time.perf_counter(), [], {}
@@ -77,7 +91,7 @@ def main(argv=None) -> int:
         gen = np.concatenate(generated)
         summary = over_seeds(results)["summary"]
         row = {"fidelity_loo": summary.get("fidelity_loo"), "small_scale_scatter_ratio": summary.get("small_scale_scatter_ratio"),
-               "non_gaussianity": non_gaussianity(gen),
+               "non_gaussianity": non_gaussianity(gen), "regions_above_1sigma_by_size": region_sizes(gen),
                "power_ratio": band_ratios(gen, flat_truth),
                "seconds": round(time.perf_counter() - start, 1)}
         out["weights"][folder] = row

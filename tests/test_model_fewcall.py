@@ -216,6 +216,12 @@ def test_fit_start_command_writes_a_start_the_emulator_samples_with(tiny_weights
     maps = np.random.default_rng(0).normal(size=(3, 16, 16))
     assert all(r == pytest.approx(1.0) for r in tune.band_ratios(maps, maps).values())
     assert all(r == pytest.approx(4.0) for r in tune.band_ratios(2 * maps, maps).values())  # P ∝ amplitude²
+    # regions above μ + 1σ by size: 3 single pixels (two touch at a corner only: 4-connected), 2, 10, and 30
+    # pixels joined across the periodic edge
+    drawn = np.zeros((16, 16))
+    drawn[6, 6] = drawn[7, 7] = drawn[8, 9] = 1
+    drawn[3, 3:5], drawn[10:12, 0:5], drawn[0:6, 13:16], drawn[0:6, 0:2] = 1, 1, 1, 1
+    assert tune.region_sizes(np.stack([drawn, drawn.T])) == {"1": 3.0, "2": 1.0, "3-5": 0.0, "6-20": 1.0, "21+": 1.0}
     report = tmp_path / "tune.json"
     assert tune.main(["--data", str(tiny_reference), "--weights", str(folder), str(folder), "--seeds", "0", "1",
                       "--n-generated", "2", "--json", str(report)]) == 0
