@@ -4,12 +4,13 @@ steps are exact for Gaussian data with an exact denoiser (and lose variance with
 import numpy as np
 import pytest
 import torch
+from scipy.special import ndtri
 from scipy.stats import skew
 
 from explorer.model.fewcall import posterior_variance_noise, sample_translation
 from explorer.model.gaussian import GaussianStart, ring_power, theta_monomials
 from explorer.model.schedule import NoiseSchedule, seed_betas
-from explorer.model.translation import GAUSS_LEVELS, TranslationStart
+from explorer.model.translation import GAUSS_LEVELS, TranslationStart, cic_deposit, zeldovich_ranks
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -84,6 +85,54 @@ def test_round_trip_and_errors(skewed_maps):
         TranslationStart.from_dict({"sigma": 1})
     with pytest.raises(ValueError, match="distinct cosmologies"):
         TranslationStart.fit(np.tile([[0.3, 0.8]], (20, 1)), x[:20], RANGES, degree=1)
+
+
+def test_cloud_in_cell_conserves_mass_and_wraps_around():
+    n = 8
+    at_centre = cic_deposit(np.array([[2.5, 5.5]]), n)
+    assert at_centre[2, 5] == pytest.approx(1.0) and at_centre.sum() == pytest.approx(1.0)
+    corner = cic_deposit(np.array([[0.0, 0.0]]), n)  # shared by the 4 pixels around the periodic corner
+    for i, j in ((0, 0), (0, n - 1), (n - 1, 0), (n - 1, n - 1)):
+        assert corner[i, j] == pytest.approx(0.25)
+    rng = np.random.default_rng(0)
+    cloud = cic_deposit(rng.uniform(0, n, (1000, 2)), n)
+    assert cloud.sum() == pytest.approx(1000.0) and cloud.min() >= 0
+    x_shift = cic_deposit(np.array([[2.75, 5.5]]), n)  # a quarter pixel up in i: 3/4 stays, 1/4 to i + 1
+    assert x_shift[2, 5] == pytest.approx(0.75) and x_shift[3, 5] == pytest.approx(0.25)
+
+
+def test_zeldovich_start_moves_mass_into_the_dense_regions_and_keeps_the_one_point_distribution(skewed_maps):
+    spectrum = np.broadcast_to(power_law(), (3, N, N))
+    white = np.random.default_rng(1).normal(size=(3, N, N))
+    g_k = np.fft.fft2(white) * np.sqrt(spectrum)
+    g = np.fft.ifft2(g_k).real
+    small = zeldovich_ranks(g_k, spectrum, 0.05, g)
+    large = zeldovich_ranks(g_k, spectrum, 3.0, g)
+    gauss = ndtri((np.arange(N * N) + 0.5) / N ** 2)
+    for field in (small, large):  # the Gaussianised ranks: exactly the normal quantiles in every map
+        for m in field:
+            np.testing.assert_allclose(np.sort(m.ravel()), gauss)
+    # small displacements give back the linear field (particles flow towards high g: a sign error gives −1);
+    # large ones rearrange it (shell crossing)
+    corr = lambda a, b: np.corrcoef(a.ravel(), b.ravel())[0, 1]  # noqa: E731
+    assert all(corr(a, b) > 0.9 for a, b in zip(small, g))
+    assert all(0.2 < corr(a, b) < corr(c, b) for a, b, c in zip(large, g, small))
+    # through a start: its pixel values are those of the translation field's transform, whatever the seed
+    theta, x, _ = skewed_maps
+    base = TranslationStart.fit(theta, x, RANGES, degree=1, sigma=0.2, iterations=0)
+    za = TranslationStart.from_dict({**base.to_dict(), "displacement": 2.0})
+    assert za.displacement == 2.0 and TranslationStart.from_dict(za.to_dict()).displacement == 2.0
+    a, b = (za.draw([[0.3, 0.9]], torch.Generator().manual_seed(s))[0, 0].double().numpy() for s in (0, 1))
+    np.testing.assert_allclose(np.sort((a - a.mean()).ravel()), np.sort((b - b.mean()).ravel()), atol=1e-5)
+    again = za.draw([[0.3, 0.9]], torch.Generator().manual_seed(0))[0, 0].double().numpy()
+    np.testing.assert_array_equal(a, again)
+    plain = base.draw([[0.3, 0.9]], torch.Generator().manual_seed(0))[0, 0].double().numpy()
+    assert not np.allclose(a, plain) and corr(a, plain) > 0.2  # same white noise, other arrangement
+    legacy = base.to_dict()
+    del legacy["displacement"]
+    assert TranslationStart.from_dict(legacy).displacement == 0.0  # weights written before the option
+    with pytest.raises(ValueError, match="displacement"):
+        TranslationStart.from_dict({**base.to_dict(), "displacement": -1.0})
 
 
 def gaussian_setup(gain):

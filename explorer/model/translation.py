@@ -22,6 +22,15 @@ mean removed, d = x − ⟨x⟩:
   of the power at 1–3 h/Mpc);
 * **mean level** m ~ N(μ(θ), s(θ)²) of the Gaussian start fitted on the same maps (``base``):
   x₀ = T_θ(g) − ⟨T_θ(g)⟩ + m.
+* optionally (``displacement`` A > 0, pixels) **Zel'dovich morphology**: g's random phases make
+  blobs, where the simulations string their dense regions on filaments, and the few-call sampler's
+  4 calls from σ* = 0.15 keep what the start gives them above 1σ (README, "Where the extra regions
+  are"). With A > 0 the field handed to T_θ is instead the Gaussianised rank of a density made by
+  moving particles (2 per pixel and axis, on a regular grid q) by the Zel'dovich displacement
+  ψ = −A ∇∇⁻²g / ψ_rms (Zel'dovich 1970; ψ_k = i k g_k / k², ψ_rms(θ) its expected RMS per axis pair
+  from S^g, so A is the RMS displacement) and depositing them with cloud-in-cell on the map's grid:
+  g̃ = Φ⁻¹((rank(ρ) + ½)/n²), ties (empty voids) ordered by g. One-point distribution and mean level
+  are T_θ's and m as above; only the arrangement of the pixels changes.
 
 :func:`TranslationStart.slope` gives T_θ′ at a map's pixels: the few-call sampler
 (:mod:`.fewcall`) shapes the variance it adds with it, larger where the transform stretches (dense
@@ -63,6 +72,56 @@ def _spectrum_coef(theta, maps, param_ranges, degree: int) -> np.ndarray:
     return GaussianStart.fit(theta, maps, param_ranges, degree=degree, scatter="constant").log_spectrum_coef
 
 
+def cic_deposit(positions: np.ndarray, n: int) -> np.ndarray:
+    """Cloud-in-cell counts ``(n, n)`` of particles at ``positions (P, 2)`` [pixels; pixel (i, j) spans
+    [i, i+1) × [j, j+1)], periodic: each particle spreads unit mass over the 4 pixels its cell overlaps."""
+    x = np.asarray(positions, dtype=np.float64) - 0.5
+    base = np.floor(x)
+    frac = x - base
+    i0 = base.astype(np.int64) % n
+    out = np.zeros(n * n)
+    for dx in (0, 1):
+        wx = frac[:, 0] if dx else 1.0 - frac[:, 0]
+        for dy in (0, 1):
+            wy = frac[:, 1] if dy else 1.0 - frac[:, 1]
+            out += np.bincount(((i0[:, 0] + dx) % n) * n + (i0[:, 1] + dy) % n, weights=wx * wy, minlength=n * n)
+    return out.reshape(n, n)
+
+
+def zeldovich_ranks(g_k: np.ndarray, spectrum: np.ndarray, displacement: float, g: np.ndarray) -> np.ndarray:
+    """g̃ ``(B, n, n)``: the Gaussianised ranks of the CIC density of particles (2 per pixel and axis)
+    moved by the Zel'dovich displacement of the fields ``g_k = FFT(g) (B, n, n)`` with expected power
+    ``spectrum (B, n, n)`` (per DFT mode, white noise of unit variance has 1), scaled to an expected RMS
+    of ``displacement`` pixels; ties ordered by ``g (B, n, n)`` (module docstring)."""
+    from scipy.special import ndtri
+
+    b, n = g_k.shape[0], g_k.shape[-1]
+    k = 2 * np.pi * np.fft.fftfreq(n)
+    kx, ky = np.meshgrid(k, k, indexing="ij")
+    k2 = kx ** 2 + ky ** 2
+    k2[0, 0] = np.inf
+    # E|ψ|² per pixel = (1/n²) Σ_k S/k² (numpy's unnormalised FFT: E|FFT(white)_k|² = n²)
+    rms = np.sqrt((spectrum / k2).sum(axis=(1, 2)) / n ** 2)
+    m, h = 2 * n, n // 2
+    q = (np.arange(m) + 0.5) / 2.0
+    grid = np.stack(np.meshgrid(q, q, indexing="ij"), axis=-1).reshape(-1, 2)
+    out = np.empty((b, n, n))
+    for i in range(b):
+        psi = []
+        for kc in (kx, ky):
+            small = 1j * kc / k2 * g_k[i] * (displacement / rms[i])
+            big = np.zeros((m, m), dtype=complex)  # the same band-limited field sampled twice as finely
+            big[:h, :h], big[:h, -h:], big[-h:, :h], big[-h:, -h:] = (small[:h, :h], small[:h, -h:],
+                                                                      small[-h:, :h], small[-h:, -h:])
+            psi.append(np.fft.ifft2(big).real.ravel() * (m / n) ** 2)
+        rho = cic_deposit((grid + np.stack(psi, axis=-1)) % n, n)
+        order = np.lexsort((g[i].ravel(), rho.ravel()))
+        ranks = np.empty(n * n)
+        ranks[order] = np.arange(n * n)
+        out[i] = ndtri((ranks + 0.5) / (n * n)).reshape(n, n)
+    return out
+
+
 def _groups(theta: np.ndarray) -> list[np.ndarray]:
     """Indices of the maps sharing each distinct θ (one simulation each, in a CMD set)."""
     _, inverse = np.unique(theta, axis=0, return_inverse=True)
@@ -79,6 +138,7 @@ class TranslationStart:
     sigma: float                    # σ* of the first network call
     variance_gain: float = 1.0      # γ of the sampler's added posterior variance (:mod:`.fewcall`)
     modulation: float = 0.25        # β: the added variance is shaped by (T′)^β
+    displacement: float = 0.0       # A: RMS Zel'dovich displacement [pixels] of g before T (0: g itself)
 
     def __post_init__(self):
         n_feat = self.base.log_spectrum_coef.shape[0]
@@ -90,9 +150,9 @@ class TranslationStart:
                              f"expected {self.base.log_spectrum_coef.shape}")
         if not (np.isfinite(self.quantile_coef).all() and np.isfinite(self.g_log_spectrum_coef).all()):
             raise ValueError("translation_start: coefficients must be finite")
-        if not (self.sigma > 0 and self.variance_gain >= 0 and self.modulation >= 0):
-            raise ValueError(f"translation_start: need sigma > 0, variance_gain >= 0 and modulation >= 0, got "
-                             f"{self.sigma}, {self.variance_gain}, {self.modulation}")
+        if not (self.sigma > 0 and self.variance_gain >= 0 and self.modulation >= 0 and self.displacement >= 0):
+            raise ValueError(f"translation_start: need sigma > 0 and variance_gain, modulation, displacement >= 0, "
+                             f"got {self.sigma}, {self.variance_gain}, {self.modulation}, {self.displacement}")
 
     @property
     def resolution(self) -> int:
@@ -101,7 +161,7 @@ class TranslationStart:
     @classmethod
     def fit(cls, theta_per_map, maps, param_ranges, *, sigma: float = 0.15, degree: int = 3,
             iterations: int = 3, seed: int = 0, variance_gain: float = 1.0,
-            modulation: float = 0.25) -> "TranslationStart":
+            modulation: float = 0.25, displacement: float = 0.0) -> "TranslationStart":
         """Fit to normalised maps ``(N, n, n)`` at ``theta_per_map (N, 2)`` (module docstring); the
         spectrum correction draws its maps from ``seed``."""
         maps = np.asarray(maps, dtype=np.float64)
@@ -119,7 +179,8 @@ class TranslationStart:
         pooled = np.stack([np.quantile(d[g].ravel(), ndtr(GAUSS_LEVELS)) for g in groups])
         quantile_coef = np.linalg.lstsq(phi_sims, pooled, rcond=None)[0]
         start = cls(base=base, quantile_coef=quantile_coef, g_log_spectrum_coef=base.log_spectrum_coef.copy(),
-                    sigma=float(sigma), variance_gain=float(variance_gain), modulation=float(modulation))
+                    sigma=float(sigma), variance_gain=float(variance_gain), modulation=float(modulation),
+                    displacement=float(displacement))
         q = start.quantiles(theta)
         gauss = np.stack([np.interp(d[i], q[i], GAUSS_LEVELS) for i in range(len(d))])
         coef = _spectrum_coef(theta, gauss, param_ranges, degree)
@@ -166,7 +227,11 @@ class TranslationStart:
         b, n = theta.shape[0], self.resolution
         white = randn((b, n, n), generator, torch.float64).numpy()
         level = randn((b,), generator, torch.float64).numpy()
-        g = np.fft.ifft2(np.fft.fft2(white) * np.sqrt(self.g_spectrum(theta))).real
+        spectrum = self.g_spectrum(theta)
+        g_k = np.fft.fft2(white) * np.sqrt(spectrum)
+        g = np.fft.ifft2(g_k).real
+        if self.displacement > 0:
+            g = zeldovich_ranks(g_k, spectrum, self.displacement, g)
         q = self.quantiles(theta)
         field = np.stack([_transform(g[i], q[i]) for i in range(b)])
         field += (self.base.mean(theta) + self.base.scatter(theta) * level - field.mean(axis=(1, 2)))[:, None, None]
@@ -187,7 +252,8 @@ class TranslationStart:
         return {"base": self.base.to_dict(), "gauss_levels": [float(GAUSS_LEVELS[0]), float(GAUSS_LEVELS[-1]),
                                                              int(GAUSS_LEVELS.size)],
                 "quantile_coef": self.quantile_coef.tolist(), "g_log_spectrum_coef": self.g_log_spectrum_coef.tolist(),
-                "sigma": self.sigma, "variance_gain": self.variance_gain, "modulation": self.modulation}
+                "sigma": self.sigma, "variance_gain": self.variance_gain, "modulation": self.modulation,
+                "displacement": self.displacement}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TranslationStart":
@@ -205,5 +271,5 @@ class TranslationStart:
                    quantile_coef=np.asarray(d["quantile_coef"], dtype=np.float64),
                    g_log_spectrum_coef=np.asarray(d["g_log_spectrum_coef"], dtype=np.float64),
                    sigma=float(d["sigma"]), variance_gain=float(d.get("variance_gain", 1.0)),
-                   modulation=float(d.get("modulation", 0.25)))
+                   modulation=float(d.get("modulation", 0.25)), displacement=float(d.get("displacement", 0.0)))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 def fit_start(weights, data, sigma: float = 0.15, split_seed: int = 0, seed: int = 0,
               variance_gain: float = 1.0, modulation: float = 0.25, match_iterations: int = 2,
-              maps_per_sim: int = 6, steps: int = 4, degree: int = 3) -> dict:
+              maps_per_sim: int = 6, steps: int = 4, degree: int = 3, displacement: float = 0.0) -> dict:
     """Fit and write the translation start of ``weights`` on the train split of ``data``, its spectrum
     then matched to the few-call sampler's output (``match_iterations`` rounds of ``maps_per_sim`` maps
     per training simulation, ``steps`` calls, the weights' default network; 2 maps per simulation left
@@ -32,7 +32,8 @@ def fit_start(weights, data, sigma: float = 0.15, split_seed: int = 0, seed: int
     den = load_model(weights)
     cmd, train_sims, idx, maps = encoded_training_maps(den, data, split_seed)
     start = TranslationStart.fit(cmd.maps_theta()[idx], maps, den.param_ranges, sigma=sigma, seed=seed,
-                                 variance_gain=variance_gain, modulation=modulation, degree=degree)
+                                 variance_gain=variance_gain, modulation=modulation, degree=degree,
+                                 displacement=displacement)
     ratios, per_sim = [], 0
     if match_iterations > 0:
         import torch
@@ -53,6 +54,7 @@ def fit_start(weights, data, sigma: float = 0.15, split_seed: int = 0, seed: int
         start, ratios = start.matched_to_sampler(sample_maps, theta, match_iterations, seed)
     record = {"data": str(data), "maps": int(len(idx)), "train_sims": int(len(train_sims)), "sigma": sigma,
               "seed": seed, "variance_gain": variance_gain, "modulation": modulation, "degree": degree,
+              "displacement": displacement,
               "match_iterations": match_iterations, "match_steps": steps, "match_maps_per_sim": per_sim,
               "output_over_model_power_at_mean_theta": [np.round(r, 4).tolist() for r in ratios]}
     set_metadata(weights, "translation_start", start.to_dict())
@@ -69,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gain γ of the posterior variance the steps put back (1: exact for Gaussian maps; 0: off)")
     parser.add_argument("--modulation", type=float, default=0.25,
                         help="β: that variance is shaped by the transform's slope to the power β (0.25; 0: uniform)")
+    parser.add_argument("--displacement", type=float, default=0.0,
+                        help="RMS Zel'dovich displacement [pixels] that strings the start's dense regions on "
+                             "filaments (0: the translation field's own random phases; experimental)")
     parser.add_argument("--match-iterations", type=int, default=2,
                         help="rounds matching the start's spectrum to the sampler's output (2; 0: the maps' own)")
     parser.add_argument("--degree", type=int, default=3, help="total degree of the polynomials in θ (3)")
@@ -82,15 +87,16 @@ def run(args) -> int:
 
     if not args.sigma > 0:
         raise ValueError(f"--sigma must be > 0, got {args.sigma}")
-    if args.variance_gain < 0 or args.modulation < 0:
-        raise ValueError(f"--variance-gain and --modulation must be >= 0, got {args.variance_gain}, {args.modulation}")
+    if args.variance_gain < 0 or args.modulation < 0 or args.displacement < 0:
+        raise ValueError(f"--variance-gain, --modulation and --displacement must be >= 0, got {args.variance_gain}, "
+                         f"{args.modulation}, {args.displacement}")
     if args.degree < 0:
         raise ValueError(f"--degree must be >= 0, got {args.degree}")
     if args.match_iterations < 0:
         raise ValueError(f"--match-iterations must be >= 0, got {args.match_iterations}")
     weights = resolve_weights(args.weights)
     record = fit_start(weights, args.data, args.sigma, args.split_seed, args.seed, args.variance_gain,
-                       args.modulation, args.match_iterations, degree=args.degree)
+                       args.modulation, args.match_iterations, degree=args.degree, displacement=args.displacement)
     print(f"{weights}: translation start fitted on {record['maps']} maps of {record['train_sims']} training "
           f"simulations (sigma* = {args.sigma:g}); sample with --method sde-translation")
     return 0
