@@ -1,6 +1,6 @@
 """`explorer fit-start`: fit the few-call sampler's translation-field start on a weights folder's training maps.
 
-    explorer fit-start --data data/train                 # the shipped weights (seconds to a minute)
+    explorer fit-start --data data/train                 # the shipped weights (2-6 minutes on 2 cores)
     explorer fit-start --weights my_weights --data my_cmd --sigma 0.15
 
 Fits :class:`explorer.model.translation.TranslationStart` on every map of the trainer's *train*
@@ -17,8 +17,8 @@ from pathlib import Path
 
 
 def fit_start(weights, data, sigma: float = 0.15, split_seed: int = 0, seed: int = 0,
-              variance_gain: float = 1.0, modulation: float = 0.25, match_iterations: int = 2,
-              maps_per_sim: int = 6, steps: int = 4, degree: int = 3, displacement: float = 0.0) -> dict:
+              variance_gain: float = 1.0, modulation: float = 0.5, match_iterations: int = 2,
+              maps_per_sim: int = 6, steps: int = 4, degree: int = 3, displacement: float = 2.0) -> dict:
     """Fit and write the translation start of ``weights`` on the train split of ``data``, its spectrum
     then matched to the few-call sampler's output (``match_iterations`` rounds of ``maps_per_sim`` maps
     per training simulation, ``steps`` calls, the weights' default network; 2 maps per simulation left
@@ -69,11 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", type=float, default=0.15, help="noise level of the first network call (0.15)")
     parser.add_argument("--variance-gain", type=float, default=1.0,
                         help="gain γ of the posterior variance the steps put back (1: exact for Gaussian maps; 0: off)")
-    parser.add_argument("--modulation", type=float, default=0.25,
-                        help="β: that variance is shaped by the transform's slope to the power β (0.25; 0: uniform)")
-    parser.add_argument("--displacement", type=float, default=0.0,
+    parser.add_argument("--modulation", type=float, default=0.5,
+                        help="β: that variance is shaped by the transform's slope to the power β (0.5; 0: uniform)")
+    parser.add_argument("--displacement", type=float, default=2.0,
                         help="RMS Zel'dovich displacement [pixels] that strings the start's dense regions on "
-                             "filaments (0: the translation field's own random phases; experimental)")
+                             "filaments (2; 0: the translation field's own random phases, the start of sessions 22-23)")
     parser.add_argument("--match-iterations", type=int, default=2,
                         help="rounds matching the start's spectrum to the sampler's output (2; 0: the maps' own)")
     parser.add_argument("--degree", type=int, default=3, help="total degree of the polynomials in θ (3)")

@@ -121,8 +121,8 @@ def auto_sampler_note(setting: str, label: str, emulator) -> str:
     if setting != AUTO or label != SAMPLER_ALIASES["few-call"]:
         return ""
     return (f"Started on the few-call sampler: the default takes {default_sampling_seconds(emulator):.2f} s "
-            "for 4 maps on this machine. The default (first in the menu) matches the simulations' small-scale "
-            "scatter and region counts more closely.")
+            "for 4 maps on this machine. The default (first in the menu) is the model's reference sampler; "
+            "both match the simulations' statistics within a few per cent (README, \"Few-call sampler\").")
 
 
 _TIMINGS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
