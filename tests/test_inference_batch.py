@@ -154,7 +154,9 @@ def test_dask_cluster_gives_the_sequential_results(weights, cmd_dir, tmp_path, c
     loaded = load_model(weights)
     for field, theta, post in zip(fields, cmd.theta[[0, 2]], on_cluster):
         here = infer(loaded, field, kind="log10", truth=tuple(theta), **kw)
-        np.testing.assert_allclose(post.delta_chi2, here.delta_chi2, rtol=1e-6, atol=1e-9)
+        # float32 network sums in another order with another thread count (OMP_NUM_THREADS=4 here, 1 per
+        # worker): 1.3e-6 relative measured; another field, θ or noise seed moves Δχ² by far more than 1e-5
+        np.testing.assert_allclose(post.delta_chi2, here.delta_chi2, rtol=1e-5, atol=1e-6)
         assert post.truth == here.truth and post.settings["seed"] == here.settings["seed"]
 
 
