@@ -88,11 +88,12 @@ def cic_deposit(positions: np.ndarray, n: int) -> np.ndarray:
     return out.reshape(n, n)
 
 
-def zeldovich_ranks(g_k: np.ndarray, spectrum: np.ndarray, displacement: float, g: np.ndarray) -> np.ndarray:
+def zeldovich_ranks(g_k: np.ndarray, spectrum: np.ndarray, displacement: float) -> np.ndarray:
     """g̃ ``(B, n, n)``: the Gaussianised ranks of the CIC density of particles (2 per pixel and axis)
-    moved by the Zel'dovich displacement of the fields ``g_k = FFT(g) (B, n, n)`` with expected power
+    moved by the Zel'dovich displacement of the fields g with ``g_k = FFT(g) (B, n, n)`` and expected power
     ``spectrum (B, n, n)`` (per DFT mode, white noise of unit variance has 1), scaled to an expected RMS
-    of ``displacement`` pixels; ties ordered by ``g (B, n, n)`` (module docstring)."""
+    of ``displacement`` pixels; ties ordered by g (module docstring). The finer sampling of ψ is the
+    zero-padding of :func:`explorer.sim.maps.upsample_displacements`, in 2D and keeping the Nyquist modes."""
     from scipy.special import ndtri
 
     b, n = g_k.shape[0], g_k.shape[-1]
@@ -105,6 +106,7 @@ def zeldovich_ranks(g_k: np.ndarray, spectrum: np.ndarray, displacement: float, 
     m, h = 2 * n, n // 2
     q = (np.arange(m) + 0.5) / 2.0
     grid = np.stack(np.meshgrid(q, q, indexing="ij"), axis=-1).reshape(-1, 2)
+    g = np.fft.ifft2(g_k).real
     out = np.empty((b, n, n))
     for i in range(b):
         psi = []
@@ -229,9 +231,7 @@ class TranslationStart:
         level = randn((b,), generator, torch.float64).numpy()
         spectrum = self.g_spectrum(theta)
         g_k = np.fft.fft2(white) * np.sqrt(spectrum)
-        g = np.fft.ifft2(g_k).real
-        if self.displacement > 0:
-            g = zeldovich_ranks(g_k, spectrum, self.displacement, g)
+        g = zeldovich_ranks(g_k, spectrum, self.displacement) if self.displacement > 0 else np.fft.ifft2(g_k).real
         q = self.quantiles(theta)
         field = np.stack([_transform(g[i], q[i]) for i in range(b)])
         field += (self.base.mean(theta) + self.base.scatter(theta) * level - field.mean(axis=(1, 2)))[:, None, None]
